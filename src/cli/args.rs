@@ -1,0 +1,114 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::DataSource;
+use crate::device::DeviceChoice;
+use crate::model::Preset;
+
+/// sparsecaps: train, prune and inspect efficient Capsule Networks.
+/// Without a subcommand it opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(name = "sparsecaps", version, about)]
+pub struct Cli {
+    /// What to do (none: open the app).
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Train a CapsNet and write RUN_DIR/model.safetensors, config.json and metrics.csv.
+    Train(TrainArgs),
+    /// Evaluate a model file on a test set.
+    Eval(EvalArgs),
+    /// Time training steps, batch inference and single-image latency.
+    Bench(BenchArgs),
+}
+
+/// `train` arguments.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset: mnist (built in), fashion-mnist, or a folder with the four IDX files.
+    #[arg(long, default_value = "mnist")]
+    pub data: DataSource,
+    /// Model size: paper, small or tiny.
+    #[arg(long, default_value = "small")]
+    pub preset: Preset,
+    /// Epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch: u32,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Learning-rate decay per epoch.
+    #[arg(long, default_value_t = 0.99)]
+    pub lr_decay: f64,
+    /// Seed of initialisation and shuffling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Device: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Test on the first N test images only.
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// Run folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `eval` arguments.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file (.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset (default: the one the model was trained on, else mnist).
+    #[arg(long)]
+    pub data: Option<DataSource>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch: u32,
+    /// Device: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model file to time (dense or compact).
+    #[arg(long, conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
+    /// Preset to time with fresh weights (default small).
+    #[arg(long)]
+    pub preset: Option<Preset>,
+    /// Batch size for the training step and batch inference.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: u32,
+    /// Timed repetitions (medians are reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Device: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}

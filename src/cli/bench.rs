@@ -1,0 +1,59 @@
+//! `sparsecaps bench`.
+
+use super::args::BenchArgs;
+use super::progress::Progress;
+use crate::device;
+use crate::export::load_model;
+use crate::model::{CapsNet, Preset};
+use crate::prune::survival;
+use crate::train::bench::bench;
+
+/// Times a model file or a preset and prints the medians.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dev = device::select(args.device)?;
+    eprintln!("device: {dev}");
+    let (model, label) = match &args.model {
+        Some(path) => {
+            let (m, info) = load_model(path, &dev.device)?;
+            let label = info.preset.unwrap_or_else(|| "model".into());
+            (m, label)
+        }
+        None => {
+            let preset = args.preset.unwrap_or(Preset::Small);
+            (CapsNet::init(&preset.config(), 0, &dev.device)?, preset.to_string())
+        }
+    };
+    let repeat = args.repeat as usize;
+    let mut progress = Progress::new(6 * repeat as u64, "bench");
+    let r = bench(&model, &dev.device, args.batch as usize, repeat, |d, _| progress.update(d as u64, ""));
+    progress.finish();
+    let s = survival(&model);
+    let params = model.param_count();
+    println!(
+        "{label}: train step {:.1} ms, inference {:.1} ms at batch {}, latency {:.2} ms; {} params, {}/{} capsules alive; {}",
+        r.train_step_ms,
+        r.infer_ms,
+        r.batch,
+        r.latency_ms,
+        params,
+        s.map.alive_count(),
+        s.map.capsules(),
+        dev.name
+    );
+    if args.json {
+        let json = serde_json::json!({
+            "preset": label,
+            "model": args.model.as_ref().map(|p| p.display().to_string()),
+            "capsules": s.map.capsules(),
+            "alive_capsules": s.map.alive_count(),
+            "train_step_ms": r.train_step_ms,
+            "infer_ms": r.infer_ms,
+            "latency_ms": r.latency_ms,
+            "batch": r.batch,
+            "params": params,
+            "device": dev.name,
+        });
+        println!("{json}");
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `sparsecaps eval`.
+
+use anyhow::Context;
+
+use super::args::EvalArgs;
+use super::progress::Progress;
+use crate::data::{DataSource, Dataset};
+use crate::device;
+use crate::export::load_model;
+use crate::prune::{global_sparsity, survival};
+use crate::train::evaluate::evaluate_with_progress;
+
+/// Evaluates a model file and prints accuracy, loss, sparsity and alive capsules.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let dev = device::select(args.device)?;
+    eprintln!("device: {dev}");
+    let (model, info) = load_model(&args.model, &dev.device)?;
+    let source = match args.data {
+        Some(d) => d,
+        None => info
+            .dataset
+            .as_deref()
+            .map(|s| s.parse().unwrap_or(DataSource::Mnist))
+            .unwrap_or(DataSource::Mnist),
+    };
+    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
+    data.limit(None, args.limit_test);
+    let c = &model.config;
+    if (data.test.height, data.test.width, 1) != (c.height, c.width, c.in_channels) {
+        anyhow::bail!(
+            "the model takes {}x{}x{} images but {source} has {}x{}x1",
+            c.height,
+            c.width,
+            c.in_channels,
+            data.test.height,
+            data.test.width
+        );
+    }
+    let mut progress = Progress::new(data.test.len() as u64, "eval");
+    let eval = evaluate_with_progress(&model, &data.test, args.batch as usize, &dev.device, |d, _| {
+        progress.update(d as u64, "")
+    });
+    progress.finish();
+    let s = survival(&model);
+    let sparsity = global_sparsity(&s.layers);
+    println!(
+        "{}: accuracy {:.4} loss {:.4} on {} {source} test images; sparsity {:.4}; alive capsules {}/{} ({} types)",
+        args.model.display(),
+        eval.accuracy,
+        eval.loss,
+        eval.images,
+        sparsity,
+        s.map.alive_count(),
+        s.map.capsules(),
+        s.map.alive_types()
+    );
+    if args.json {
+        let json = serde_json::json!({
+            "accuracy": eval.accuracy,
+            "loss": eval.loss,
+            "sparsity": sparsity,
+            "alive_capsules": s.map.alive_count(),
+            "capsules": s.map.capsules(),
+            "alive_types": s.map.alive_types(),
+            "images": eval.images,
+            "dataset": source.to_string(),
+            "device": dev.name,
+        });
+        println!("{json}");
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Progress output: a bar on a terminal, plain lines otherwise (both on stderr).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Progress of long work.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    last_line_pct: Option<u64>,
+    total: u64,
+}
+
+impl Progress {
+    /// A progress display for `total` units of work.
+    pub fn new(total: u64, what: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(what.to_string());
+            bar
+        });
+        Self {
+            bar,
+            last_line_pct: None,
+            total: total.max(1),
+        }
+    }
+
+    /// Sets the position and a message.
+    pub fn update(&mut self, pos: u64, msg: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(pos);
+                bar.set_message(msg.to_string());
+            }
+            None => {
+                // Plain lines, at most one per 5% of the work.
+                let pct = pos * 100 / self.total;
+                if self.last_line_pct.is_none_or(|last| pct >= last + 5 || pos == self.total) {
+                    self.last_line_pct = Some(pct);
+                    eprintln!("[{pct:3}%] {pos}/{} {msg}", self.total);
+                }
+            }
+        }
+    }
+
+    /// Prints a line without breaking the bar.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `sparsecaps train`.
+
+use anyhow::{Context, bail};
+
+use super::args::TrainArgs;
+use super::progress::Progress;
+use crate::train::{Command, Event, TrainRequest, Trainer};
+
+/// Runs a training run in the trainer thread and reports its progress.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number, not {}", args.lr);
+    }
+    let req = TrainRequest {
+        data: args.data,
+        preset: args.preset,
+        epochs: args.epochs,
+        batch: args.batch as usize,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        seed: args.seed,
+        device: args.device,
+        limit_train: args.limit_train,
+        limit_test: args.limit_test,
+        out_dir: Some(args.out.clone()),
+        ..TrainRequest::default()
+    };
+    let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
+    trainer.send(Command::Start(Box::new(req)));
+    let mut progress: Option<Progress> = None;
+    while let Some(event) = trainer.recv_event() {
+        match event {
+            Event::Device { name, reason } => eprintln!("device: {name} ({reason})"),
+            Event::Started {
+                train_images,
+                test_images,
+                total_steps,
+                params,
+                capsules,
+            } => {
+                eprintln!(
+                    "training {} on {train_images} images, testing on {test_images}: {params} parameters, {capsules} primary capsules",
+                    args.preset
+                );
+                progress = Some(Progress::new(total_steps as u64, "train"));
+            }
+            Event::Step(s) => {
+                if let Some(p) = progress.as_mut() {
+                    let msg = format!(
+                        "epoch {} loss {:.4} acc {:.3} {:.0} img/s",
+                        s.epoch, s.loss, s.accuracy, s.images_per_s
+                    );
+                    p.update(s.global_step as u64, &msg);
+                }
+            }
+            Event::Evaluating { epoch } => {
+                if let Some(p) = &progress {
+                    p.println(&format!("epoch {epoch}: evaluating on the test set..."));
+                }
+            }
+            Event::Epoch(m) => {
+                let line = format!(
+                    "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s",
+                    m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.epoch_s
+                );
+                match &progress {
+                    Some(p) => p.println(&line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            Event::Checkpoint { path, epoch } => {
+                if let Some(p) = &progress {
+                    p.println(&format!("epoch {epoch}: wrote {}", path.display()));
+                }
+            }
+            Event::Paused | Event::Resumed => {}
+            Event::Finished {
+                stopped,
+                epochs,
+                test_accuracy,
+                wall_s,
+            } => {
+                if let Some(p) = &progress {
+                    p.finish();
+                }
+                let acc = test_accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+                println!(
+                    "{} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
+                    if stopped { "stopped" } else { "finished" },
+                    args.out.join("model.safetensors").display()
+                );
+                return Ok(());
+            }
+            Event::Failed(e) => {
+                if let Some(p) = &progress {
+                    p.finish();
+                }
+                bail!("{e}");
+            }
+        }
+    }
+    bail!("the trainer thread ended unexpectedly")
+}

@@ -1,0 +1,356 @@
+//! Datasets: MNIST built into the binary, Fashion-MNIST, or any folder of IDX files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use burn::prelude::*;
+
+use super::idx::{IdxError, parse_images, parse_labels};
+use crate::rng::Rng;
+
+static MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../assets/mnist/train-images-idx3-ubyte.gz");
+static MNIST_TRAIN_LABELS: &[u8] = include_bytes!("../../assets/mnist/train-labels-idx1-ubyte.gz");
+static MNIST_TEST_IMAGES: &[u8] = include_bytes!("../../assets/mnist/t10k-images-idx3-ubyte.gz");
+static MNIST_TEST_LABELS: &[u8] = include_bytes!("../../assets/mnist/t10k-labels-idx1-ubyte.gz");
+
+/// Environment variable naming a Fashion-MNIST folder (checked before the Debian path).
+pub const FASHION_ENV: &str = "SPARSECAPS_FASHION_MNIST";
+/// Where Debian's `dataset-fashion-mnist` package installs the files.
+pub const FASHION_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// The four IDX files of a dataset folder (each also accepted without `.gz`).
+pub const IDX_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// MNIST, built into the binary.
+    Mnist,
+    /// Fashion-MNIST from `$SPARSECAPS_FASHION_MNIST` or `/usr/share/datasets/fashion-mnist`.
+    FashionMnist,
+    /// A folder with the four IDX files.
+    Dir(PathBuf),
+}
+
+impl FromStr for DataSource {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "mnist" => DataSource::Mnist,
+            "fashion-mnist" | "fashion" | "fashion_mnist" => DataSource::FashionMnist,
+            _ => DataSource::Dir(PathBuf::from(s)),
+        })
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Mnist => f.write_str("mnist"),
+            DataSource::FashionMnist => f.write_str("fashion-mnist"),
+            DataSource::Dir(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Why a dataset cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// An IDX file is malformed.
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    /// A file is missing.
+    #[error("{0}: no such file (expected {1}[.gz])")]
+    Missing(PathBuf, &'static str),
+    /// Fashion-MNIST was not found.
+    #[error("Fashion-MNIST not found: set {FASHION_ENV} to its folder or install Debian's dataset-fashion-mnist ({FASHION_DEBIAN_DIR})")]
+    FashionMissing,
+    /// Images and labels disagree.
+    #[error("{split} split: {images} images but {labels} labels")]
+    CountMismatch {
+        /// Which split.
+        split: &'static str,
+        /// Image count.
+        images: usize,
+        /// Label count.
+        labels: usize,
+    },
+    /// Train and test images differ in size.
+    #[error("train images are {0}x{1} but test images are {2}x{3}")]
+    SizeMismatch(usize, usize, usize, usize),
+    /// A label is out of range.
+    #[error("{split} split: label {label} at index {index} is not below {classes}")]
+    Label {
+        /// Which split.
+        split: &'static str,
+        /// The label.
+        label: u8,
+        /// Its index.
+        index: usize,
+        /// Number of classes allowed.
+        classes: usize,
+    },
+    /// A split has no images.
+    #[error("{0} split is empty")]
+    Empty(&'static str),
+}
+
+/// Most classes a dataset may have (labels are bytes).
+pub const MAX_CLASSES: usize = 10;
+
+/// One split (train or test) of a dataset, kept on the host as bytes.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// `len * height * width` pixels, 0..=255.
+    pub pixels: Vec<u8>,
+    /// One label per image.
+    pub labels: Vec<u8>,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+}
+
+impl Split {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the split has no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image.
+    pub fn image_size(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Keeps the first `n` images.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.labels.truncate(n);
+            self.pixels.truncate(n * self.image_size());
+        }
+    }
+
+    /// Splits off the last `n` images into a new split (e.g. a validation set).
+    pub fn split_off(&mut self, n: usize) -> Split {
+        let keep = self.len().saturating_sub(n);
+        Split {
+            labels: self.labels.split_off(keep),
+            pixels: self.pixels.split_off(keep * self.image_size()),
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    /// Image `i` as floats in [0, 1].
+    pub fn image_f32(&self, i: usize) -> Vec<f32> {
+        let s = self.image_size();
+        self.pixels[i * s..(i + 1) * s].iter().map(|&p| p as f32 / 255.0).collect()
+    }
+
+    /// A batch of the given images, scaled to [0, 1].
+    ///
+    /// # Shapes
+    /// returns images `[B, 1, H, W]` and labels `[B]`
+    pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let s = self.image_size();
+        let mut px = Vec::with_capacity(indices.len() * s);
+        for &i in indices {
+            px.extend(self.pixels[i * s..(i + 1) * s].iter().map(|&p| p as f32 / 255.0));
+        }
+        let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
+        let images = Tensor::from_data(
+            TensorData::new(px, [indices.len(), 1, self.height, self.width]),
+            device,
+        );
+        let labels = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
+        (images, labels)
+    }
+
+    /// Batches of indices covering the split once; shuffled with `seed` when given.
+    pub fn batches(&self, batch: usize, shuffle: Option<u64>) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if let Some(seed) = shuffle {
+            Rng::new(seed).shuffle(&mut order);
+        }
+        order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+    }
+}
+
+/// A dataset: name, train and test splits.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Display name (`mnist`, `fashion-mnist` or the folder).
+    pub name: String,
+    /// Training images.
+    pub train: Split,
+    /// Test images.
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Loads a dataset and checks it.
+    pub fn load(source: &DataSource) -> Result<Self, DataError> {
+        let name = source.to_string();
+        let files: [(String, Vec<u8>); 4] = match source {
+            DataSource::Mnist => [
+                (IDX_FILES[0].into(), MNIST_TRAIN_IMAGES.to_vec()),
+                (IDX_FILES[1].into(), MNIST_TRAIN_LABELS.to_vec()),
+                (IDX_FILES[2].into(), MNIST_TEST_IMAGES.to_vec()),
+                (IDX_FILES[3].into(), MNIST_TEST_LABELS.to_vec()),
+            ],
+            DataSource::FashionMnist => read_dir_files(&fashion_dir().ok_or(DataError::FashionMissing)?)?,
+            DataSource::Dir(dir) => read_dir_files(dir)?,
+        };
+        let [(n0, b0), (n1, b1), (n2, b2), (n3, b3)] = files;
+        let train = make_split("train", parse_images(&n0, b0)?, parse_labels(&n1, b1)?)?;
+        let test = make_split("test", parse_images(&n2, b2)?, parse_labels(&n3, b3)?)?;
+        if (train.height, train.width) != (test.height, test.width) {
+            return Err(DataError::SizeMismatch(train.height, train.width, test.height, test.width));
+        }
+        Ok(Self { name, train, test })
+    }
+
+    /// Keeps at most `train` and `test` images (the first ones).
+    pub fn limit(&mut self, train: Option<usize>, test: Option<usize>) {
+        if let Some(n) = train {
+            self.train.truncate(n);
+        }
+        if let Some(n) = test {
+            self.test.truncate(n);
+        }
+    }
+}
+
+fn fashion_dir() -> Option<PathBuf> {
+    let candidates = std::env::var_os(FASHION_ENV)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from(FASHION_DEBIAN_DIR)]);
+    candidates
+        .into_iter()
+        .find(|d| find_file(d, IDX_FILES[0]).is_some())
+}
+
+fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [format!("{stem}.gz"), stem.to_string()]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+fn read_dir_files(dir: &Path) -> Result<[(String, Vec<u8>); 4], DataError> {
+    let read = |stem: &'static str| -> Result<(String, Vec<u8>), DataError> {
+        let path = find_file(dir, stem).ok_or_else(|| DataError::Missing(dir.join(stem), stem))?;
+        let name = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|source| IdxError::Io {
+            name: name.clone(),
+            source,
+        })?;
+        Ok((name, bytes))
+    };
+    Ok([read(IDX_FILES[0])?, read(IDX_FILES[1])?, read(IDX_FILES[2])?, read(IDX_FILES[3])?])
+}
+
+fn make_split(split: &'static str, images: super::idx::IdxImages, labels: Vec<u8>) -> Result<Split, DataError> {
+    if images.count != labels.len() {
+        return Err(DataError::CountMismatch {
+            split,
+            images: images.count,
+            labels: labels.len(),
+        });
+    }
+    if labels.is_empty() {
+        return Err(DataError::Empty(split));
+    }
+    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= MAX_CLASSES) {
+        return Err(DataError::Label {
+            split,
+            label,
+            index,
+            classes: MAX_CLASSES,
+        });
+    }
+    Ok(Split {
+        pixels: images.pixels,
+        labels,
+        height: images.rows,
+        width: images.cols,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::idx::tests::{gzip, images_file, labels_file};
+    use super::*;
+
+    fn write_dir(dir: &Path, train: (u32, &[u8]), test: (u32, &[u8])) {
+        std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gzip(&images_file(train.0, 4, 4, 9))).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), labels_file(train.1)).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte"), images_file(test.0, 4, 4, 1)).unwrap();
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gzip(&labels_file(test.1))).unwrap();
+    }
+
+    #[test]
+    fn builtin_mnist_loads_with_the_right_counts() {
+        let d = Dataset::load(&DataSource::Mnist).unwrap();
+        assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
+        assert_eq!((d.train.height, d.train.width), (28, 28));
+        // first test digit of MNIST is a 7
+        assert_eq!(d.test.labels[0], 7);
+    }
+
+    #[test]
+    fn folder_with_mixed_gz_and_raw_files_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), (3, &[0, 1, 2]), (2, &[3, 4]));
+        let d = Dataset::load(&DataSource::Dir(dir.path().into())).unwrap();
+        assert_eq!((d.train.len(), d.test.len(), d.train.height), (3, 2, 4));
+        assert!((d.train.image_f32(0)[0] - 9.0 / 255.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn count_mismatch_and_bad_labels_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), (3, &[0, 1]), (2, &[3, 4]));
+        let err = Dataset::load(&DataSource::Dir(dir.path().into())).unwrap_err();
+        assert!(matches!(err, DataError::CountMismatch { images: 3, labels: 2, .. }), "{err}");
+        write_dir(dir.path(), (3, &[0, 1, 2]), (2, &[3, 42]));
+        let err = Dataset::load(&DataSource::Dir(dir.path().into())).unwrap_err();
+        assert!(matches!(err, DataError::Label { label: 42, index: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_folder_is_reported() {
+        let err = Dataset::load(&DataSource::Dir("/nonexistent/sparsecaps".into())).unwrap_err();
+        assert!(matches!(err, DataError::Missing(..)));
+    }
+
+    #[test]
+    fn shuffled_batches_cover_every_index_once_and_depend_on_the_seed() {
+        let split = Split {
+            pixels: vec![0; 10 * 4],
+            labels: vec![0; 10],
+            height: 2,
+            width: 2,
+        };
+        let a = split.batches(3, Some(1));
+        assert_eq!(a.len(), 4);
+        let mut all: Vec<usize> = a.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(a, split.batches(3, Some(1)));
+        assert_ne!(a, split.batches(3, Some(2)));
+        assert_eq!(split.batches(4, None)[0], vec![0, 1, 2, 3]);
+    }
+}

@@ -1,0 +1,7 @@
+//! Data: the IDX reader, the datasets and batching.
+
+pub mod dataset;
+pub mod idx;
+
+pub use dataset::{DataError, DataSource, Dataset, Split};
+pub use idx::IdxError;

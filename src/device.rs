@@ -1,0 +1,151 @@
+//! The one place that chooses the compute device: wgpu when a usable adapter is found,
+//! the CPU (`flex`) device otherwise, with the reason reported to the user.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::prelude::*;
+use burn::tensor::wgpu::WgpuBackend;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// wgpu on a hardware GPU if there is one, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU (`flex` backend, multi-threaded).
+    Cpu,
+    /// wgpu on whatever adapter is found (a software adapter too).
+    Wgpu,
+}
+
+/// An unknown device name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown device '{0}' (expected auto, cpu or wgpu)")]
+pub struct UnknownDevice(pub String);
+
+impl FromStr for DeviceChoice {
+    type Err = UnknownDevice;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" | "gpu" => Ok(Self::Wgpu),
+            _ => Err(UnknownDevice(s.to_string())),
+        }
+    }
+}
+
+/// Which kind of device was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKindUsed {
+    /// The CPU `flex` backend.
+    Cpu,
+    /// burn's wgpu backend.
+    Wgpu,
+}
+
+/// The chosen device and why.
+#[derive(Debug, Clone)]
+pub struct SelectedDevice {
+    /// The burn device (without autodiff).
+    pub device: Device,
+    /// CPU or wgpu.
+    pub kind: DeviceKindUsed,
+    /// Short name, e.g. `cpu` or `wgpu (NVIDIA H100, Vulkan)`.
+    pub name: String,
+    /// Why this device was chosen.
+    pub reason: String,
+}
+
+impl fmt::Display for SelectedDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.reason)
+    }
+}
+
+/// wgpu cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("wgpu is not available: {0}")]
+pub struct WgpuUnavailable(pub String);
+
+struct Adapter {
+    device: Device,
+    name: String,
+    software: bool,
+}
+
+fn cpu_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The CPU device.
+pub fn cpu(reason: impl Into<String>) -> SelectedDevice {
+    SelectedDevice {
+        device: Device::flex(),
+        kind: DeviceKindUsed::Cpu,
+        name: format!("cpu ({} threads)", cpu_threads()),
+        reason: reason.into(),
+    }
+}
+
+/// Initialises burn's wgpu runtime on a Vulkan (or, on macOS, Metal) adapter and checks
+/// that it computes a reduction (Mesa's GL adapter cannot).
+fn probe_wgpu() -> Result<Adapter, WgpuUnavailable> {
+    let api = if cfg!(target_os = "macos") {
+        WgpuBackend::Auto
+    } else {
+        WgpuBackend::Vulkan
+    };
+    let result = std::panic::catch_unwind(|| -> Result<Adapter, String> {
+        let (device, setup) = Device::wgpu_options()
+            .graphics_api(api)
+            .init_with_setup()
+            .map_err(|e| e.to_string())?;
+        let info = setup.adapter.get_info();
+        let probe = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device).sum().into_scalar::<f32>();
+        if (probe - 6.0).abs() > 1e-4 {
+            return Err(format!("adapter {} computed a wrong sum ({probe})", info.name));
+        }
+        let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+        Ok(Adapter {
+            device,
+            name: format!("{} ({:?})", info.name, info.backend),
+            software,
+        })
+    });
+    match result {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(e)) => Err(WgpuUnavailable(e)),
+        Err(_) => Err(WgpuUnavailable("the wgpu runtime panicked while starting".into())),
+    }
+}
+
+/// Chooses the device for `choice`.
+pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, WgpuUnavailable> {
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu("requested with --device cpu")),
+        DeviceChoice::Wgpu => {
+            let a = probe_wgpu()?;
+            Ok(SelectedDevice {
+                device: a.device,
+                kind: DeviceKindUsed::Wgpu,
+                name: format!("wgpu {}", a.name),
+                reason: "requested with --device wgpu".into(),
+            })
+        }
+        DeviceChoice::Auto => Ok(match probe_wgpu() {
+            Ok(a) if !a.software => SelectedDevice {
+                device: a.device,
+                kind: DeviceKindUsed::Wgpu,
+                name: format!("wgpu {}", a.name),
+                reason: "a GPU adapter was found".into(),
+            },
+            Ok(a) => cpu(format!(
+                "only a software GPU adapter was found ({}); the CPU backend is faster",
+                a.name
+            )),
+            Err(e) => cpu(format!("no usable GPU adapter: {}", e.0)),
+        }),
+    }
+}

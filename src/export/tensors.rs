@@ -1,0 +1,186 @@
+//! Reading and writing safetensors files of host tensors, with atomic writes.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::model::HostTensor;
+
+/// Why a tensor file cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorFileError {
+    /// I/O failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not a valid safetensors file.
+    #[error("{path}: not a valid safetensors file ({reason})")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor has an element type this program does not read.
+    #[error("{path}: tensor '{name}' has unsupported type {dtype:?}")]
+    Dtype {
+        /// The file.
+        path: String,
+        /// Tensor name.
+        name: String,
+        /// Its type.
+        dtype: Dtype,
+    },
+}
+
+/// The tensors (converted to f32) and the metadata of a safetensors file.
+#[derive(Debug, Clone, Default)]
+pub struct TensorFile {
+    /// Tensors by name.
+    pub tensors: HashMap<String, HostTensor>,
+    /// The `__metadata__` string map.
+    pub metadata: HashMap<String, String>,
+}
+
+fn convert(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, TensorFileError> {
+    let data = view.data();
+    let chunks = |n: usize| data.chunks_exact(n);
+    Ok(match view.dtype() {
+        Dtype::F32 => chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F64 => chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::I64 => chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::I32 => chunks(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+        Dtype::U8 => data.iter().map(|&b| b as f32).collect(),
+        Dtype::BOOL => data.iter().map(|&b| (b != 0) as u8 as f32).collect(),
+        dtype => {
+            return Err(TensorFileError::Dtype {
+                path: path.to_string(),
+                name: name.to_string(),
+                dtype,
+            });
+        }
+    })
+}
+
+impl TensorFile {
+    /// Parses safetensors bytes; `path` only names the source in errors.
+    pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Self, TensorFileError> {
+        let format = |e: safetensors::SafeTensorError| TensorFileError::Format {
+            path: path.to_string(),
+            reason: e.to_string(),
+        };
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
+        let st = SafeTensors::deserialize(bytes).map_err(format)?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.iter() {
+            let values = convert(path, name, &view)?;
+            tensors.insert(
+                name.to_string(),
+                HostTensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            );
+        }
+        Ok(Self {
+            tensors,
+            metadata: meta.metadata().clone().unwrap_or_default(),
+        })
+    }
+
+    /// Reads a safetensors file.
+    pub fn read(path: &Path) -> Result<Self, TensorFileError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| TensorFileError::Io { path: p.clone(), source })?;
+        Self::from_bytes(&p, &bytes)
+    }
+
+    /// Serialises to safetensors bytes (f32 tensors, sorted by name).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, TensorFileError> {
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.clone(), t.shape.clone(), bytes)
+            })
+            .collect();
+        let format = |e: safetensors::SafeTensorError| TensorFileError::Format {
+            path: "<memory>".into(),
+            reason: e.to_string(),
+        };
+        let mut views = Vec::with_capacity(raw.len());
+        for (n, shape, bytes) in &raw {
+            views.push((n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format)?));
+        }
+        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        safetensors::serialize(views, meta).map_err(format)
+    }
+
+    /// Writes the file atomically (temporary file in the same folder, then rename).
+    pub fn write(&self, path: &Path) -> Result<(), TensorFileError> {
+        let bytes = self.to_bytes()?;
+        write_atomic(path, &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
+    let io = |source| TensorFileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_tensors_and_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let mut f = TensorFile::default();
+        f.tensors.insert("a".into(), HostTensor { shape: vec![2, 2], values: vec![1.0, -2.0, 3.5, 0.0] });
+        f.metadata.insert("k".into(), "v".into());
+        f.write(&path).unwrap();
+        let back = TensorFile::read(&path).unwrap();
+        assert_eq!(back.tensors["a"], f.tensors["a"]);
+        assert_eq!(back.metadata["k"], "v");
+        // no temporary file is left behind
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_errors() {
+        assert!(matches!(TensorFile::from_bytes("x", b"hello world"), Err(TensorFileError::Format { .. })));
+        let mut f = TensorFile::default();
+        f.tensors.insert("a".into(), HostTensor { shape: vec![3], values: vec![1.0; 3] });
+        let bytes = f.to_bytes().unwrap();
+        let cut = &bytes[..bytes.len() - 2];
+        assert!(matches!(TensorFile::from_bytes("x", cut), Err(TensorFileError::Format { .. })));
+    }
+}

@@ -1,0 +1,11 @@
+//! sparsecaps: a laboratory for efficient (pruned) Capsule Networks.
+
+pub mod data;
+pub mod device;
+pub mod export;
+pub mod model;
+pub mod prune;
+pub mod rng;
+pub mod train;
+pub mod app;
+pub mod cli;

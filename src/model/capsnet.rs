@@ -1,0 +1,317 @@
+//! The CapsNet module: conv1, primary capsules, class capsules with dynamic routing,
+//! and the reconstruction decoder.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+use super::config::{CapsNetConfig, ConfigError, Geometry};
+use super::loss::{Margins, margin_loss, one_hot, reconstruction_loss};
+use super::routing::{route, squash};
+use crate::rng::Rng;
+
+/// The capsule network. Prunable weights are `conv1_weight`, `primary_weight` and
+/// `digit_weight`.
+#[derive(Module, Debug)]
+pub struct CapsNet {
+    /// conv1 filters.
+    ///
+    /// # Shapes
+    /// `[C1, in_channels, k1, k1]`
+    pub conv1_weight: Param<Tensor<4>>,
+    /// conv1 bias `[C1]`.
+    pub conv1_bias: Param<Tensor<1>>,
+    /// Primary-capsule filters; output channel `t * D + d` is dimension d of type t.
+    ///
+    /// # Shapes
+    /// `[T * D, C1, k2, k2]`
+    pub primary_weight: Param<Tensor<4>>,
+    /// Primary-capsule bias `[T * D]`.
+    pub primary_bias: Param<Tensor<1>>,
+    /// Class-capsule transformation matrices, stored for a batched matmul over capsules.
+    /// Element `[i, d, j * E + e]` is `W[i, j, e, d]` of the spec's `[N, J, E, D]` layout.
+    ///
+    /// # Shapes
+    /// `[N, D, J * E]`
+    pub digit_weight: Param<Tensor<3>>,
+    /// Class-capsule bias `beta`.
+    ///
+    /// # Shapes
+    /// `[J, E]`
+    pub digit_bias: Param<Tensor<2>>,
+    /// Decoder layers (empty when the decoder is off); burn layout, weights `[in, out]`.
+    pub decoder: Vec<Linear>,
+    /// The hyper-parameters.
+    #[module(skip)]
+    pub config: CapsNetConfig,
+}
+
+/// Everything one forward pass computes.
+#[derive(Debug, Clone)]
+pub struct CapsOutput {
+    /// conv1 activations (after ReLU), kept only when inspecting.
+    ///
+    /// # Shapes
+    /// `[B, C1, H1, W1]`
+    pub conv1: Option<Tensor<4>>,
+    /// Squashed primary capsules, type-major (`i = t * G * G + y * G + x`).
+    ///
+    /// # Shapes
+    /// `[B, N, D]`
+    pub primary: Tensor<3>,
+    /// Votes u_hat, class-major.
+    ///
+    /// # Shapes
+    /// `[B, J, N, E]`
+    pub votes: Tensor<4>,
+    /// Coupling coefficients at the start of each routing iteration (only when inspecting).
+    ///
+    /// # Shapes
+    /// `R` tensors of `[B, J, N]`
+    pub coupling: Vec<Tensor<3>>,
+    /// Class capsules v.
+    ///
+    /// # Shapes
+    /// `[B, J, E]`
+    pub class_caps: Tensor<3>,
+    /// Class-capsule lengths (class probabilities).
+    ///
+    /// # Shapes
+    /// `[B, J]`
+    pub lengths: Tensor<2>,
+}
+
+/// The parts of the training loss.
+#[derive(Debug, Clone)]
+pub struct LossParts {
+    /// Margin loss `[1]`.
+    pub margin: Tensor<1>,
+    /// Weighted reconstruction loss `[1]` (zero without a decoder).
+    pub reconstruction: Tensor<1>,
+    /// Sum of both `[1]`.
+    pub total: Tensor<1>,
+    /// Decoder output masked by the true label, `[B, P]`, if there is a decoder.
+    pub recon_images: Option<Tensor<2>>,
+}
+
+impl CapsNet {
+    /// A freshly initialised network. Convolutions and decoder layers use
+    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's default); W uses
+    /// `N(0, digit_init_std)`; beta starts at 0.1. Initialisation depends on `seed` only.
+    pub fn init(config: &CapsNetConfig, seed: u64, device: &Device) -> Result<Self, ConfigError> {
+        let geo = config.geometry()?;
+        let mut rng = Rng::new(seed);
+        let c = config;
+        let n = c.types * geo.cells();
+        let mut uniform = |shape: &[usize], fan_in: usize| -> Vec<f32> {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            (0..shape.iter().product::<usize>())
+                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+                .collect()
+        };
+        let k1 = c.conv1_kernel;
+        let k2 = c.primary_kernel;
+        let fan1 = c.in_channels * k1 * k1;
+        let fan2 = c.conv1_channels * k2 * k2;
+        let conv1_w = uniform(&[c.conv1_channels, c.in_channels, k1, k1], fan1);
+        let conv1_b = uniform(&[c.conv1_channels], fan1);
+        let prim_w = uniform(&[c.types * c.primary_dim, c.conv1_channels, k2, k2], fan2);
+        let prim_b = uniform(&[c.types * c.primary_dim], fan2);
+        let mut decoder_layers = Vec::new();
+        let mut d_in = c.classes * c.class_dim;
+        let sizes: Vec<usize> = if c.has_decoder() {
+            c.decoder_hidden.iter().copied().chain([c.pixels()]).collect()
+        } else {
+            Vec::new()
+        };
+        for &d_out in &sizes {
+            let w = uniform(&[d_in, d_out], d_in);
+            let b = uniform(&[d_out], d_in);
+            decoder_layers.push((w, b, d_in, d_out));
+            d_in = d_out;
+        }
+        let std = c.digit_init_std;
+        let digit_w: Vec<f32> = (0..n * c.primary_dim * c.classes * c.class_dim)
+            .map(|_| (rng.normal() * std) as f32)
+            .collect();
+        let t = |v: Vec<f32>, s: Vec<usize>| TensorData::new(v, s);
+        Ok(Self {
+            conv1_weight: Param::from_data(t(conv1_w, vec![c.conv1_channels, c.in_channels, k1, k1]), device),
+            conv1_bias: Param::from_data(t(conv1_b, vec![c.conv1_channels]), device),
+            primary_weight: Param::from_data(
+                t(prim_w, vec![c.types * c.primary_dim, c.conv1_channels, k2, k2]),
+                device,
+            ),
+            primary_bias: Param::from_data(t(prim_b, vec![c.types * c.primary_dim]), device),
+            digit_weight: Param::from_data(
+                t(digit_w, vec![n, c.primary_dim, c.classes * c.class_dim]),
+                device,
+            ),
+            digit_bias: Param::from_data(
+                t(vec![0.1; c.classes * c.class_dim], vec![c.classes, c.class_dim]),
+                device,
+            ),
+            decoder: decoder_layers
+                .into_iter()
+                .map(|(w, b, i, o)| linear_from(t(w, vec![i, o]), t(b, vec![o]), device))
+                .collect(),
+            config: c.clone(),
+        })
+    }
+
+    /// Feature-map geometry of this network.
+    pub fn geometry(&self) -> Geometry {
+        // The config was validated when the model was built.
+        self.config.geometry().unwrap_or(Geometry {
+            conv1_h: 0,
+            conv1_w: 0,
+            grid_h: 0,
+            grid_w: 0,
+        })
+    }
+
+    /// Number of primary capsules this network routes (N).
+    pub fn capsules(&self) -> usize {
+        self.digit_weight.dims()[0]
+    }
+
+    /// Squashed primary capsules (and conv1 activations when `keep_conv1`).
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]` in [0, 1]
+    /// - returns `[B, N, D]` and optionally `[B, C1, H1, W1]`
+    pub fn primary_caps(&self, images: Tensor<4>, keep_conv1: bool) -> (Tensor<3>, Option<Tensor<4>>) {
+        let c = &self.config;
+        let [b, _, _, _] = images.dims();
+        let h = relu(conv2d(
+            images,
+            self.conv1_weight.val(),
+            Some(self.conv1_bias.val()),
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        ));
+        let s = c.primary_stride;
+        let p = conv2d(
+            h.clone(),
+            self.primary_weight.val(),
+            Some(self.primary_bias.val()),
+            ConvOptions::new([s, s], [0, 0], [1, 1], 1),
+        );
+        let [_, _, gh, gw] = p.dims();
+        let d = c.primary_dim;
+        let u = p
+            .reshape([b, c.types, d, gh * gw])
+            .swap_dims(2, 3)
+            .reshape([b, c.types * gh * gw, d]);
+        (squash(u), keep_conv1.then_some(h))
+    }
+
+    /// Votes u_hat of every primary capsule for every class.
+    ///
+    /// # Shapes
+    /// - `primary`: `[B, N, D]` -> `[B, J, N, E]`
+    pub fn votes(&self, primary: Tensor<3>) -> Tensor<4> {
+        let [b, n, _] = primary.dims();
+        let (j, e) = (self.config.classes, self.config.class_dim);
+        // [N, B, D] @ [N, D, J*E] -> [N, B, J*E]
+        primary
+            .swap_dims(0, 1)
+            .matmul(self.digit_weight.val())
+            .reshape([n, b, j, e])
+            .permute([1, 2, 0, 3])
+    }
+
+    /// The full forward pass. With `inspect`, conv1 activations and the coupling
+    /// coefficients of every routing iteration are kept too.
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]` in [0, 1]
+    pub fn forward(&self, images: Tensor<4>, inspect: bool) -> CapsOutput {
+        let (primary, conv1) = self.primary_caps(images, inspect);
+        let votes = self.votes(primary.clone());
+        let routed = route(
+            votes.clone(),
+            self.digit_bias.val(),
+            self.config.routing_iters,
+            inspect,
+        );
+        let lengths = routed.class_caps.clone().square().sum_dim(2).sqrt().squeeze_dim::<2>(2);
+        CapsOutput {
+            conv1,
+            primary,
+            votes,
+            coupling: routed.coupling,
+            class_caps: routed.class_caps,
+            lengths,
+        }
+    }
+
+    /// Decoder output from the class capsules masked by `mask` (one-hot of the true class
+    /// in training, of the longest capsule at inference). `None` without a decoder.
+    ///
+    /// # Shapes
+    /// - `class_caps`: `[B, J, E]`, `mask`: `[B, J]` -> `[B, P]` in (0, 1)
+    pub fn reconstruct(&self, class_caps: Tensor<3>, mask: Tensor<2>) -> Option<Tensor<2>> {
+        if self.decoder.is_empty() {
+            return None;
+        }
+        let [b, j, e] = class_caps.dims();
+        let mut x = (class_caps * mask.unsqueeze_dim::<3>(2)).reshape([b, j * e]);
+        let last = self.decoder.len() - 1;
+        for (i, layer) in self.decoder.iter().enumerate() {
+            x = layer.forward(x);
+            x = if i == last { sigmoid(x) } else { relu(x) };
+        }
+        Some(x)
+    }
+
+    /// Training loss: margin loss plus the weighted reconstruction loss (decoder masked by the
+    /// true labels).
+    ///
+    /// # Shapes
+    /// - `out`: a forward pass over `images` `[B, C, H, W]`; `labels`: `[B]`
+    pub fn loss(&self, out: &CapsOutput, images: Tensor<4>, labels: Tensor<1, Int>) -> LossParts {
+        let c = &self.config;
+        let targets = one_hot(labels, c.classes);
+        let margins = Margins {
+            m_plus: c.m_plus,
+            m_minus: c.m_minus,
+            lambda: c.lambda_,
+        };
+        let margin = margin_loss(out.lengths.clone(), targets.clone(), margins);
+        match self.reconstruct(out.class_caps.clone(), targets) {
+            Some(recon) => {
+                let [b, ..] = images.dims();
+                let flat = images.reshape([b, c.pixels()]);
+                let rl = reconstruction_loss(flat, recon.clone(), c.reconstruction_weight);
+                LossParts {
+                    total: margin.clone() + rl.clone(),
+                    margin,
+                    reconstruction: rl,
+                    recon_images: Some(recon),
+                }
+            }
+            None => LossParts {
+                total: margin.clone(),
+                reconstruction: margin.zeros_like(),
+                margin,
+                recon_images: None,
+            },
+        }
+    }
+
+    /// Number of scalar parameters.
+    pub fn param_count(&self) -> usize {
+        self.num_params()
+    }
+}
+
+/// A burn `Linear` from weight `[in, out]` and bias `[out]`.
+pub(crate) fn linear_from(weight: TensorData, bias: TensorData, device: &Device) -> Linear {
+    Linear {
+        weight: Param::from_data(weight, device),
+        bias: Some(Param::from_data(bias, device)),
+    }
+}

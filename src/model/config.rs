@@ -1,0 +1,265 @@
+//! Hyper-parameters of the CapsNet and its named presets.
+
+use burn::config::Config;
+use std::fmt;
+use std::str::FromStr;
+
+/// Every hyper-parameter of the capsule network (saved beside the weights).
+///
+/// Field names follow `reference.json` of the reference fixture, so a fixture's
+/// `config` object overlays onto this struct directly.
+#[derive(Config, Debug, PartialEq)]
+pub struct CapsNetConfig {
+    /// Input channels (1 for MNIST, 3 for RGB).
+    #[config(default = 1)]
+    pub in_channels: usize,
+    /// Input height in pixels.
+    #[config(default = 28)]
+    pub height: usize,
+    /// Input width in pixels.
+    #[config(default = 28)]
+    pub width: usize,
+    /// conv1 output channels (C1).
+    #[config(default = 256)]
+    pub conv1_channels: usize,
+    /// conv1 kernel side.
+    #[config(default = 9)]
+    pub conv1_kernel: usize,
+    /// Primary-capsule convolution kernel side.
+    #[config(default = 9)]
+    pub primary_kernel: usize,
+    /// Primary-capsule convolution stride.
+    #[config(default = 2)]
+    pub primary_stride: usize,
+    /// Primary capsule types (T).
+    #[config(default = 32)]
+    pub types: usize,
+    /// Dimensions of a primary capsule (D).
+    #[config(default = 8)]
+    pub primary_dim: usize,
+    /// Classes (J).
+    #[config(default = 10)]
+    pub classes: usize,
+    /// Dimensions of a class capsule (E).
+    #[config(default = 16)]
+    pub class_dim: usize,
+    /// Dynamic-routing iterations (R).
+    #[config(default = 3)]
+    pub routing_iters: usize,
+    /// Hidden sizes of the reconstruction decoder; empty switches the decoder off.
+    #[config(default = "vec![512, 1024]")]
+    pub decoder_hidden: Vec<usize>,
+    /// Weight of the reconstruction loss (0.0005 in the paper).
+    #[config(default = 0.0005)]
+    pub reconstruction_weight: f64,
+    /// Margin loss upper margin m+.
+    #[config(default = 0.9)]
+    pub m_plus: f64,
+    /// Margin loss lower margin m-.
+    #[config(default = 0.1)]
+    pub m_minus: f64,
+    /// Down-weighting of absent classes in the margin loss.
+    #[config(default = 0.5)]
+    pub lambda_: f64,
+    /// Standard deviation of the normal initialisation of the class-capsule W.
+    #[config(default = 0.1)]
+    pub digit_init_std: f64,
+}
+
+/// Spatial sizes derived from a [`CapsNetConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// conv1 output height.
+    pub conv1_h: usize,
+    /// conv1 output width.
+    pub conv1_w: usize,
+    /// Primary capsule grid height (G for square inputs).
+    pub grid_h: usize,
+    /// Primary capsule grid width.
+    pub grid_w: usize,
+}
+
+impl Geometry {
+    /// Capsules per type (`grid_h * grid_w`).
+    pub fn cells(&self) -> usize {
+        self.grid_h * self.grid_w
+    }
+}
+
+/// Why a configuration cannot build a model.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The input is too small for the kernels.
+    #[error("input {h}x{w} is too small for conv1 kernel {k1} and primary kernel {k2}")]
+    InputTooSmall {
+        /// Input height.
+        h: usize,
+        /// Input width.
+        w: usize,
+        /// conv1 kernel.
+        k1: usize,
+        /// primary kernel.
+        k2: usize,
+    },
+    /// A size that must be positive is zero.
+    #[error("config field `{0}` must be positive")]
+    Zero(&'static str),
+}
+
+impl CapsNetConfig {
+    /// Checks the sizes and derives the feature-map geometry.
+    pub fn geometry(&self) -> Result<Geometry, ConfigError> {
+        let positive = [
+            ("in_channels", self.in_channels),
+            ("conv1_channels", self.conv1_channels),
+            ("conv1_kernel", self.conv1_kernel),
+            ("primary_kernel", self.primary_kernel),
+            ("primary_stride", self.primary_stride),
+            ("types", self.types),
+            ("primary_dim", self.primary_dim),
+            ("classes", self.classes),
+            ("class_dim", self.class_dim),
+            ("routing_iters", self.routing_iters),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        let too_small = ConfigError::InputTooSmall {
+            h: self.height,
+            w: self.width,
+            k1: self.conv1_kernel,
+            k2: self.primary_kernel,
+        };
+        let conv1_h = self.height.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
+        let conv1_w = self.width.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
+        if conv1_h < self.primary_kernel || conv1_w < self.primary_kernel {
+            return Err(too_small);
+        }
+        let grid_h = (conv1_h - self.primary_kernel) / self.primary_stride + 1;
+        let grid_w = (conv1_w - self.primary_kernel) / self.primary_stride + 1;
+        Ok(Geometry {
+            conv1_h,
+            conv1_w,
+            grid_h,
+            grid_w,
+        })
+    }
+
+    /// Number of primary capsules N = T * grid cells (0 if the geometry is invalid).
+    pub fn capsules(&self) -> usize {
+        self.geometry().map(|g| self.types * g.cells()).unwrap_or(0)
+    }
+
+    /// Pixels of one input image (`in_channels * height * width`).
+    pub fn pixels(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Whether the reconstruction decoder is present.
+    pub fn has_decoder(&self) -> bool {
+        !self.decoder_hidden.is_empty()
+    }
+
+    /// Returns this config with the input size of a dataset.
+    pub fn for_input(mut self, channels: usize, height: usize, width: usize) -> Self {
+        self.in_channels = channels;
+        self.height = height;
+        self.width = width;
+        self
+    }
+}
+
+/// The named model sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The paper's CapsNet: C1=256, T=32 (1,152 capsules on 28x28), decoder 512/1024.
+    Paper,
+    /// A CPU-friendly CapsNet: C1=64, T=16 (576 capsules), decoder 256/512.
+    Small,
+    /// A very small CapsNet for tests: C1=16, T=4 (144 capsules), R=2, decoder 32/64.
+    Tiny,
+}
+
+impl Preset {
+    /// All presets, in size order.
+    pub const ALL: [Preset; 3] = [Preset::Paper, Preset::Small, Preset::Tiny];
+
+    /// The preset's name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Paper => "paper",
+            Preset::Small => "small",
+            Preset::Tiny => "tiny",
+        }
+    }
+
+    /// The preset's configuration for 28x28x1 inputs.
+    pub fn config(self) -> CapsNetConfig {
+        let base = CapsNetConfig::new();
+        match self {
+            Preset::Paper => base,
+            Preset::Small => base
+                .with_conv1_channels(64)
+                .with_types(16)
+                .with_decoder_hidden(vec![256, 512]),
+            Preset::Tiny => base
+                .with_conv1_channels(16)
+                .with_types(4)
+                .with_routing_iters(2)
+                .with_decoder_hidden(vec![32, 64]),
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown preset name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown preset '{0}' (expected paper, small or tiny)")]
+pub struct UnknownPreset(pub String);
+
+impl FromStr for Preset {
+    type Err = UnknownPreset;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownPreset(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_geometry_is_six_by_six_with_1152_capsules() {
+        let c = Preset::Paper.config();
+        let g = c.geometry().unwrap();
+        assert_eq!((g.conv1_h, g.grid_h, g.grid_w), (20, 6, 6));
+        assert_eq!(c.capsules(), 1152);
+    }
+
+    #[test]
+    fn rgb_32_input_gives_eight_by_eight_grid() {
+        let c = Preset::Tiny.config().for_input(3, 32, 32);
+        assert_eq!(c.geometry().unwrap().grid_h, 8);
+        assert_eq!(c.capsules(), 4 * 64);
+    }
+
+    #[test]
+    fn too_small_input_is_an_error() {
+        let c = Preset::Tiny.config().for_input(1, 12, 12);
+        assert!(matches!(c.geometry(), Err(ConfigError::InputTooSmall { .. })));
+    }
+
+    #[test]
+    fn presets_parse_by_name() {
+        assert_eq!("small".parse::<Preset>().unwrap(), Preset::Small);
+        assert!("huge".parse::<Preset>().is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! The CapsNet of *Towards Efficient Capsule Networks*: configuration, module, routing,
+//! losses and parameter conversion.
+
+pub mod capsnet;
+pub mod config;
+pub mod loss;
+pub mod params;
+pub mod routing;
+
+pub use capsnet::{CapsNet, CapsOutput, LossParts};
+pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};
+pub use params::{HostTensor, ParamsError};

@@ -1,0 +1,224 @@
+//! Conversion between the network and named host tensors in the file layout
+//! (the layout of the reference fixture and of sparsecaps model files).
+//!
+//! File layout: `conv1.weight` `[C1, C, k, k]`, `conv1.bias` `[C1]`, `primary.weight`
+//! `[T*D, C1, k, k]`, `primary.bias` `[T*D]`, `digit.weight` `[N, J, E, D]`, `digit.bias`
+//! `[J, E]`, `decoder.fc{1,2,..}.weight` `[out, in]` (PyTorch layout), `decoder.fc*.bias`.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use super::capsnet::{CapsNet, linear_from};
+use super::config::{CapsNetConfig, ConfigError};
+
+/// A tensor on the host: its shape and row-major f32 values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+impl HostTensor {
+    /// Reads a device tensor back to the host.
+    pub fn from_tensor<const R: usize>(t: Tensor<R>) -> Self {
+        let shape = t.dims().to_vec();
+        let values = t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        Self { shape, values }
+    }
+
+    /// Uploads to a device.
+    pub fn to_tensor<const R: usize>(&self, device: &Device) -> Tensor<R> {
+        Tensor::from_data(TensorData::new(self.values.clone(), self.shape.clone()), device)
+    }
+}
+
+/// Why named tensors cannot become a network.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// A tensor is missing.
+    #[error("tensor '{0}' is missing")]
+    Missing(String),
+    /// A tensor has the wrong shape for the config.
+    #[error("tensor '{name}' has shape {found:?}, the config needs {expected:?}")]
+    Shape {
+        /// Tensor name.
+        name: String,
+        /// Shape found.
+        found: Vec<usize>,
+        /// Shape expected.
+        expected: Vec<usize>,
+    },
+    /// The config is invalid.
+    #[error("invalid model config: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// Permutes `[N, A, B, C]` data to `[N, B, C, A]` on the host (digit W, internal -> file).
+fn permute_last3_rotate(values: &[f32], n: usize, a: usize, b: usize, c: usize, to_file: bool) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for i in 0..n {
+        let base = i * a * b * c;
+        for x in 0..a {
+            for y in 0..b {
+                for z in 0..c {
+                    // internal [i, x=d, y=j, z=e]  <->  file [i, y=j, z=e, x=d]
+                    let internal = base + (x * b + y) * c + z;
+                    let file = base + (y * c + z) * a + x;
+                    if to_file {
+                        out[file] = values[internal];
+                    } else {
+                        out[internal] = values[file];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Converts a `[N, D, J*E]` digit tensor (weights or their gradient) to the file layout
+/// `[N, J, E, D]`.
+pub fn digit_to_file(t: HostTensor, classes: usize, class_dim: usize) -> HostTensor {
+    let (n, d) = (t.shape[0], t.shape[1]);
+    HostTensor {
+        values: permute_last3_rotate(&t.values, n, d, classes, class_dim, true),
+        shape: vec![n, classes, class_dim, d],
+    }
+}
+
+/// Transposes a 2-D host tensor.
+fn transpose2(t: &HostTensor) -> HostTensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let mut values = vec![0.0; t.values.len()];
+    for i in 0..r {
+        for j in 0..c {
+            values[j * r + i] = t.values[i * c + j];
+        }
+    }
+    HostTensor {
+        shape: vec![c, r],
+        values,
+    }
+}
+
+impl CapsNet {
+    /// All parameters as named host tensors in the file layout.
+    pub fn to_named(&self) -> Vec<(String, HostTensor)> {
+        let c = &self.config;
+        let mut out = vec![
+            ("conv1.weight".into(), HostTensor::from_tensor(self.conv1_weight.val())),
+            ("conv1.bias".into(), HostTensor::from_tensor(self.conv1_bias.val())),
+            ("primary.weight".into(), HostTensor::from_tensor(self.primary_weight.val())),
+            ("primary.bias".into(), HostTensor::from_tensor(self.primary_bias.val())),
+            (
+                "digit.weight".into(),
+                digit_to_file(HostTensor::from_tensor(self.digit_weight.val()), c.classes, c.class_dim),
+            ),
+            ("digit.bias".into(), HostTensor::from_tensor(self.digit_bias.val())),
+        ];
+        for (i, layer) in self.decoder.iter().enumerate() {
+            let w = HostTensor::from_tensor(layer.weight.val());
+            out.push((format!("decoder.fc{}.weight", i + 1), transpose2(&w)));
+            if let Some(b) = &layer.bias {
+                out.push((format!("decoder.fc{}.bias", i + 1), HostTensor::from_tensor(b.val())));
+            }
+        }
+        out
+    }
+
+    /// Builds a network from named host tensors in the file layout; every shape is checked
+    /// against `config`.
+    pub fn from_named(
+        config: &CapsNetConfig,
+        mut get: impl FnMut(&str) -> Option<HostTensor>,
+        device: &Device,
+    ) -> Result<Self, ParamsError> {
+        let geo = config.geometry()?;
+        let c = config;
+        let n = c.types * geo.cells();
+        let mut fetch = |name: &str, expected: Vec<usize>| -> Result<HostTensor, ParamsError> {
+            let t = get(name).ok_or_else(|| ParamsError::Missing(name.to_string()))?;
+            if t.shape != expected || t.values.len() != expected.iter().product::<usize>() {
+                return Err(ParamsError::Shape {
+                    name: name.to_string(),
+                    found: t.shape,
+                    expected,
+                });
+            }
+            Ok(t)
+        };
+        let (k1, k2, td) = (c.conv1_kernel, c.primary_kernel, c.types * c.primary_dim);
+        let conv1_w = fetch("conv1.weight", vec![c.conv1_channels, c.in_channels, k1, k1])?;
+        let conv1_b = fetch("conv1.bias", vec![c.conv1_channels])?;
+        let prim_w = fetch("primary.weight", vec![td, c.conv1_channels, k2, k2])?;
+        let prim_b = fetch("primary.bias", vec![td])?;
+        let digit = fetch("digit.weight", vec![n, c.classes, c.class_dim, c.primary_dim])?;
+        let beta = fetch("digit.bias", vec![c.classes, c.class_dim])?;
+        let digit_internal = HostTensor {
+            values: permute_last3_rotate(&digit.values, n, c.primary_dim, c.classes, c.class_dim, false),
+            shape: vec![n, c.primary_dim, c.classes * c.class_dim],
+        };
+        let mut decoder = Vec::new();
+        if c.has_decoder() {
+            let mut d_in = c.classes * c.class_dim;
+            let sizes: Vec<usize> = c.decoder_hidden.iter().copied().chain([c.pixels()]).collect();
+            for (i, &d_out) in sizes.iter().enumerate() {
+                let w = fetch(&format!("decoder.fc{}.weight", i + 1), vec![d_out, d_in])?;
+                let b = fetch(&format!("decoder.fc{}.bias", i + 1), vec![d_out])?;
+                let w = transpose2(&w);
+                decoder.push(linear_from(
+                    TensorData::new(w.values, w.shape),
+                    TensorData::new(b.values, b.shape),
+                    device,
+                ));
+                d_in = d_out;
+            }
+        }
+        let p = |t: HostTensor| TensorData::new(t.values, t.shape);
+        Ok(Self {
+            conv1_weight: Param::from_data(p(conv1_w), device),
+            conv1_bias: Param::from_data(p(conv1_b), device),
+            primary_weight: Param::from_data(p(prim_w), device),
+            primary_bias: Param::from_data(p(prim_b), device),
+            digit_weight: Param::from_data(p(digit_internal), device),
+            digit_bias: Param::from_data(p(beta), device),
+            decoder,
+            config: c.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_layout_round_trips() {
+        let (n, d, j, e) = (2, 3, 4, 5);
+        let values: Vec<f32> = (0..n * d * j * e).map(|v| v as f32).collect();
+        let internal = HostTensor { shape: vec![n, d, j * e], values: values.clone() };
+        let file = digit_to_file(internal, j, e);
+        assert_eq!(file.shape, vec![n, j, e, d]);
+        // file[i=1, j=2, e=3, d=1] == internal[1, 1, 2*5+3]
+        let f = ((1 * j + 2) * e + 3) * d + 1;
+        let k = (1 * d + 1) * (j * e) + 2 * 5 + 3;
+        assert_eq!(file.values[f], values[k]);
+        let back = permute_last3_rotate(&file.values, n, d, j, e, false);
+        assert_eq!(back, values);
+    }
+
+    #[test]
+    fn named_round_trip_rebuilds_the_same_network() {
+        let dev = Device::flex();
+        let cfg = crate::model::Preset::Tiny.config();
+        let net = CapsNet::init(&cfg, 1, &dev).unwrap();
+        let named = net.to_named();
+        let map: std::collections::HashMap<_, _> = named.iter().cloned().collect();
+        let back = CapsNet::from_named(&cfg, |k| map.get(k).cloned(), &dev).unwrap();
+        assert_eq!(back.to_named(), named);
+        let err = CapsNet::from_named(&cfg, |k| (k != "digit.bias").then(|| map[k].clone()), &dev);
+        assert!(matches!(err, Err(ParamsError::Missing(_))));
+    }
+}

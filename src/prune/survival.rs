@@ -1,0 +1,169 @@
+//! Capsule survival: which primary capsules are still alive, and how sparse the prunable
+//! weights are.
+
+use crate::model::{CapsNet, HostTensor};
+
+/// The alive map of the primary capsules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliveMap {
+    /// Capsule types T.
+    pub types: usize,
+    /// Grid height.
+    pub grid_h: usize,
+    /// Grid width.
+    pub grid_w: usize,
+    /// `alive[t * grid_h * grid_w + y * grid_w + x]`.
+    pub alive: Vec<bool>,
+}
+
+impl AliveMap {
+    /// Alive capsules K.
+    pub fn alive_count(&self) -> usize {
+        self.alive.iter().filter(|a| **a).count()
+    }
+
+    /// All capsules N.
+    pub fn capsules(&self) -> usize {
+        self.alive.len()
+    }
+
+    /// Types with at least one alive capsule.
+    pub fn alive_types(&self) -> usize {
+        let cells = (self.grid_h * self.grid_w).max(1);
+        self.alive.chunks(cells).filter(|c| c.iter().any(|a| *a)).count()
+    }
+}
+
+/// Computes the alive map from the weights: capsule i of type t is alive iff its row of W
+/// has a non-zero weight and type t's primary filters or biases are not all zero.
+///
+/// # Shapes
+/// - `digit`: W rows, `[N, ...]` (any layout that keeps capsule i's weights contiguous)
+/// - `primary_weight`: `[T * D, C1, k, k]`, `primary_bias`: `[T * D]`
+pub fn alive_map(
+    digit: &HostTensor,
+    primary_weight: &HostTensor,
+    primary_bias: &HostTensor,
+    types: usize,
+    grid_h: usize,
+    grid_w: usize,
+) -> AliveMap {
+    let n = digit.shape.first().copied().unwrap_or(0);
+    let row = digit.values.len() / n.max(1);
+    let td = primary_bias.values.len();
+    let dim = td / types.max(1);
+    let filter = primary_weight.values.len() / td.max(1);
+    let type_live: Vec<bool> = (0..types)
+        .map(|t| {
+            let ch = t * dim..(t + 1) * dim;
+            primary_bias.values[ch.clone()].iter().any(|v| *v != 0.0)
+                || primary_weight.values[ch.start * filter..ch.end * filter]
+                    .iter()
+                    .any(|v| *v != 0.0)
+        })
+        .collect();
+    let cells = grid_h * grid_w;
+    let alive = (0..n)
+        .map(|i| {
+            let t = i / cells.max(1);
+            type_live.get(t).copied().unwrap_or(false)
+                && digit.values[i * row..(i + 1) * row].iter().any(|v| *v != 0.0)
+        })
+        .collect();
+    AliveMap {
+        types,
+        grid_h,
+        grid_w,
+        alive,
+    }
+}
+
+/// Zero counts of one prunable tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSparsity {
+    /// Tensor name (`conv1.weight`, `primary.weight`, `digit.weight`).
+    pub name: &'static str,
+    /// Weights equal to 0.
+    pub zeros: usize,
+    /// All weights.
+    pub total: usize,
+}
+
+impl LayerSparsity {
+    /// Fraction of zero weights.
+    pub fn sparsity(&self) -> f64 {
+        self.zeros as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Fraction of zero weights over several layers together.
+pub fn global_sparsity(layers: &[LayerSparsity]) -> f64 {
+    let zeros: usize = layers.iter().map(|l| l.zeros).sum();
+    let total: usize = layers.iter().map(|l| l.total).sum();
+    zeros as f64 / total.max(1) as f64
+}
+
+fn count(name: &'static str, t: &HostTensor) -> LayerSparsity {
+    LayerSparsity {
+        name,
+        zeros: t.values.iter().filter(|v| **v == 0.0).count(),
+        total: t.values.len(),
+    }
+}
+
+/// Survival facts of a model, read back from its device.
+#[derive(Debug, Clone)]
+pub struct Survival {
+    /// Alive capsules.
+    pub map: AliveMap,
+    /// Sparsity of conv1, primary and digit weights.
+    pub layers: Vec<LayerSparsity>,
+}
+
+/// Reads a model's prunable weights and computes its alive map and sparsity.
+pub fn survival(model: &CapsNet) -> Survival {
+    let digit = HostTensor::from_tensor(model.digit_weight.val());
+    let pw = HostTensor::from_tensor(model.primary_weight.val());
+    let pb = HostTensor::from_tensor(model.primary_bias.val());
+    let conv1 = HostTensor::from_tensor(model.conv1_weight.val());
+    let g = model.geometry();
+    Survival {
+        map: alive_map(&digit, &pw, &pb, model.config.types, g.grid_h, g.grid_w),
+        layers: vec![
+            count("conv1.weight", &conv1),
+            count("primary.weight", &pw),
+            count("digit.weight", &digit),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(shape: Vec<usize>, values: Vec<f32>) -> HostTensor {
+        HostTensor { shape, values }
+    }
+
+    #[test]
+    fn dead_rows_and_dead_types_kill_capsules() {
+        // 2 types, D = 1, 1x2 grid -> 4 capsules, W rows of 2 values
+        let digit = t(vec![4, 2], vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.2, 0.0]);
+        // type 1's filter and bias are zero
+        let pw = t(vec![2, 1, 1, 1], vec![0.3, 0.0]);
+        let pb = t(vec![2], vec![0.0, 0.0]);
+        let m = alive_map(&digit, &pw, &pb, 2, 1, 2);
+        assert_eq!(m.alive, vec![true, false, false, false]);
+        assert_eq!((m.alive_count(), m.capsules(), m.alive_types()), (1, 4, 1));
+        let pb = t(vec![2], vec![0.0, 0.1]);
+        assert_eq!(alive_map(&digit, &pw, &pb, 2, 1, 2).alive_count(), 3);
+    }
+
+    #[test]
+    fn sparsity_counts_zeros() {
+        let l = count("digit.weight", &t(vec![4], vec![0.0, 1.0, 0.0, 2.0]));
+        assert_eq!(l.sparsity(), 0.5);
+        let g = global_sparsity(&[l, count("conv1.weight", &t(vec![4], vec![0.0; 4]))]);
+        assert_eq!(g, 0.75);
+    }
+}

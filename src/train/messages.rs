@@ -1,0 +1,172 @@
+//! Messages between the trainer thread and whoever drives it (the CLI or the app).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSource;
+use crate::device::DeviceChoice;
+use crate::model::Preset;
+
+/// Everything a training run needs.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// Dataset.
+    pub data: DataSource,
+    /// Model size.
+    pub preset: Preset,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Images per optimiser step.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Learning-rate decay per epoch (`lr * decay^epoch`).
+    pub lr_decay: f64,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// Device choice.
+    pub device: DeviceChoice,
+    /// Use only the first N training images.
+    pub limit_train: Option<usize>,
+    /// Use only the first N test images.
+    pub limit_test: Option<usize>,
+    /// Run folder for the model, config, metrics and checkpoints; nothing is written if `None`.
+    pub out_dir: Option<PathBuf>,
+    /// Read the loss back from the device every this many steps.
+    pub readback_every: usize,
+}
+
+impl Default for TrainRequest {
+    fn default() -> Self {
+        Self {
+            data: DataSource::Mnist,
+            preset: Preset::Small,
+            epochs: 1,
+            batch: 128,
+            lr: 1e-3,
+            lr_decay: 0.99,
+            seed: 42,
+            device: DeviceChoice::Auto,
+            limit_train: None,
+            limit_test: None,
+            out_dir: None,
+            readback_every: 10,
+        }
+    }
+}
+
+/// Commands to the trainer thread.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Start a run (ignored while one is running).
+    Start(Box<TrainRequest>),
+    /// Pause after the current step.
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Stop the run after the current step.
+    Stop,
+    /// Change the base learning rate from the next step on.
+    SetLearningRate(f64),
+    /// End the thread.
+    Shutdown,
+}
+
+/// Metrics of one finished epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy (0..1) over the epoch's batches.
+    pub train_accuracy: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test accuracy (0..1).
+    pub test_accuracy: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Wall time of the epoch including evaluation, seconds.
+    pub epoch_s: f64,
+}
+
+/// A periodic progress report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// Current epoch, from 1.
+    pub epoch: usize,
+    /// Steps done in this epoch.
+    pub step_in_epoch: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Steps done in the whole run.
+    pub global_step: usize,
+    /// Steps of the whole run.
+    pub total_steps: usize,
+    /// Mean loss over the steps since the last report.
+    pub loss: f64,
+    /// Training accuracy over the steps since the last report.
+    pub accuracy: f64,
+    /// Training throughput since the last report.
+    pub images_per_s: f64,
+}
+
+/// Events from the trainer thread.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The device was chosen.
+    Device {
+        /// Device name.
+        name: String,
+        /// Why it was chosen.
+        reason: String,
+    },
+    /// The run has started.
+    Started {
+        /// Training images.
+        train_images: usize,
+        /// Test images.
+        test_images: usize,
+        /// Steps in the run.
+        total_steps: usize,
+        /// Model parameters.
+        params: usize,
+        /// Primary capsules.
+        capsules: usize,
+    },
+    /// Progress (every `readback_every` steps).
+    Step(StepReport),
+    /// An epoch finished and was evaluated.
+    Epoch(EpochMetrics),
+    /// The evaluation of an epoch started.
+    Evaluating {
+        /// Epoch number.
+        epoch: usize,
+    },
+    /// A checkpoint was written.
+    Checkpoint {
+        /// The model file.
+        path: PathBuf,
+        /// Epochs in it.
+        epoch: usize,
+    },
+    /// The run paused.
+    Paused,
+    /// The run resumed.
+    Resumed,
+    /// The run ended, completed or stopped.
+    Finished {
+        /// Whether a stop command ended it early.
+        stopped: bool,
+        /// Epochs completed.
+        epochs: usize,
+        /// Last test accuracy, if an epoch finished.
+        test_accuracy: Option<f64>,
+        /// Wall time of the run, seconds.
+        wall_s: f64,
+    },
+    /// The run failed.
+    Failed(String),
+}

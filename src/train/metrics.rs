@@ -1,0 +1,92 @@
+//! The run folder: `metrics.csv`, `config.json` and checkpoints.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::messages::{EpochMetrics, TrainRequest};
+use crate::export::{TensorFileError, write_atomic};
+use crate::model::CapsNetConfig;
+
+/// Header of `metrics.csv`.
+pub const CSV_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,epoch_s";
+
+/// Renders the metrics of all epochs so far as CSV.
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for m in rows {
+        s.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.3}\n",
+            m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr, m.epoch_s
+        ));
+    }
+    s
+}
+
+/// Writes `metrics.csv` atomically.
+pub fn write_metrics(dir: &Path, rows: &[EpochMetrics]) -> Result<(), TensorFileError> {
+    write_atomic(&dir.join("metrics.csv"), metrics_csv(rows).as_bytes())
+}
+
+#[derive(Serialize)]
+struct RunConfig<'a> {
+    data: String,
+    preset: String,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    lr_decay: f64,
+    seed: u64,
+    device: String,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+    model: &'a CapsNetConfig,
+}
+
+/// Writes `config.json` (the run's settings and the model config) atomically.
+pub fn write_run_config(
+    dir: &Path,
+    req: &TrainRequest,
+    model: &CapsNetConfig,
+    device: &str,
+) -> Result<(), TensorFileError> {
+    let cfg = RunConfig {
+        data: req.data.to_string(),
+        preset: req.preset.to_string(),
+        epochs: req.epochs,
+        batch: req.batch,
+        lr: req.lr,
+        lr_decay: req.lr_decay,
+        seed: req.seed,
+        device: device.to_string(),
+        limit_train: req.limit_train,
+        limit_test: req.limit_test,
+        model,
+    };
+    let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();
+    write_atomic(&dir.join("config.json"), json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_one_row_per_epoch() {
+        let m = EpochMetrics {
+            epoch: 1,
+            train_loss: 0.5,
+            train_accuracy: 0.8,
+            test_loss: 0.4,
+            test_accuracy: 0.9,
+            lr: 1e-3,
+            epoch_s: 2.0,
+        };
+        let csv = metrics_csv(&[m.clone(), EpochMetrics { epoch: 2, ..m }]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], CSV_HEADER);
+        assert!(lines[2].starts_with("2,0.500000,0.800000,0.400000,0.900000,"));
+    }
+}

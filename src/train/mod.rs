@@ -1,0 +1,11 @@
+//! Training: the background trainer thread, its messages, evaluation and run files.
+
+pub mod evaluate;
+pub mod messages;
+pub mod metrics;
+pub mod worker;
+
+pub use evaluate::{Evaluation, evaluate};
+pub use messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
+pub use worker::{Trainer, Waker};
+pub mod bench;

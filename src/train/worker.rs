@@ -1,0 +1,332 @@
+//! The trainer thread: it owns the model and the optimiser, takes [`Command`]s and sends
+//! [`Event`]s over bounded channels.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+
+use super::evaluate::evaluate;
+use super::messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
+use super::metrics::{write_metrics, write_run_config};
+use crate::data::Dataset;
+use crate::device::{self, SelectedDevice};
+use crate::export::{ModelInfo, save_model};
+use crate::model::CapsNet;
+
+/// Capacity of the command channel.
+pub const COMMAND_CAPACITY: usize = 16;
+/// Capacity of the event channel; progress events are dropped when it is full.
+pub const EVENT_CAPACITY: usize = 256;
+/// Batch size used for evaluation.
+pub const EVAL_BATCH: usize = 250;
+
+/// Callback run after each event is sent (the app passes `ctx.request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Handle to the trainer thread.
+pub struct Trainer {
+    commands: SyncSender<Command>,
+    events: Receiver<Event>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Trainer {
+    /// Starts the trainer thread (named `sparsecaps-trainer`).
+    pub fn spawn(waker: Option<Waker>) -> std::io::Result<Self> {
+        let (ctx, crx) = sync_channel(COMMAND_CAPACITY);
+        let (etx, erx) = sync_channel(EVENT_CAPACITY);
+        let emitter = Emitter { tx: etx, waker };
+        let handle = std::thread::Builder::new()
+            .name("sparsecaps-trainer".into())
+            .spawn(move || worker_loop(&crx, &emitter))?;
+        Ok(Self {
+            commands: ctx,
+            events: erx,
+            handle: Some(handle),
+        })
+    }
+
+    /// Sends a command; false if the thread has ended or the queue is full.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_event(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next event; `None` once the thread has ended.
+    pub fn recv_event(&self) -> Option<Event> {
+        self.events.recv().ok()
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.commands.try_send(Command::Shutdown);
+        // Drain so a blocked sender can finish, then join.
+        while self.events.try_recv().is_ok() {}
+        if let Some(h) = self.handle.take() {
+            while !h.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = h.join();
+        }
+    }
+}
+
+struct Emitter {
+    tx: SyncSender<Event>,
+    waker: Option<Waker>,
+}
+
+impl Emitter {
+    /// Sends an event that must arrive (blocks while the queue is full).
+    fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+        self.wake();
+    }
+
+    /// Sends a progress event, dropping it if the queue is full.
+    fn progress(&self, event: Event) {
+        match self.tx.try_send(event) {
+            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w();
+        }
+    }
+}
+
+fn worker_loop(commands: &Receiver<Command>, emit: &Emitter) {
+    while let Ok(cmd) = commands.recv() {
+        match cmd {
+            Command::Start(req) => {
+                let mut run = Run::new(commands, emit);
+                match run.train(&req) {
+                    Ok(()) => {}
+                    Err(e) => emit.send(Event::Failed(format!("{e:#}"))),
+                }
+                if run.shutdown {
+                    break;
+                }
+            }
+            Command::Shutdown => break,
+            Command::Pause | Command::Resume | Command::Stop | Command::SetLearningRate(_) => {}
+        }
+    }
+}
+
+/// What the command queue says to do next.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Run<'a> {
+    commands: &'a Receiver<Command>,
+    emit: &'a Emitter,
+    lr: f64,
+    shutdown: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(commands: &'a Receiver<Command>, emit: &'a Emitter) -> Self {
+        Self {
+            commands,
+            emit,
+            lr: 0.0,
+            shutdown: false,
+        }
+    }
+
+    fn handle(&mut self, cmd: Command, paused: &mut bool) -> Flow {
+        match cmd {
+            Command::Pause if !*paused => {
+                *paused = true;
+                self.emit.send(Event::Paused);
+            }
+            Command::Resume if *paused => {
+                *paused = false;
+                self.emit.send(Event::Resumed);
+            }
+            Command::Stop => return Flow::Stop,
+            Command::Shutdown => {
+                self.shutdown = true;
+                return Flow::Stop;
+            }
+            Command::SetLearningRate(lr) if lr.is_finite() && lr > 0.0 => self.lr = lr,
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// Handles queued commands; blocks while paused.
+    fn poll(&mut self) -> Flow {
+        let mut paused = false;
+        loop {
+            let cmd = if paused {
+                match self.commands.recv() {
+                    Ok(c) => c,
+                    Err(_) => return Flow::Stop,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(c) => c,
+                    Err(TryRecvError::Empty) => return Flow::Continue,
+                    Err(TryRecvError::Disconnected) => return Flow::Stop,
+                }
+            };
+            if let Flow::Stop = self.handle(cmd, &mut paused) {
+                return Flow::Stop;
+            }
+        }
+    }
+
+    fn train(&mut self, req: &TrainRequest) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let SelectedDevice { device, name, reason, .. } = device::select(req.device)?;
+        self.emit.send(Event::Device {
+            name: name.clone(),
+            reason,
+        });
+        let mut data = Dataset::load(&req.data)?;
+        data.limit(req.limit_train, req.limit_test);
+        let config = req.preset.config().for_input(1, data.train.height, data.train.width);
+        let ad = device.clone().autodiff();
+        let mut model = CapsNet::init(&config, req.seed, &ad)?;
+        let mut optim = AdamConfig::new().init();
+        let batch = req.batch.max(1);
+        let steps_per_epoch = data.train.len().div_ceil(batch);
+        let total_steps = steps_per_epoch * req.epochs;
+        self.emit.send(Event::Started {
+            train_images: data.train.len(),
+            test_images: data.test.len(),
+            total_steps,
+            params: model.param_count(),
+            capsules: model.capsules(),
+        });
+        if let Some(dir) = &req.out_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create run folder {}: {e}", dir.display()))?;
+            write_run_config(dir, req, &config, &name)?;
+        }
+        self.lr = req.lr;
+        let readback = req.readback_every.max(1);
+        let mut history: Vec<EpochMetrics> = Vec::new();
+        let mut global_step = 0;
+        for epoch in 1..=req.epochs {
+            let epoch_start = Instant::now();
+            let decay = req.lr_decay.powi(epoch as i32 - 1);
+            let mut lr = self.lr * decay;
+            let mut window: Option<(Tensor<1>, Tensor<1, Int>)> = None;
+            let mut window_steps = 0;
+            let mut window_images = 0;
+            let mut window_start = Instant::now();
+            let mut epoch_loss = 0.0;
+            let mut epoch_correct = 0.0;
+            let mut epoch_images = 0;
+            let batches = data.train.batches(batch, Some(req.seed.wrapping_add(epoch as u64)));
+            for (i, indices) in batches.iter().enumerate() {
+                if let Flow::Stop = self.poll() {
+                    return self.finish(true, &history, started);
+                }
+                // the base rate may have been changed by a command
+                lr = self.lr * decay;
+                let n = indices.len();
+                let (images, labels) = data.train.batch(indices, &ad);
+                let out = model.forward(images.clone(), false);
+                let hits = out
+                    .lengths
+                    .clone()
+                    .argmax(1)
+                    .reshape([n])
+                    .equal(labels.clone())
+                    .int()
+                    .sum();
+                let loss = model.loss(&out, images, labels).total;
+                let sample_loss = loss.clone().detach() * n as f64;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                window = Some(match window {
+                    Some((l, c)) => (l + sample_loss, c + hits),
+                    None => (sample_loss, hits),
+                });
+                window_steps += 1;
+                window_images += n;
+                global_step += 1;
+                let last = i + 1 == batches.len();
+                if window_steps == readback || last {
+                    if let Some((l, c)) = window.take() {
+                        let loss_sum = l.into_scalar::<f64>();
+                        let correct = c.into_scalar::<i64>() as f64;
+                        epoch_loss += loss_sum;
+                        epoch_correct += correct;
+                        epoch_images += window_images;
+                        let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+                        self.emit.progress(Event::Step(StepReport {
+                            epoch,
+                            step_in_epoch: i + 1,
+                            steps_per_epoch,
+                            global_step,
+                            total_steps,
+                            loss: loss_sum / window_images as f64,
+                            accuracy: correct / window_images as f64,
+                            images_per_s: window_images as f64 / secs,
+                        }));
+                    }
+                    window_steps = 0;
+                    window_images = 0;
+                    window_start = Instant::now();
+                }
+            }
+            self.emit.send(Event::Evaluating { epoch });
+            let valid = model.valid();
+            let eval = evaluate(&valid, &data.test, EVAL_BATCH, &device);
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: epoch_loss / epoch_images.max(1) as f64,
+                train_accuracy: epoch_correct / epoch_images.max(1) as f64,
+                test_loss: eval.loss,
+                test_accuracy: eval.accuracy,
+                lr,
+                epoch_s: epoch_start.elapsed().as_secs_f64(),
+            };
+            history.push(metrics.clone());
+            self.emit.send(Event::Epoch(metrics));
+            if let Some(dir) = &req.out_dir {
+                let path = dir.join("model.safetensors");
+                let info = ModelInfo {
+                    dataset: Some(data.name.clone()),
+                    preset: Some(req.preset.to_string()),
+                    epochs: Some(epoch),
+                    test_accuracy: Some(eval.accuracy),
+                };
+                save_model(&valid, &info, &path)?;
+                write_metrics(dir, &history)?;
+                self.emit.send(Event::Checkpoint { path, epoch });
+            }
+        }
+        self.finish(false, &history, started)
+    }
+
+    fn finish(&self, stopped: bool, history: &[EpochMetrics], started: Instant) -> anyhow::Result<()> {
+        self.emit.send(Event::Finished {
+            stopped,
+            epochs: history.len(),
+            test_accuracy: history.last().map(|m| m.test_accuracy),
+            wall_s: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+}
