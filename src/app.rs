@@ -9,7 +9,7 @@ pub struct SparsecapsApp;
 
 impl eframe::App for SparsecapsApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show_inside(ui, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("sparsecaps");
             ui.label("The desktop panels are not built yet. Everything runs from the CLI:");
             ui.monospace("sparsecaps train --preset small --epochs 1 --out RUN");

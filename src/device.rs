@@ -103,7 +103,9 @@ fn probe_wgpu() -> Result<Adapter, WgpuUnavailable> {
             .init_with_setup()
             .map_err(|e| e.to_string())?;
         let info = setup.adapter.get_info();
-        let probe = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device).sum().into_scalar::<f32>();
+        let probe = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device)
+            .sum()
+            .into_scalar::<f32>();
         if (probe - 6.0).abs() > 1e-4 {
             return Err(format!("adapter {} computed a wrong sum ({probe})", info.name));
         }

@@ -1,5 +1,7 @@
 //! sparsecaps: a laboratory for efficient (pruned) Capsule Networks.
 
+pub mod app;
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod export;
@@ -7,5 +9,3 @@ pub mod model;
 pub mod prune;
 pub mod rng;
 pub mod train;
-pub mod app;
-pub mod cli;

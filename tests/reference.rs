@@ -21,15 +21,20 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = std::env::var_os("SPARSECAPS_FIXTURE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/capsnet-reference")
-    });
+    let dir = std::env::var_os("SPARSECAPS_FIXTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/capsnet-reference")
+        });
     let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Overlay the fixture's config on the defaults, so fields it does not name keep theirs.
     let mut cfg = serde_json::to_value(Preset::Paper.config()).unwrap();
     for (k, v) in json["config"].as_object().expect("config object") {
-        assert!(cfg.get(k).is_some(), "fixture config key '{k}' is unknown to CapsNetConfig");
+        assert!(
+            cfg.get(k).is_some(),
+            "fixture config key '{k}' is unknown to CapsNetConfig"
+        );
         cfg[k] = v.clone();
     }
     let config: CapsNetConfig = serde_json::from_value(cfg).unwrap();
@@ -39,7 +44,10 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn get(&self, name: &str) -> &HostTensor {
-        self.file.tensors.get(name).unwrap_or_else(|| panic!("fixture lacks {name}"))
+        self.file
+            .tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture lacks {name}"))
     }
 
     fn model(&self, device: &Device, overrides: &str) -> CapsNet {
@@ -47,7 +55,11 @@ impl Fixture {
             &self.config,
             |n| {
                 let over = format!("{overrides}{n}");
-                let t = self.file.tensors.get(&over).or_else(|| self.file.tensors.get(&format!("param.{n}")));
+                let t = self
+                    .file
+                    .tensors
+                    .get(&over)
+                    .or_else(|| self.file.tensors.get(&format!("param.{n}")));
                 t.cloned()
             },
             device,
@@ -59,7 +71,10 @@ impl Fixture {
         let images = self.get("input.images").to_tensor::<4>(device);
         let labels = self.get("input.labels");
         let l: Vec<i64> = labels.values.iter().map(|v| *v as i64).collect();
-        (images, Tensor::from_data(TensorData::new(l, labels.shape.clone()), device))
+        (
+            images,
+            Tensor::from_data(TensorData::new(l, labels.shape.clone()), device),
+        )
     }
 }
 
@@ -80,14 +95,23 @@ fn assert_close(name: &str, got: &HostTensor, want: &HostTensor) {
 
 fn assert_grad_close(name: &str, got: &HostTensor, want: &HostTensor) {
     assert_eq!(got.shape, want.shape, "{name}: shape");
-    let scale = want.values.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-12);
+    let scale = want
+        .values
+        .iter()
+        .map(|v| v.abs())
+        .fold(0.0f32, f32::max)
+        .max(1e-12);
     let worst = got
         .values
         .iter()
         .zip(&want.values)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(worst / scale <= GRAD_RTOL, "{name}: max error {worst} is {} of the largest gradient", worst / scale);
+    assert!(
+        worst / scale <= GRAD_RTOL,
+        "{name}: max error {worst} is {} of the largest gradient",
+        worst / scale
+    );
 }
 
 fn scalar(t: Tensor<1>) -> HostTensor {
@@ -106,16 +130,48 @@ fn reference_forward_losses_and_gradients_match_the_fixture() {
     let out = model.forward(images.clone(), true);
     let parts = model.loss(&out, images, labels);
 
-    assert_close("conv1_out", &host(out.conv1.clone().unwrap().detach()), fx.get("expected.conv1_out"));
-    assert_close("primary_caps", &host(out.primary.clone().detach()), fx.get("expected.primary_caps"));
+    assert_close(
+        "conv1_out",
+        &host(out.conv1.clone().unwrap().detach()),
+        fx.get("expected.conv1_out"),
+    );
+    assert_close(
+        "primary_caps",
+        &host(out.primary.clone().detach()),
+        fx.get("expected.primary_caps"),
+    );
     // votes are [B, J, N, E] here, [B, N, J, E] in the fixture
-    assert_close("votes", &host(out.votes.clone().detach().swap_dims(1, 2)), fx.get("expected.votes"));
-    let coupling: Vec<Tensor<3>> = out.coupling.iter().map(|c| c.clone().detach().swap_dims(1, 2)).collect();
+    assert_close(
+        "votes",
+        &host(out.votes.clone().detach().swap_dims(1, 2)),
+        fx.get("expected.votes"),
+    );
+    let coupling: Vec<Tensor<3>> = out
+        .coupling
+        .iter()
+        .map(|c| c.clone().detach().swap_dims(1, 2))
+        .collect();
     assert_eq!(coupling.len(), fx.config.routing_iters);
-    assert_close("coupling", &host(Tensor::stack::<4>(coupling, 0)), fx.get("expected.coupling"));
-    assert_close("class_caps", &host(out.class_caps.clone().detach()), fx.get("expected.class_caps"));
-    assert_close("lengths", &host(out.lengths.clone().detach()), fx.get("expected.lengths"));
-    assert_close("margin_loss", &scalar(parts.margin.clone().detach()), fx.get("expected.margin_loss"));
+    assert_close(
+        "coupling",
+        &host(Tensor::stack::<4>(coupling, 0)),
+        fx.get("expected.coupling"),
+    );
+    assert_close(
+        "class_caps",
+        &host(out.class_caps.clone().detach()),
+        fx.get("expected.class_caps"),
+    );
+    assert_close(
+        "lengths",
+        &host(out.lengths.clone().detach()),
+        fx.get("expected.lengths"),
+    );
+    assert_close(
+        "margin_loss",
+        &scalar(parts.margin.clone().detach()),
+        fx.get("expected.margin_loss"),
+    );
     assert_close(
         "reconstruction",
         &host(parts.recon_images.clone().expect("decoder").detach()),
@@ -126,12 +182,24 @@ fn reference_forward_losses_and_gradients_match_the_fixture() {
         &scalar(parts.reconstruction.clone().detach()),
         fx.get("expected.reconstruction_loss"),
     );
-    assert_close("total_loss", &scalar(parts.total.clone().detach()), fx.get("expected.total_loss"));
+    assert_close(
+        "total_loss",
+        &scalar(parts.total.clone().detach()),
+        fx.get("expected.total_loss"),
+    );
 
     let grads = parts.total.backward();
     let g = |p: &burn::module::Param<Tensor<4>>| host(p.val().grad(&grads).expect("gradient"));
-    assert_grad_close("grad conv1.weight", &g(&model.conv1_weight), fx.get("expected.grad.conv1.weight"));
-    assert_grad_close("grad primary.weight", &g(&model.primary_weight), fx.get("expected.grad.primary.weight"));
+    assert_grad_close(
+        "grad conv1.weight",
+        &g(&model.conv1_weight),
+        fx.get("expected.grad.conv1.weight"),
+    );
+    assert_grad_close(
+        "grad primary.weight",
+        &g(&model.primary_weight),
+        fx.get("expected.grad.primary.weight"),
+    );
     let gd = host(model.digit_weight.val().grad(&grads).expect("digit gradient"));
     let gd = digit_to_file(gd, fx.config.classes, fx.config.class_dim);
     assert_grad_close("grad digit.weight", &gd, fx.get("expected.grad.digit.weight"));
@@ -147,17 +215,33 @@ fn reference_pruned_model_outputs_and_alive_capsules_match_the_fixture() {
     let (images, labels) = fx.inputs(&device);
     let out = model.forward(images.clone(), false);
     let parts = model.loss(&out, images, labels);
-    assert_close("pruned lengths", &host(out.lengths.clone()), fx.get("pruned.expected.lengths"));
-    assert_close("pruned class_caps", &host(out.class_caps.clone()), fx.get("pruned.expected.class_caps"));
+    assert_close(
+        "pruned lengths",
+        &host(out.lengths.clone()),
+        fx.get("pruned.expected.lengths"),
+    );
+    assert_close(
+        "pruned class_caps",
+        &host(out.class_caps.clone()),
+        fx.get("pruned.expected.class_caps"),
+    );
     assert_close(
         "pruned reconstruction",
         &host(parts.recon_images.expect("decoder")),
         fx.get("pruned.expected.reconstruction"),
     );
     let s = survival(&model);
-    let want: Vec<bool> = fx.get("pruned.alive_capsules").values.iter().map(|v| *v != 0.0).collect();
+    let want: Vec<bool> = fx
+        .get("pruned.alive_capsules")
+        .values
+        .iter()
+        .map(|v| *v != 0.0)
+        .collect();
     assert_eq!(s.map.alive, want, "alive map");
     let pruning = &fx.json["pruning"];
-    assert_eq!(s.map.alive_count() as u64, pruning["alive_capsules"].as_u64().unwrap());
+    assert_eq!(
+        s.map.alive_count() as u64,
+        pruning["alive_capsules"].as_u64().unwrap()
+    );
     assert_eq!(s.map.capsules() as u64, pruning["capsules"].as_u64().unwrap());
 }

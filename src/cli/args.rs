@@ -41,9 +41,9 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub batch: u32,
+    /// Batch size (default: 128; 16 for the tiny preset).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch: Option<u32>,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,

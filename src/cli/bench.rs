@@ -20,12 +20,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None => {
             let preset = args.preset.unwrap_or(Preset::Small);
-            (CapsNet::init(&preset.config(), 0, &dev.device)?, preset.to_string())
+            (
+                CapsNet::init(&preset.config(), 0, &dev.device)?,
+                preset.to_string(),
+            )
         }
     };
     let repeat = args.repeat as usize;
     let mut progress = Progress::new(6 * repeat as u64, "bench");
-    let r = bench(&model, &dev.device, args.batch as usize, repeat, |d, _| progress.update(d as u64, ""));
+    let r = bench(&model, &dev.device, args.batch as usize, repeat, |d, _| {
+        progress.update(d as u64, "")
+    });
     progress.finish();
     let s = survival(&model);
     let params = model.param_count();

@@ -40,7 +40,10 @@ impl Progress {
             None => {
                 // Plain lines, at most one per 5% of the work.
                 let pct = pos * 100 / self.total;
-                if self.last_line_pct.is_none_or(|last| pct >= last + 5 || pos == self.total) {
+                if self
+                    .last_line_pct
+                    .is_none_or(|last| pct >= last + 5 || pos == self.total)
+                {
                     self.last_line_pct = Some(pct);
                     eprintln!("[{pct:3}%] {pos}/{} {msg}", self.total);
                 }

@@ -18,7 +18,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         data: args.data,
         preset: args.preset,
         epochs: args.epochs,
-        batch: args.batch as usize,
+        batch: args.batch.map_or(args.preset.default_batch(), |b| b as usize),
         lr: args.lr,
         lr_decay: args.lr_decay,
         seed: args.seed,
@@ -86,7 +86,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 if let Some(p) = &progress {
                     p.finish();
                 }
-                let acc = test_accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+                let acc = test_accuracy
+                    .map(|a| format!("{a:.4}"))
+                    .unwrap_or_else(|| "-".into());
                 println!(
                     "{} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
                     if stopped { "stopped" } else { "finished" },

@@ -69,7 +69,9 @@ pub enum DataError {
     #[error("{0}: no such file (expected {1}[.gz])")]
     Missing(PathBuf, &'static str),
     /// Fashion-MNIST was not found.
-    #[error("Fashion-MNIST not found: set {FASHION_ENV} to its folder or install Debian's dataset-fashion-mnist ({FASHION_DEBIAN_DIR})")]
+    #[error(
+        "Fashion-MNIST not found: set {FASHION_ENV} to its folder or install Debian's dataset-fashion-mnist ({FASHION_DEBIAN_DIR})"
+    )]
     FashionMissing,
     /// Images and labels disagree.
     #[error("{split} split: {images} images but {labels} labels")]
@@ -155,7 +157,10 @@ impl Split {
     /// Image `i` as floats in [0, 1].
     pub fn image_f32(&self, i: usize) -> Vec<f32> {
         let s = self.image_size();
-        self.pixels[i * s..(i + 1) * s].iter().map(|&p| p as f32 / 255.0).collect()
+        self.pixels[i * s..(i + 1) * s]
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect()
     }
 
     /// A batch of the given images, scaled to [0, 1].
@@ -216,7 +221,12 @@ impl Dataset {
         let train = make_split("train", parse_images(&n0, b0)?, parse_labels(&n1, b1)?)?;
         let test = make_split("test", parse_images(&n2, b2)?, parse_labels(&n3, b3)?)?;
         if (train.height, train.width) != (test.height, test.width) {
-            return Err(DataError::SizeMismatch(train.height, train.width, test.height, test.width));
+            return Err(DataError::SizeMismatch(
+                train.height,
+                train.width,
+                test.height,
+                test.width,
+            ));
         }
         Ok(Self { name, train, test })
     }
@@ -259,10 +269,19 @@ fn read_dir_files(dir: &Path) -> Result<[(String, Vec<u8>); 4], DataError> {
         })?;
         Ok((name, bytes))
     };
-    Ok([read(IDX_FILES[0])?, read(IDX_FILES[1])?, read(IDX_FILES[2])?, read(IDX_FILES[3])?])
+    Ok([
+        read(IDX_FILES[0])?,
+        read(IDX_FILES[1])?,
+        read(IDX_FILES[2])?,
+        read(IDX_FILES[3])?,
+    ])
 }
 
-fn make_split(split: &'static str, images: super::idx::IdxImages, labels: Vec<u8>) -> Result<Split, DataError> {
+fn make_split(
+    split: &'static str,
+    images: super::idx::IdxImages,
+    labels: Vec<u8>,
+) -> Result<Split, DataError> {
     if images.count != labels.len() {
         return Err(DataError::CountMismatch {
             split,
@@ -273,7 +292,11 @@ fn make_split(split: &'static str, images: super::idx::IdxImages, labels: Vec<u8
     if labels.is_empty() {
         return Err(DataError::Empty(split));
     }
-    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= MAX_CLASSES) {
+    if let Some((index, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= MAX_CLASSES)
+    {
         return Err(DataError::Label {
             split,
             label,
@@ -295,7 +318,11 @@ mod tests {
     use super::*;
 
     fn write_dir(dir: &Path, train: (u32, &[u8]), test: (u32, &[u8])) {
-        std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gzip(&images_file(train.0, 4, 4, 9))).unwrap();
+        std::fs::write(
+            dir.join("train-images-idx3-ubyte.gz"),
+            gzip(&images_file(train.0, 4, 4, 9)),
+        )
+        .unwrap();
         std::fs::write(dir.join("train-labels-idx1-ubyte"), labels_file(train.1)).unwrap();
         std::fs::write(dir.join("t10k-images-idx3-ubyte"), images_file(test.0, 4, 4, 1)).unwrap();
         std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gzip(&labels_file(test.1))).unwrap();
@@ -324,10 +351,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_dir(dir.path(), (3, &[0, 1]), (2, &[3, 4]));
         let err = Dataset::load(&DataSource::Dir(dir.path().into())).unwrap_err();
-        assert!(matches!(err, DataError::CountMismatch { images: 3, labels: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::CountMismatch {
+                    images: 3,
+                    labels: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         write_dir(dir.path(), (3, &[0, 1, 2]), (2, &[3, 42]));
         let err = Dataset::load(&DataSource::Dir(dir.path().into())).unwrap_err();
-        assert!(matches!(err, DataError::Label { label: 42, index: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::Label {
+                    label: 42,
+                    index: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

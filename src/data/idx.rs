@@ -185,13 +185,25 @@ pub(crate) mod tests {
             assert_eq!((img.count, img.rows, img.cols), (3, 2, 4));
             assert_eq!(img.pixels, vec![7; 24]);
         }
-        assert_eq!(parse_labels("y", gzip(&labels_file(&[1, 2, 3]))).unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            parse_labels("y", gzip(&labels_file(&[1, 2, 3]))).unwrap(),
+            vec![1, 2, 3]
+        );
     }
 
     #[test]
     fn rejects_wrong_magic() {
         let err = parse_images("x", labels_file(&[1, 2])).unwrap_err();
-        assert!(matches!(err, IdxError::Magic { found: LABELS_MAGIC, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::Magic {
+                    found: LABELS_MAGIC,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("wrong magic"));
     }
 
@@ -199,8 +211,18 @@ pub(crate) mod tests {
     fn rejects_truncated_files() {
         let mut raw = images_file(3, 2, 4, 7);
         raw.truncate(raw.len() - 1);
-        assert!(matches!(parse_images("x", raw).unwrap_err(), IdxError::Size { expected: 24, found: 23, .. }));
-        assert!(matches!(parse_labels("y", vec![0, 0, 8]).unwrap_err(), IdxError::ShortHeader { .. }));
+        assert!(matches!(
+            parse_images("x", raw).unwrap_err(),
+            IdxError::Size {
+                expected: 24,
+                found: 23,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_labels("y", vec![0, 0, 8]).unwrap_err(),
+            IdxError::ShortHeader { .. }
+        ));
         let gz = gzip(&images_file(3, 2, 4, 7));
         let cut = gz[..gz.len() / 2].to_vec();
         assert!(matches!(parse_images("x", cut).unwrap_err(), IdxError::Io { .. }));
@@ -210,7 +232,13 @@ pub(crate) mod tests {
     fn rejects_trailing_bytes_and_zero_dims() {
         let mut raw = labels_file(&[1, 2]);
         raw.push(0);
-        assert!(matches!(parse_labels("y", raw).unwrap_err(), IdxError::Size { .. }));
-        assert!(matches!(parse_images("x", images_file(1, 0, 4, 0)).unwrap_err(), IdxError::Dims { .. }));
+        assert!(matches!(
+            parse_labels("y", raw).unwrap_err(),
+            IdxError::Size { .. }
+        ));
+        assert!(matches!(
+            parse_images("x", images_file(1, 0, 4, 0)).unwrap_err(),
+            IdxError::Dims { .. }
+        ));
     }
 }

@@ -42,7 +42,9 @@ pub enum ModelFileError {
     #[error("{0}: not a sparsecaps model file (no '{FORMAT_NAME}' format tag)")]
     NotAModel(String),
     /// Written by an incompatible version.
-    #[error("{path}: model format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "{path}: model format version {found} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     Version {
         /// The file.
         path: String,
@@ -72,9 +74,12 @@ pub fn model_to_file(model: &CapsNet, info: &ModelInfo) -> TensorFile {
     let mut file = TensorFile::default();
     file.tensors.extend(model.to_named());
     file.metadata.insert("format".into(), FORMAT_NAME.into());
-    file.metadata.insert("format_version".into(), FORMAT_VERSION.to_string());
     file.metadata
-        .insert("config".into(), serde_json::to_string(&model.config).unwrap_or_default());
+        .insert("format_version".into(), FORMAT_VERSION.to_string());
+    file.metadata.insert(
+        "config".into(),
+        serde_json::to_string(&model.config).unwrap_or_default(),
+    );
     file.metadata
         .insert("info".into(), serde_json::to_string(info).unwrap_or_default());
     file
@@ -86,7 +91,11 @@ pub fn save_model(model: &CapsNet, info: &ModelInfo, path: &Path) -> Result<(), 
 }
 
 /// Rebuilds a model from a parsed file; `path` only names the source in errors.
-pub fn model_from_file(path: &str, file: &TensorFile, device: &Device) -> Result<(CapsNet, ModelInfo), ModelFileError> {
+pub fn model_from_file(
+    path: &str,
+    file: &TensorFile,
+    device: &Device,
+) -> Result<(CapsNet, ModelInfo), ModelFileError> {
     let meta = &file.metadata;
     if meta.get("format").map(String::as_str) != Some(FORMAT_NAME) {
         return Err(ModelFileError::NotAModel(path.to_string()));
@@ -102,8 +111,9 @@ pub fn model_from_file(path: &str, file: &TensorFile, device: &Device) -> Result
         path: path.to_string(),
         reason,
     };
-    let config: CapsNetConfig = serde_json::from_str(meta.get("config").ok_or_else(|| config_error("missing".into()))?)
-        .map_err(|e| config_error(e.to_string()))?;
+    let config: CapsNetConfig =
+        serde_json::from_str(meta.get("config").ok_or_else(|| config_error("missing".into()))?)
+            .map_err(|e| config_error(e.to_string()))?;
     config.geometry().map_err(|e| config_error(e.to_string()))?;
     let info: ModelInfo = meta
         .get("info")
@@ -148,9 +158,23 @@ mod tests {
         let (back, back_info) = load_model(&path, &dev).unwrap();
         assert_eq!(back_info, info);
         assert_eq!(back.config, model.config);
-        let x = Tensor::<4>::random([2, 1, 28, 28], burn::tensor::Distribution::Uniform(0.0, 1.0), &dev);
-        let a = model.forward(x.clone(), false).lengths.into_data().to_vec::<f32>().unwrap();
-        let b = back.forward(x, false).lengths.into_data().to_vec::<f32>().unwrap();
+        let x = Tensor::<4>::random(
+            [2, 1, 28, 28],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &dev,
+        );
+        let a = model
+            .forward(x.clone(), false)
+            .lengths
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let b = back
+            .forward(x, false)
+            .lengths
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert_eq!(a, b);
     }
 
@@ -159,15 +183,30 @@ mod tests {
         let dev = Device::flex();
         let mut file = model_to_file(&tiny(), &ModelInfo::default());
         file.metadata.insert("format_version".into(), "99".into());
-        assert!(matches!(model_from_file("f", &file, &dev), Err(ModelFileError::Version { .. })));
+        assert!(matches!(
+            model_from_file("f", &file, &dev),
+            Err(ModelFileError::Version { .. })
+        ));
         file.metadata.remove("format");
-        assert!(matches!(model_from_file("f", &file, &dev), Err(ModelFileError::NotAModel(_))));
+        assert!(matches!(
+            model_from_file("f", &file, &dev),
+            Err(ModelFileError::NotAModel(_))
+        ));
         let mut file = model_to_file(&tiny(), &ModelInfo::default());
-        file.tensors.insert("digit.bias".into(), HostTensor { shape: vec![3], values: vec![0.0; 3] });
+        file.tensors.insert(
+            "digit.bias".into(),
+            HostTensor {
+                shape: vec![3],
+                values: vec![0.0; 3],
+            },
+        );
         let err = model_from_file("f", &file, &dev).unwrap_err();
         assert!(err.to_string().contains("digit.bias"), "{err}");
         let mut file = model_to_file(&tiny(), &ModelInfo::default());
         file.metadata.insert("config".into(), "{".into());
-        assert!(matches!(model_from_file("f", &file, &dev), Err(ModelFileError::Config { .. })));
+        assert!(matches!(
+            model_from_file("f", &file, &dev),
+            Err(ModelFileError::Config { .. })
+        ));
     }
 }

@@ -52,14 +52,18 @@ fn convert(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, Te
     let data = view.data();
     let chunks = |n: usize| data.chunks_exact(n);
     Ok(match view.dtype() {
-        Dtype::F32 => chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F32 => chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         Dtype::F64 => chunks(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
             .collect(),
         Dtype::I64 => chunks(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
             .collect(),
-        Dtype::I32 => chunks(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+        Dtype::I32 => chunks(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
         Dtype::U8 => data.iter().map(|&b| b as f32).collect(),
         Dtype::BOOL => data.iter().map(|&b| (b != 0) as u8 as f32).collect(),
         dtype => {
@@ -101,7 +105,10 @@ impl TensorFile {
     /// Reads a safetensors file.
     pub fn read(path: &Path) -> Result<Self, TensorFileError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TensorFileError::Io { path: p.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| TensorFileError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Self::from_bytes(&p, &bytes)
     }
 
@@ -121,7 +128,10 @@ impl TensorFile {
         };
         let mut views = Vec::with_capacity(raw.len());
         for (n, shape, bytes) in &raw {
-            views.push((n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format)?));
+            views.push((
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format)?,
+            ));
         }
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
         safetensors::serialize(views, meta).map_err(format)
@@ -140,8 +150,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -164,7 +180,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.safetensors");
         let mut f = TensorFile::default();
-        f.tensors.insert("a".into(), HostTensor { shape: vec![2, 2], values: vec![1.0, -2.0, 3.5, 0.0] });
+        f.tensors.insert(
+            "a".into(),
+            HostTensor {
+                shape: vec![2, 2],
+                values: vec![1.0, -2.0, 3.5, 0.0],
+            },
+        );
         f.metadata.insert("k".into(), "v".into());
         f.write(&path).unwrap();
         let back = TensorFile::read(&path).unwrap();
@@ -176,11 +198,23 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_files_are_errors() {
-        assert!(matches!(TensorFile::from_bytes("x", b"hello world"), Err(TensorFileError::Format { .. })));
+        assert!(matches!(
+            TensorFile::from_bytes("x", b"hello world"),
+            Err(TensorFileError::Format { .. })
+        ));
         let mut f = TensorFile::default();
-        f.tensors.insert("a".into(), HostTensor { shape: vec![3], values: vec![1.0; 3] });
+        f.tensors.insert(
+            "a".into(),
+            HostTensor {
+                shape: vec![3],
+                values: vec![1.0; 3],
+            },
+        );
         let bytes = f.to_bytes().unwrap();
         let cut = &bytes[..bytes.len() - 2];
-        assert!(matches!(TensorFile::from_bytes("x", cut), Err(TensorFileError::Format { .. })));
+        assert!(matches!(
+            TensorFile::from_bytes("x", cut),
+            Err(TensorFileError::Format { .. })
+        ));
     }
 }

@@ -237,7 +237,13 @@ impl CapsNet {
             self.config.routing_iters,
             inspect,
         );
-        let lengths = routed.class_caps.clone().square().sum_dim(2).sqrt().squeeze_dim::<2>(2);
+        let lengths = routed
+            .class_caps
+            .clone()
+            .square()
+            .sum_dim(2)
+            .sqrt()
+            .squeeze_dim::<2>(2);
         CapsOutput {
             conv1,
             primary,

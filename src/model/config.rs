@@ -130,8 +130,14 @@ impl CapsNetConfig {
             k1: self.conv1_kernel,
             k2: self.primary_kernel,
         };
-        let conv1_h = self.height.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
-        let conv1_w = self.width.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
+        let conv1_h = self
+            .height
+            .checked_sub(self.conv1_kernel - 1)
+            .ok_or(too_small.clone())?;
+        let conv1_w = self
+            .width
+            .checked_sub(self.conv1_kernel - 1)
+            .ok_or(too_small.clone())?;
         if conv1_h < self.primary_kernel || conv1_w < self.primary_kernel {
             return Err(too_small);
         }
@@ -176,7 +182,8 @@ pub enum Preset {
     Paper,
     /// A CPU-friendly CapsNet: C1=64, T=16 (576 capsules), decoder 256/512.
     Small,
-    /// A very small CapsNet for tests: C1=16, T=4 (144 capsules), R=2, decoder 32/64.
+    /// A very small CapsNet for tests and demos: C1=64, T=8 (288 capsules), R=2, decoder
+    /// 32/64, default batch 16.
     Tiny,
 }
 
@@ -193,6 +200,14 @@ impl Preset {
         }
     }
 
+    /// Default training batch size of this preset (`--batch` overrides it).
+    pub fn default_batch(self) -> usize {
+        match self {
+            Preset::Paper | Preset::Small => 128,
+            Preset::Tiny => 16,
+        }
+    }
+
     /// The preset's configuration for 28x28x1 inputs.
     pub fn config(self) -> CapsNetConfig {
         let base = CapsNetConfig::new();
@@ -203,8 +218,8 @@ impl Preset {
                 .with_types(16)
                 .with_decoder_hidden(vec![256, 512]),
             Preset::Tiny => base
-                .with_conv1_channels(16)
-                .with_types(4)
+                .with_conv1_channels(64)
+                .with_types(8)
                 .with_routing_iters(2)
                 .with_decoder_hidden(vec![32, 64]),
         }

@@ -73,7 +73,10 @@ mod tests {
         let d = Device::flex();
         let lengths = Tensor::<2>::from_floats([[0.95, 0.05]], &d);
         let labels = Tensor::<1, Int>::from_ints([0], &d);
-        assert_eq!(margin_loss(lengths, one_hot(labels, 2), M).into_scalar::<f32>(), 0.0);
+        assert_eq!(
+            margin_loss(lengths, one_hot(labels, 2), M).into_scalar::<f32>(),
+            0.0
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl HostTensor {
     /// Reads a device tensor back to the host.
     pub fn from_tensor<const R: usize>(t: Tensor<R>) -> Self {
         let shape = t.dims().to_vec();
-        let values = t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        let values = t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
         Self { shape, values }
     }
 
@@ -108,21 +108,43 @@ impl CapsNet {
     pub fn to_named(&self) -> Vec<(String, HostTensor)> {
         let c = &self.config;
         let mut out = vec![
-            ("conv1.weight".into(), HostTensor::from_tensor(self.conv1_weight.val())),
-            ("conv1.bias".into(), HostTensor::from_tensor(self.conv1_bias.val())),
-            ("primary.weight".into(), HostTensor::from_tensor(self.primary_weight.val())),
-            ("primary.bias".into(), HostTensor::from_tensor(self.primary_bias.val())),
+            (
+                "conv1.weight".into(),
+                HostTensor::from_tensor(self.conv1_weight.val()),
+            ),
+            (
+                "conv1.bias".into(),
+                HostTensor::from_tensor(self.conv1_bias.val()),
+            ),
+            (
+                "primary.weight".into(),
+                HostTensor::from_tensor(self.primary_weight.val()),
+            ),
+            (
+                "primary.bias".into(),
+                HostTensor::from_tensor(self.primary_bias.val()),
+            ),
             (
                 "digit.weight".into(),
-                digit_to_file(HostTensor::from_tensor(self.digit_weight.val()), c.classes, c.class_dim),
+                digit_to_file(
+                    HostTensor::from_tensor(self.digit_weight.val()),
+                    c.classes,
+                    c.class_dim,
+                ),
             ),
-            ("digit.bias".into(), HostTensor::from_tensor(self.digit_bias.val())),
+            (
+                "digit.bias".into(),
+                HostTensor::from_tensor(self.digit_bias.val()),
+            ),
         ];
         for (i, layer) in self.decoder.iter().enumerate() {
             let w = HostTensor::from_tensor(layer.weight.val());
             out.push((format!("decoder.fc{}.weight", i + 1), transpose2(&w)));
             if let Some(b) = &layer.bias {
-                out.push((format!("decoder.fc{}.bias", i + 1), HostTensor::from_tensor(b.val())));
+                out.push((
+                    format!("decoder.fc{}.bias", i + 1),
+                    HostTensor::from_tensor(b.val()),
+                ));
             }
         }
         out
@@ -198,7 +220,10 @@ mod tests {
     fn digit_layout_round_trips() {
         let (n, d, j, e) = (2, 3, 4, 5);
         let values: Vec<f32> = (0..n * d * j * e).map(|v| v as f32).collect();
-        let internal = HostTensor { shape: vec![n, d, j * e], values: values.clone() };
+        let internal = HostTensor {
+            shape: vec![n, d, j * e],
+            values: values.clone(),
+        };
         let file = digit_to_file(internal, j, e);
         assert_eq!(file.shape, vec![n, j, e, d]);
         // file[i=1, j=2, e=3, d=1] == internal[1, 1, 2*5+3]

@@ -86,7 +86,7 @@ mod tests {
     fn squash_matches_hand_computed_values() {
         // |s|^2 = 25 -> scale = 25/26 / sqrt(25 + 1e-6)
         let s = Tensor::<2>::from_floats([[3.0, 4.0], [0.0, 0.0]], &dev());
-        let v = squash(s).into_data().to_vec::<f32>().unwrap();
+        let v = squash(s).into_data().try_into_vec_as::<f32>().unwrap();
         let k = 25.0f32 / 26.0 / (25.0f32 + 1e-6).sqrt();
         assert!((v[0] - 3.0 * k).abs() < 1e-6, "{v:?}");
         assert!((v[1] - 4.0 * k).abs() < 1e-6, "{v:?}");
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn squash_keeps_lengths_below_one() {
         let s = Tensor::<2>::from_floats([[100.0, 0.0], [0.1, 0.0]], &dev());
-        let v = squash(s).into_data().to_vec::<f32>().unwrap();
+        let v = squash(s).into_data().try_into_vec_as::<f32>().unwrap();
         assert!(v[0] < 1.0 && v[0] > 0.999);
         // short vectors shrink quadratically: |v| = 0.01/1.01 / ~0.1 * 0.1
         assert!((v[2] - 0.01 / 1.01).abs() < 1e-4, "{v:?}");
@@ -109,7 +109,7 @@ mod tests {
         let out = route(votes, beta, 3, true);
         assert_eq!(out.coupling.len(), 3);
         for c in out.coupling {
-            let sums = c.sum_dim(1).into_data().to_vec::<f32>().unwrap();
+            let sums = c.sum_dim(1).into_data().try_into_vec_as::<f32>().unwrap();
             assert_eq!(sums.len(), 2 * 5);
             for s in sums {
                 assert!((s - 1.0).abs() < 1e-5, "sum {s}");
@@ -133,8 +133,16 @@ mod tests {
         );
         let beta = Tensor::<2>::zeros([2, 2], &d);
         let out = route(votes, beta, 2, true);
-        let first = out.coupling[0].clone().into_data().to_vec::<f32>().unwrap();
-        let last = out.coupling[1].clone().into_data().to_vec::<f32>().unwrap();
+        let first = out.coupling[0]
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let last = out.coupling[1]
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         // layout [B, J, N]: index j * 3 + n
         assert!((first[0] - 0.5).abs() < 1e-6);
         // hand-computed: |v0| = 2.25/3.25, |v1| = 0.25/1.25, c = sigmoid(|v0| + |v1|)

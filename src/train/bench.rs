@@ -28,7 +28,11 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     let m = xs.len() / 2;
-    if xs.len() % 2 == 1 { xs[m] } else { (xs[m - 1] + xs[m]) / 2.0 }
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
+    }
 }
 
 fn time_ms(device: &Device, f: impl FnOnce()) -> f64 {
@@ -47,7 +51,10 @@ fn inputs(model: &CapsNet, batch: usize, device: &Device) -> (Tensor<4>, Tensor<
         device,
     );
     let labels: Vec<i64> = (0..batch).map(|i| (i % c.classes) as i64).collect();
-    (images, Tensor::from_data(TensorData::new(labels, [batch]), device))
+    (
+        images,
+        Tensor::from_data(TensorData::new(labels, [batch]), device),
+    )
 }
 
 /// Times `model` on `device`: one warm-up then `repeat` timed runs of a training step

@@ -195,14 +195,19 @@ impl<'a> Run<'a> {
 
     fn train(&mut self, req: &TrainRequest) -> anyhow::Result<()> {
         let started = Instant::now();
-        let SelectedDevice { device, name, reason, .. } = device::select(req.device)?;
+        let SelectedDevice {
+            device, name, reason, ..
+        } = device::select(req.device)?;
         self.emit.send(Event::Device {
             name: name.clone(),
             reason,
         });
         let mut data = Dataset::load(&req.data)?;
         data.limit(req.limit_train, req.limit_test);
-        let config = req.preset.config().for_input(1, data.train.height, data.train.width);
+        let config = req
+            .preset
+            .config()
+            .for_input(1, data.train.height, data.train.width);
         let ad = device.clone().autodiff();
         let mut model = CapsNet::init(&config, req.seed, &ad)?;
         let mut optim = AdamConfig::new().init();
@@ -236,7 +241,9 @@ impl<'a> Run<'a> {
             let mut epoch_loss = 0.0;
             let mut epoch_correct = 0.0;
             let mut epoch_images = 0;
-            let batches = data.train.batches(batch, Some(req.seed.wrapping_add(epoch as u64)));
+            let batches = data
+                .train
+                .batches(batch, Some(req.seed.wrapping_add(epoch as u64)));
             for (i, indices) in batches.iter().enumerate() {
                 if let Flow::Stop = self.poll() {
                     return self.finish(true, &history, started);

@@ -1,0 +1,159 @@
+//! The CLI as a user runs it: bad input gives one line on stderr and exit code 2,
+//! and `train` -> `eval --json` works end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sparsecaps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run sparsecaps")
+}
+
+fn assert_bad_input(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("device:")).collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn write_idx_dir(dir: &Path, images: &[u8], labels: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", images),
+        ("train-labels-idx1-ubyte", labels),
+        ("t10k-images-idx3-ubyte", images),
+        ("t10k-labels-idx1-ubyte", labels),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn idx_images(count: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    for w in [0x803u32, count, 28, 28] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v.extend(std::iter::repeat_n(0u8, count as usize * 784));
+    v
+}
+
+fn idx_labels(count: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    for w in [0x801u32, count] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v.extend(std::iter::repeat_n(1u8, count as usize));
+    v
+}
+
+#[test]
+fn unknown_preset_and_device_are_one_line_errors() {
+    let out = sparsecaps(&["train", "--preset", "huge", "--out", "x"]);
+    assert_bad_input(&out, "unknown preset 'huge'");
+    let out = sparsecaps(&["bench", "--device", "tpu"]);
+    assert_bad_input(&out, "unknown device 'tpu'");
+}
+
+#[test]
+fn missing_and_corrupt_model_files_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.safetensors");
+    let out = sparsecaps(&["eval", "--model", missing.to_str().unwrap(), "--device", "cpu"]);
+    assert_bad_input(&out, "nope.safetensors");
+    let corrupt = dir.path().join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    let out = sparsecaps(&["eval", "--model", corrupt.to_str().unwrap(), "--device", "cpu"]);
+    assert_bad_input(&out, "not a valid safetensors file");
+}
+
+#[test]
+fn broken_idx_folders_are_one_line_errors() {
+    let base = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
+        ("magic", idx_labels(4), idx_labels(4), "wrong magic"),
+        (
+            "truncated",
+            idx_images(4)[..1000].to_vec(),
+            idx_labels(4),
+            "header promises",
+        ),
+        ("count", idx_images(4), idx_labels(3), "4 images but 3 labels"),
+    ];
+    for (name, images, labels, needle) in cases {
+        let dir = base.path().join(name);
+        write_idx_dir(&dir, &images, &labels);
+        let run = base.path().join(format!("run-{name}"));
+        let out = sparsecaps(&[
+            "train",
+            "--data",
+            dir.to_str().unwrap(),
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert_bad_input(&out, needle);
+    }
+    let out = sparsecaps(&[
+        "train",
+        "--data",
+        "/nonexistent/idx",
+        "--device",
+        "cpu",
+        "--out",
+        "x",
+    ]);
+    assert_bad_input(&out, "no such file");
+}
+
+#[test]
+fn train_then_eval_json_reaches_ninety_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("RUN");
+    let run_s = run.to_str().unwrap();
+    let out = sparsecaps(&[
+        "train",
+        "--data",
+        "mnist",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "2000",
+        "--limit-test",
+        "1000",
+        "--device",
+        "cpu",
+        "--out",
+        run_s,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = run.join("model.safetensors");
+    let out = sparsecaps(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        "mnist",
+        "--limit-test",
+        "1000",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap();
+    let json: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert!(json["accuracy"].as_f64().unwrap() >= 0.90, "{json}");
+    assert_eq!(json["images"], 1000);
+    assert_eq!(json["capsules"], 288);
+}

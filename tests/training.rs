@@ -1,0 +1,190 @@
+//! The trainer thread end to end: a smoke run that must learn, stop mid-epoch, pause,
+//! checkpoints, and the wgpu path on whatever adapter the machine has.
+
+use std::time::Duration;
+
+use burn::prelude::*;
+use sparsecaps::data::DataSource;
+use sparsecaps::device::{self, DeviceChoice};
+use sparsecaps::export::load_model;
+use sparsecaps::model::{CapsNet, Preset};
+use sparsecaps::train::{Command, Event, TrainRequest, Trainer};
+
+fn tiny_request(out: Option<std::path::PathBuf>) -> TrainRequest {
+    TrainRequest {
+        data: DataSource::Mnist,
+        preset: Preset::Tiny,
+        epochs: 1,
+        device: DeviceChoice::Cpu,
+        limit_train: Some(2000),
+        limit_test: Some(1000),
+        batch: Preset::Tiny.default_batch(),
+        seed: 1,
+        out_dir: out,
+        ..TrainRequest::default()
+    }
+}
+
+/// Collects events until the run ends.
+fn run_to_end(trainer: &Trainer) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Some(e) = trainer.recv_event() {
+        let end = matches!(e, Event::Finished { .. } | Event::Failed(_));
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    events
+}
+
+#[test]
+fn tiny_training_smoke_test_learns_mnist_and_writes_a_loadable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let trainer = Trainer::spawn(None).unwrap();
+    assert!(trainer.send(Command::Start(Box::new(tiny_request(Some(run.clone()))))));
+    let events = run_to_end(&trainer);
+    let epoch = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Epoch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no epoch event: {events:?}"));
+    assert!(
+        epoch.test_accuracy >= 0.90,
+        "test accuracy {}",
+        epoch.test_accuracy
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Step(_))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Checkpoint { epoch: 1, .. }))
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::Finished {
+            stopped: false,
+            epochs: 1,
+            ..
+        })
+    ));
+    for f in ["model.safetensors", "config.json", "metrics.csv"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let (model, info) = load_model(&run.join("model.safetensors"), &Device::flex()).unwrap();
+    assert_eq!(info.epochs, Some(1));
+    assert_eq!(info.test_accuracy, Some(epoch.test_accuracy));
+    assert_eq!(model.config, Preset::Tiny.config());
+}
+
+#[test]
+fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
+    let trainer = Trainer::spawn(None).unwrap();
+    let mut req = tiny_request(None);
+    req.limit_train = Some(20_000);
+    req.readback_every = 1;
+    trainer.send(Command::Start(Box::new(req)));
+    // wait for the first progress report, then pause
+    loop {
+        match trainer.recv_event() {
+            Some(Event::Step(_)) => break,
+            Some(Event::Failed(e)) => panic!("{e}"),
+            Some(_) => {}
+            None => panic!("trainer ended"),
+        }
+    }
+    trainer.send(Command::Pause);
+    let mut steps_after_pause = None;
+    loop {
+        match trainer.recv_event() {
+            Some(Event::Paused) => break,
+            Some(Event::Step(s)) => steps_after_pause = Some(s.global_step),
+            Some(_) => {}
+            None => panic!("trainer ended"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // nothing moves while paused
+    while let Some(e) = trainer.try_event() {
+        assert!(
+            !matches!(e, Event::Step(_)),
+            "a step ran while paused ({steps_after_pause:?})"
+        );
+    }
+    trainer.send(Command::Resume);
+    trainer.send(Command::Stop);
+    let events = run_to_end(&trainer);
+    assert!(events.iter().any(|e| matches!(e, Event::Resumed)));
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Finished {
+                stopped: true,
+                epochs: 0,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    // the thread takes another run after a stop
+    let mut req = tiny_request(None);
+    req.limit_train = Some(64);
+    req.limit_test = Some(64);
+    trainer.send(Command::Start(Box::new(req)));
+    assert!(matches!(
+        run_to_end(&trainer).last(),
+        Some(Event::Finished { stopped: false, .. })
+    ));
+}
+
+#[test]
+fn a_missing_dataset_is_reported_as_a_failure_event() {
+    let trainer = Trainer::spawn(None).unwrap();
+    let mut req = tiny_request(None);
+    req.data = DataSource::Dir("/nonexistent/data".into());
+    trainer.send(Command::Start(Box::new(req)));
+    match run_to_end(&trainer).last() {
+        Some(Event::Failed(msg)) => assert!(msg.contains("no such file"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The wgpu backend on whatever adapter exists (lavapipe in CI): the tiny model's forward
+/// pass on a small batch must agree with the CPU backend.
+#[test]
+fn wgpu_forward_matches_cpu_on_a_small_batch() {
+    let gpu = match device::select(DeviceChoice::Wgpu) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(
+                std::env::var_os("SPARSECAPS_REQUIRE_WGPU").is_none(),
+                "wgpu required but unavailable: {e}"
+            );
+            eprintln!("skipping: {e}");
+            return;
+        }
+    };
+    eprintln!("wgpu device: {gpu}");
+    let cpu = Device::flex();
+    let cfg = Preset::Tiny.config();
+    let a = CapsNet::init(&cfg, 3, &cpu).unwrap();
+    let b = CapsNet::init(&cfg, 3, &gpu.device).unwrap();
+    let data = sparsecaps::data::Dataset::load(&DataSource::Mnist).unwrap();
+    let (x_cpu, y_cpu) = data.test.batch(&[0, 1], &cpu);
+    let (x_gpu, y_gpu) = data.test.batch(&[0, 1], &gpu.device);
+    let la = a.forward(x_cpu.clone(), false);
+    let lb = b.forward(x_gpu.clone(), false);
+    let va = la.lengths.clone().into_data().try_into_vec_as::<f32>().unwrap();
+    let vb = lb.lengths.clone().into_data().try_into_vec_as::<f32>().unwrap();
+    for (p, q) in va.iter().zip(&vb) {
+        assert!((p - q).abs() < 1e-3, "cpu {va:?} vs wgpu {vb:?}");
+    }
+    let loss_a = a.loss(&la, x_cpu, y_cpu).total.into_scalar::<f32>();
+    let loss_b = b.loss(&lb, x_gpu, y_gpu).total.into_scalar::<f32>();
+    assert!((loss_a - loss_b).abs() < 1e-3, "{loss_a} vs {loss_b}");
+}
