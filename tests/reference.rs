@@ -50,17 +50,29 @@ impl Fixture {
             .unwrap_or_else(|| panic!("fixture lacks {name}"))
     }
 
-    fn model(&self, device: &Device, overrides: &str) -> CapsNet {
+    /// The fixture's model. With `pruned`, a `pruned.param.X` replaces `param.X`, and a tensor
+    /// that has only a `pruned.mask.X` is masked by it.
+    fn model(&self, device: &Device, pruned: bool) -> CapsNet {
+        let t = &self.file.tensors;
         CapsNet::from_named(
             &self.config,
             |n| {
-                let over = format!("{overrides}{n}");
-                let t = self
-                    .file
-                    .tensors
-                    .get(&over)
-                    .or_else(|| self.file.tensors.get(&format!("param.{n}")));
-                t.cloned()
+                let dense = t.get(&format!("param.{n}")).cloned();
+                if !pruned {
+                    return dense;
+                }
+                if let Some(p) = t.get(&format!("pruned.param.{n}")) {
+                    return Some(p.clone());
+                }
+                match (dense, t.get(&format!("pruned.mask.{n}"))) {
+                    (Some(mut d), Some(mask)) => {
+                        assert_eq!(d.shape, mask.shape, "mask of {n}");
+                        d.values.iter_mut().zip(&mask.values).for_each(|(v, m)| *v *= m);
+                        Some(d)
+                    }
+                    (d, None) => d,
+                    (None, Some(_)) => None,
+                }
             },
             device,
         )
@@ -125,7 +137,7 @@ fn scalar(t: Tensor<1>) -> HostTensor {
 fn reference_forward_losses_and_gradients_match_the_fixture() {
     let fx = fixture();
     let device = Device::flex().autodiff();
-    let model = fx.model(&device, "");
+    let model = fx.model(&device, false);
     let (images, labels) = fx.inputs(&device);
     let out = model.forward(images.clone(), true);
     let parts = model.loss(&out, images, labels);
@@ -211,7 +223,7 @@ fn reference_forward_losses_and_gradients_match_the_fixture() {
 fn reference_pruned_model_outputs_and_alive_capsules_match_the_fixture() {
     let fx = fixture();
     let device = Device::flex();
-    let model = fx.model(&device, "pruned.param.");
+    let model = fx.model(&device, true);
     let (images, labels) = fx.inputs(&device);
     let out = model.forward(images.clone(), false);
     let parts = model.loss(&out, images, labels);

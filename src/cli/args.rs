@@ -41,7 +41,7 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
-    /// Batch size (default: 128; 16 for the tiny preset).
+    /// Batch size (default: 128 for paper, 32 for small, 16 for tiny).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: Option<u32>,
     /// Adam learning rate.

@@ -86,15 +86,15 @@ pub fn maybe_gunzip(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
 }
 
 fn header(name: &str, bytes: &[u8], magic: u32, ndims: usize) -> Result<Vec<u32>, IdxError> {
-    let need = 4 + 4 * ndims;
-    if bytes.len() < need {
-        return Err(IdxError::ShortHeader {
-            name: name.to_string(),
-            len: bytes.len(),
-        });
-    }
-    let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let found = word(0);
+    let short = || IdxError::ShortHeader {
+        name: name.to_string(),
+        len: bytes.len(),
+    };
+    let word = |i: usize| -> Result<u32, IdxError> {
+        let b = bytes.get(i..i + 4).ok_or_else(short)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let found = word(0)?;
     if found != magic {
         return Err(IdxError::Magic {
             name: name.to_string(),
@@ -102,7 +102,7 @@ fn header(name: &str, bytes: &[u8], magic: u32, ndims: usize) -> Result<Vec<u32>
             expected: magic,
         });
     }
-    Ok((0..ndims).map(|d| word(4 + 4 * d)).collect())
+    (0..ndims).map(|d| word(4 + 4 * d)).collect()
 }
 
 fn check_size(name: &str, data: &[u8], expected: usize) -> Result<(), IdxError> {

@@ -273,6 +273,20 @@ impl CapsNet {
         Some(x)
     }
 
+    /// Inference with everything the app shows: the forward pass with inspection data and
+    /// the reconstruction from the longest class capsule (the prediction).
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]`; the reconstruction is `[B, P]`
+    pub fn inspect(&self, images: Tensor<4>) -> (CapsOutput, Option<Tensor<2>>) {
+        let out = self.forward(images, true);
+        let [b, _] = out.lengths.dims();
+        let winner = out.lengths.clone().argmax(1).reshape([b]);
+        let mask = one_hot(winner, self.config.classes);
+        let recon = self.reconstruct(out.class_caps.clone(), mask);
+        (out, recon)
+    }
+
     /// Training loss: margin loss plus the weighted reconstruction loss (decoder masked by the
     /// true labels).
     ///
@@ -319,5 +333,44 @@ pub(crate) fn linear_from(weight: TensorData, bias: TensorData, device: &Device)
     Linear {
         weight: Param::from_data(weight, device),
         bias: Some(Param::from_data(bias, device)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    #[test]
+    fn inspect_returns_every_intermediate_with_the_right_shapes() {
+        let dev = Device::flex();
+        let cfg = Preset::Tiny.config();
+        let net = CapsNet::init(&cfg, 1, &dev).unwrap();
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &dev) * 0.5;
+        let (out, recon) = net.inspect(x);
+        let n = cfg.capsules();
+        assert_eq!(out.conv1.unwrap().dims(), [2, cfg.conv1_channels, 20, 20]);
+        assert_eq!(out.primary.dims(), [2, n, 8]);
+        assert_eq!(out.votes.dims(), [2, 10, n, 16]);
+        assert_eq!(out.coupling.len(), cfg.routing_iters);
+        assert_eq!(out.coupling[0].dims(), [2, 10, n]);
+        assert_eq!(out.class_caps.dims(), [2, 10, 16]);
+        assert_eq!(recon.unwrap().dims(), [2, 784]);
+        let lengths = out.lengths.into_data().try_into_vec_as::<f32>().unwrap();
+        assert!(lengths.iter().all(|l| (0.0..1.0).contains(l)));
+    }
+
+    #[test]
+    fn rgb_inputs_work_and_the_decoder_can_be_off() {
+        let dev = Device::flex();
+        let cfg = Preset::Tiny.config().for_input(3, 32, 32).with_decoder_hidden(vec![]);
+        let net = CapsNet::init(&cfg, 1, &dev).unwrap();
+        let x = Tensor::<4>::zeros([1, 3, 32, 32], &dev);
+        let out = net.forward(x.clone(), false);
+        assert_eq!(out.primary.dims(), [1, 8 * 64, 8]);
+        let labels = Tensor::<1, Int>::from_ints([3], &dev);
+        let parts = net.loss(&out, x, labels);
+        assert!(parts.recon_images.is_none());
+        assert_eq!(parts.reconstruction.into_scalar::<f32>(), 0.0);
     }
 }

@@ -226,9 +226,10 @@ mod tests {
         };
         let file = digit_to_file(internal, j, e);
         assert_eq!(file.shape, vec![n, j, e, d]);
-        // file[i=1, j=2, e=3, d=1] == internal[1, 1, 2*5+3]
-        let f = ((1 * j + 2) * e + 3) * d + 1;
-        let k = (1 * d + 1) * (j * e) + 2 * 5 + 3;
+        // file[i, jj, ee, dd] == internal[i, dd, jj * e + ee]
+        let (i, jj, ee, dd) = (1, 2, 3, 1);
+        let f = ((i * j + jj) * e + ee) * d + dd;
+        let k = (i * d + dd) * (j * e) + jj * e + ee;
         assert_eq!(file.values[f], values[k]);
         let back = permute_last3_rotate(&file.values, n, d, j, e, false);
         assert_eq!(back, values);
