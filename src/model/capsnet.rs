@@ -49,6 +49,9 @@ pub struct CapsNet {
     pub config: CapsNetConfig,
 }
 
+/// Batches smaller than this use the im2col form of the primary convolution.
+pub const IM2COL_MAX_BATCH: usize = 16;
+
 /// Everything one forward pass computes.
 #[derive(Debug, Clone)]
 pub struct CapsOutput {
@@ -192,13 +195,7 @@ impl CapsNet {
             Some(self.conv1_bias.val()),
             ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
         ));
-        let s = c.primary_stride;
-        let p = conv2d(
-            h.clone(),
-            self.primary_weight.val(),
-            Some(self.primary_bias.val()),
-            ConvOptions::new([s, s], [0, 0], [1, 1], 1),
-        );
+        let p = self.primary_conv(h.clone(), b < IM2COL_MAX_BATCH);
         let [_, _, gh, gw] = p.dims();
         let d = c.primary_dim;
         let u = p
@@ -206,6 +203,49 @@ impl CapsNet {
             .swap_dims(2, 3)
             .reshape([b, c.types * gh * gw, d]);
         (squash(u), keep_conv1.then_some(h))
+    }
+
+    /// The primary-capsule convolution (before reshaping and squashing). With `im2col`, the
+    /// receptive fields are gathered with one index select and multiplied by the filters in
+    /// one matmul: about 5x faster than the backend's convolution for a single image, slower
+    /// for large batches.
+    ///
+    /// # Shapes
+    /// - `h`: `[B, C1, H1, W1]` -> `[B, T * D, G_h, G_w]`
+    pub fn primary_conv(&self, h: Tensor<4>, im2col: bool) -> Tensor<4> {
+        let c = &self.config;
+        let s = c.primary_stride;
+        if !im2col {
+            return conv2d(
+                h,
+                self.primary_weight.val(),
+                Some(self.primary_bias.val()),
+                ConvOptions::new([s, s], [0, 0], [1, 1], 1),
+            );
+        }
+        let [b, c1, h1, w1] = h.dims();
+        let g = self.geometry();
+        let k = c.primary_kernel;
+        let mut index = Vec::with_capacity(k * k * g.cells());
+        for ky in 0..k {
+            for kx in 0..k {
+                for y in 0..g.grid_h {
+                    for x in 0..g.grid_w {
+                        index.push(((y * s + ky) * w1 + x * s + kx) as i64);
+                    }
+                }
+            }
+        }
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [k * k * g.cells()]), &h.device());
+        // [B, C1, k*k*L] -> [B, C1*k*k, L], matching the filters' [out, in, kh, kw] order
+        let cols = h
+            .reshape([b, c1, h1 * w1])
+            .select(2, index)
+            .reshape([b, c1 * k * k, g.cells()]);
+        let out = c.types * c.primary_dim;
+        let filters = self.primary_weight.val().reshape([1, out, c1 * k * k]);
+        let y = filters.matmul(cols) + self.primary_bias.val().reshape([1, out, 1]);
+        y.reshape([b, out, g.grid_h, g.grid_w])
     }
 
     /// Votes u_hat of every primary capsule for every class.
@@ -361,9 +401,31 @@ mod tests {
     }
 
     #[test]
+    fn im2col_primary_conv_equals_the_backend_convolution() {
+        let dev = Device::flex();
+        for cfg in [Preset::Tiny.config(), Preset::Tiny.config().for_input(3, 32, 30)] {
+            let net = CapsNet::init(&cfg, 2, &dev).unwrap();
+            let g = cfg.geometry().unwrap();
+            let h = Tensor::<4>::random(
+                [3, cfg.conv1_channels, g.conv1_h, g.conv1_w],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &dev,
+            );
+            let a = net.primary_conv(h.clone(), true);
+            let b = net.primary_conv(h, false);
+            assert_eq!(a.dims(), b.dims());
+            let diff = (a - b).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-4, "max difference {diff}");
+        }
+    }
+
+    #[test]
     fn rgb_inputs_work_and_the_decoder_can_be_off() {
         let dev = Device::flex();
-        let cfg = Preset::Tiny.config().for_input(3, 32, 32).with_decoder_hidden(vec![]);
+        let cfg = Preset::Tiny
+            .config()
+            .for_input(3, 32, 32)
+            .with_decoder_hidden(vec![]);
         let net = CapsNet::init(&cfg, 1, &dev).unwrap();
         let x = Tensor::<4>::zeros([1, 3, 32, 32], &dev);
         let out = net.forward(x.clone(), false);
