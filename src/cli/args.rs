@@ -29,6 +29,14 @@ pub enum Commands {
     Bench(BenchArgs),
 }
 
+/// Parses a count that must be at least 1.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
 /// `train` arguments.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -39,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "small")]
     pub preset: Preset,
     /// Epochs.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = positive)]
     pub epochs: usize,
     /// Batch size (default: 128 for paper, 32 for small, 16 for tiny).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -57,10 +65,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Train on the first N training images only.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub limit_train: Option<usize>,
     /// Test on the first N test images only.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
     /// Run folder.
     #[arg(long)]
@@ -77,7 +85,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<DataSource>,
     /// Evaluate on the first N test images only.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
     /// Batch size.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..=65536))]

@@ -8,11 +8,11 @@ use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Runs a training run in the trainer thread and reports its progress.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if args.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, not {}", args.lr);
+    }
+    if !(args.lr_decay.is_finite() && args.lr_decay > 0.0 && args.lr_decay <= 1.0) {
+        bail!("--lr-decay must be in (0, 1], not {}", args.lr_decay);
     }
     let req = TrainRequest {
         data: args.data,
