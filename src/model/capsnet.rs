@@ -44,9 +44,26 @@ pub struct CapsNet {
     pub digit_bias: Param<Tensor<2>>,
     /// Decoder layers (empty when the decoder is off); burn layout, weights `[in, out]`.
     pub decoder: Vec<Linear>,
-    /// The hyper-parameters.
+    /// The hyper-parameters (of the dense network, also when compacted).
     #[module(skip)]
     pub config: CapsNetConfig,
+    /// What compaction removed; `None` for a dense network.
+    #[module(skip)]
+    pub compact: Option<Compaction>,
+}
+
+/// What a compact network keeps of its dense original.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Compaction {
+    /// Original indices of the conv1 channels kept.
+    pub conv1_channels: Vec<usize>,
+    /// Original indices of the capsule types whose primary filters are kept.
+    pub live_types: Vec<usize>,
+    /// Original index (`t * G * G + y * G + x`) of each capsule kept, ascending.
+    pub capsules: Vec<usize>,
+    /// Positions of the kept capsules among the live types' capsules; `None` when every
+    /// capsule of the live types is kept.
+    pub select: Option<Vec<usize>>,
 }
 
 /// Batches smaller than this use the im2col form of the primary convolution.
@@ -162,6 +179,7 @@ impl CapsNet {
                 .map(|(w, b, i, o)| linear_from(t(w, vec![i, o]), t(b, vec![o]), device))
                 .collect(),
             config: c.clone(),
+            compact: None,
         })
     }
 
@@ -176,9 +194,22 @@ impl CapsNet {
         })
     }
 
-    /// Number of primary capsules this network routes (N).
+    /// Number of primary capsules this network routes (N, or K once compacted).
     pub fn capsules(&self) -> usize {
         self.digit_weight.dims()[0]
+    }
+
+    /// Capsule types whose filters this network holds (T, or fewer once compacted).
+    pub fn primary_types(&self) -> usize {
+        self.primary_weight.dims()[0] / self.config.primary_dim.max(1)
+    }
+
+    /// Original (dense) index of each capsule this network routes.
+    pub fn capsule_indices(&self) -> Vec<usize> {
+        match &self.compact {
+            Some(k) => k.capsules.clone(),
+            None => (0..self.capsules()).collect(),
+        }
     }
 
     /// Squashed primary capsules (and conv1 activations when `keep_conv1`).
@@ -198,10 +229,22 @@ impl CapsNet {
         let p = self.primary_conv(h.clone(), b < IM2COL_MAX_BATCH);
         let [_, _, gh, gw] = p.dims();
         let d = c.primary_dim;
+        let types = self.primary_types();
         let u = p
-            .reshape([b, c.types, d, gh * gw])
+            .reshape([b, types, d, gh * gw])
             .swap_dims(2, 3)
-            .reshape([b, c.types * gh * gw, d]);
+            .reshape([b, types * gh * gw, d]);
+        let u = match self.compact.as_ref().and_then(|k| k.select.as_ref()) {
+            Some(select) => {
+                let idx: Vec<i64> = select.iter().map(|&i| i as i64).collect();
+                let n = idx.len();
+                u.select(
+                    1,
+                    Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &h.device()),
+                )
+            }
+            None => u,
+        };
         (squash(u), keep_conv1.then_some(h))
     }
 
@@ -242,7 +285,7 @@ impl CapsNet {
             .reshape([b, c1, h1 * w1])
             .select(2, index)
             .reshape([b, c1 * k * k, g.cells()]);
-        let out = c.types * c.primary_dim;
+        let out = self.primary_types() * c.primary_dim;
         let filters = self.primary_weight.val().reshape([1, out, c1 * k * k]);
         let y = filters.matmul(cols) + self.primary_bias.val().reshape([1, out, 1]);
         y.reshape([b, out, g.grid_h, g.grid_w])

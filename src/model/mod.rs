@@ -7,6 +7,6 @@ pub mod loss;
 pub mod params;
 pub mod routing;
 
-pub use capsnet::{CapsNet, CapsOutput, LossParts};
+pub use capsnet::{CapsNet, CapsOutput, Compaction, LossParts};
 pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};
 pub use params::{HostTensor, ParamsError};

@@ -8,7 +8,7 @@
 use burn::module::Param;
 use burn::prelude::*;
 
-use super::capsnet::{CapsNet, linear_from};
+use super::capsnet::{CapsNet, Compaction, linear_from};
 use super::config::{CapsNetConfig, ConfigError};
 
 /// A tensor on the host: its shape and row-major f32 values.
@@ -53,6 +53,42 @@ pub enum ParamsError {
     /// The config is invalid.
     #[error("invalid model config: {0}")]
     Config(#[from] ConfigError),
+    /// The compaction record does not fit the config.
+    #[error("invalid compaction record: {0}")]
+    Compaction(String),
+}
+
+impl Compaction {
+    /// Checks the record against the dense config (`cells` capsules per type).
+    pub fn check(&self, c: &CapsNetConfig, cells: usize) -> Result<(), ParamsError> {
+        let bad = |m: &str| Err(ParamsError::Compaction(m.to_string()));
+        let ascending =
+            |v: &[usize], limit: usize| v.windows(2).all(|w| w[0] < w[1]) && v.iter().all(|&i| i < limit);
+        if !ascending(&self.conv1_channels, c.conv1_channels) {
+            return bad("conv1 channel indices out of range or not ascending");
+        }
+        if !ascending(&self.live_types, c.types) {
+            return bad("capsule type indices out of range or not ascending");
+        }
+        if !ascending(&self.capsules, c.types * cells) {
+            return bad("capsule indices out of range or not ascending");
+        }
+        if self
+            .capsules
+            .iter()
+            .any(|i| !self.live_types.contains(&(i / cells)))
+        {
+            return bad("a kept capsule belongs to a removed type");
+        }
+        let positions = self.live_types.len() * cells;
+        match &self.select {
+            Some(sel) if sel.len() != self.capsules.len() || sel.iter().any(|&p| p >= positions) => {
+                bad("capsule selection does not match the kept capsules")
+            }
+            None if self.capsules.len() != positions => bad("capsule count does not match the live types"),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Permutes `[N, A, B, C]` data to `[N, B, C, A]` on the host (digit W, internal -> file).
@@ -154,12 +190,28 @@ impl CapsNet {
     /// against `config`.
     pub fn from_named(
         config: &CapsNetConfig,
+        get: impl FnMut(&str) -> Option<HostTensor>,
+        device: &Device,
+    ) -> Result<Self, ParamsError> {
+        Self::from_named_compact(config, None, get, device)
+    }
+
+    /// [`CapsNet::from_named`] for a compact network: shapes follow what `compact` keeps.
+    pub fn from_named_compact(
+        config: &CapsNetConfig,
+        compact: Option<Compaction>,
         mut get: impl FnMut(&str) -> Option<HostTensor>,
         device: &Device,
     ) -> Result<Self, ParamsError> {
         let geo = config.geometry()?;
         let c = config;
-        let n = c.types * geo.cells();
+        let (n, types, c1) = match &compact {
+            Some(k) => {
+                k.check(c, geo.cells())?;
+                (k.capsules.len(), k.live_types.len(), k.conv1_channels.len())
+            }
+            None => (c.types * geo.cells(), c.types, c.conv1_channels),
+        };
         let mut fetch = |name: &str, expected: Vec<usize>| -> Result<HostTensor, ParamsError> {
             let t = get(name).ok_or_else(|| ParamsError::Missing(name.to_string()))?;
             if t.shape != expected || t.values.len() != expected.iter().product::<usize>() {
@@ -171,10 +223,10 @@ impl CapsNet {
             }
             Ok(t)
         };
-        let (k1, k2, td) = (c.conv1_kernel, c.primary_kernel, c.types * c.primary_dim);
-        let conv1_w = fetch("conv1.weight", vec![c.conv1_channels, c.in_channels, k1, k1])?;
-        let conv1_b = fetch("conv1.bias", vec![c.conv1_channels])?;
-        let prim_w = fetch("primary.weight", vec![td, c.conv1_channels, k2, k2])?;
+        let (k1, k2, td) = (c.conv1_kernel, c.primary_kernel, types * c.primary_dim);
+        let conv1_w = fetch("conv1.weight", vec![c1, c.in_channels, k1, k1])?;
+        let conv1_b = fetch("conv1.bias", vec![c1])?;
+        let prim_w = fetch("primary.weight", vec![td, c1, k2, k2])?;
         let prim_b = fetch("primary.bias", vec![td])?;
         let digit = fetch("digit.weight", vec![n, c.classes, c.class_dim, c.primary_dim])?;
         let beta = fetch("digit.bias", vec![c.classes, c.class_dim])?;
@@ -208,6 +260,7 @@ impl CapsNet {
             digit_bias: Param::from_data(p(beta), device),
             decoder,
             config: c.clone(),
+            compact,
         })
     }
 }

@@ -34,8 +34,37 @@ impl AliveMap {
     }
 }
 
-/// Computes the alive map from the weights: capsule i of type t is alive iff its row of W
-/// has a non-zero weight and type t's primary filters or biases are not all zero.
+/// Whether each capsule type's primary filters or biases hold a non-zero value.
+///
+/// # Shapes
+/// - `primary_weight`: `[T * D, C1, k, k]`, `primary_bias`: `[T * D]`
+pub fn live_types(primary_weight: &HostTensor, primary_bias: &HostTensor, types: usize) -> Vec<bool> {
+    let td = primary_bias.values.len();
+    let dim = td / types.max(1);
+    let filter = primary_weight.values.len() / td.max(1);
+    (0..types)
+        .map(|t| {
+            let ch = t * dim..(t + 1) * dim;
+            primary_bias.values[ch.clone()].iter().any(|v| *v != 0.0)
+                || primary_weight.values[ch.start * filter..ch.end * filter]
+                    .iter()
+                    .any(|v| *v != 0.0)
+        })
+        .collect()
+}
+
+/// Whether each row (first axis) of a tensor holds a non-zero value.
+pub fn nonzero_rows(t: &HostTensor) -> Vec<bool> {
+    let n = t.shape.first().copied().unwrap_or(0);
+    let row = t.values.len() / n.max(1);
+    (0..n)
+        .map(|i| t.values[i * row..(i + 1) * row].iter().any(|v| *v != 0.0))
+        .collect()
+}
+
+/// Computes the alive map of a dense network from its weights: capsule i of type t is
+/// alive iff its row of W has a non-zero weight and type t's primary filters or biases are
+/// not all zero.
 ///
 /// # Shapes
 /// - `digit`: W rows, `[N, ...]` (any layout that keeps capsule i's weights contiguous)
@@ -48,27 +77,12 @@ pub fn alive_map(
     grid_h: usize,
     grid_w: usize,
 ) -> AliveMap {
-    let n = digit.shape.first().copied().unwrap_or(0);
-    let row = digit.values.len() / n.max(1);
-    let td = primary_bias.values.len();
-    let dim = td / types.max(1);
-    let filter = primary_weight.values.len() / td.max(1);
-    let type_live: Vec<bool> = (0..types)
-        .map(|t| {
-            let ch = t * dim..(t + 1) * dim;
-            primary_bias.values[ch.clone()].iter().any(|v| *v != 0.0)
-                || primary_weight.values[ch.start * filter..ch.end * filter]
-                    .iter()
-                    .any(|v| *v != 0.0)
-        })
-        .collect();
-    let cells = grid_h * grid_w;
-    let alive = (0..n)
-        .map(|i| {
-            let t = i / cells.max(1);
-            type_live.get(t).copied().unwrap_or(false)
-                && digit.values[i * row..(i + 1) * row].iter().any(|v| *v != 0.0)
-        })
+    let type_live = live_types(primary_weight, primary_bias, types);
+    let cells = (grid_h * grid_w).max(1);
+    let alive = nonzero_rows(digit)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| row && type_live.get(i / cells).copied().unwrap_or(false))
         .collect();
     AliveMap {
         types,
@@ -120,15 +134,40 @@ pub struct Survival {
     pub layers: Vec<LayerSparsity>,
 }
 
-/// Reads a model's prunable weights and computes its alive map and sparsity.
+/// Reads a model's prunable weights and computes its alive map (in the dense network's
+/// capsule indices, also for a compact network) and sparsity.
 pub fn survival(model: &CapsNet) -> Survival {
     let digit = HostTensor::from_tensor(model.digit_weight.val());
     let pw = HostTensor::from_tensor(model.primary_weight.val());
     let pb = HostTensor::from_tensor(model.primary_bias.val());
     let conv1 = HostTensor::from_tensor(model.conv1_weight.val());
     let g = model.geometry();
+    let cells = g.cells().max(1);
+    let c = &model.config;
+    let type_live = live_types(&pw, &pb, model.primary_types());
+    let local_type = |original: usize| -> Option<usize> {
+        let t = original / cells;
+        match &model.compact {
+            Some(k) => k.live_types.iter().position(|&lt| lt == t),
+            None => Some(t),
+        }
+    };
+    let mut alive = vec![false; c.types * cells];
+    for (row_alive, original) in nonzero_rows(&digit).into_iter().zip(model.capsule_indices()) {
+        let live = local_type(original)
+            .and_then(|t| type_live.get(t).copied())
+            .unwrap_or(false);
+        if let Some(a) = alive.get_mut(original) {
+            *a = row_alive && live;
+        }
+    }
     Survival {
-        map: alive_map(&digit, &pw, &pb, model.config.types, g.grid_h, g.grid_w),
+        map: AliveMap {
+            types: c.types,
+            grid_h: g.grid_h,
+            grid_w: g.grid_w,
+            alive,
+        },
         layers: vec![
             count("conv1.weight", &conv1),
             count("primary.weight", &pw),

@@ -1,0 +1,211 @@
+//! Compaction: a network with only the alive capsules (W becomes `[K, D, J*E]`), only the
+//! live capsule types' primary filters, and only the conv1 channels that matter. A conv1
+//! channel whose filter is all zero outputs the constant `relu(bias)`, which is folded into
+//! the primary bias exactly (the primary convolution has no padding). The compact network's
+//! outputs equal the masked dense network's.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use super::survival::survival;
+use crate::model::{CapsNet, Compaction, HostTensor};
+
+/// Why a network cannot be compacted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompactError {
+    /// Every capsule is dead.
+    #[error("no primary capsule is alive: nothing to keep")]
+    NothingAlive,
+}
+
+/// Rows `keep` of a row-major tensor (first axis).
+fn rows(t: &HostTensor, keep: &[usize]) -> HostTensor {
+    let n = t.shape.first().copied().unwrap_or(0).max(1);
+    let row = t.values.len() / n;
+    let mut values = Vec::with_capacity(keep.len() * row);
+    for &i in keep {
+        values.extend_from_slice(&t.values[i * row..(i + 1) * row]);
+    }
+    let mut shape = t.shape.clone();
+    shape[0] = keep.len();
+    HostTensor { shape, values }
+}
+
+/// Builds the compact network of a dense (masked) network. A network that is already
+/// compact is returned as it is.
+pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
+    if model.compact.is_some() {
+        return Ok(model.clone());
+    }
+    let c = &model.config;
+    let cells = model.geometry().cells();
+    let d = c.primary_dim;
+    let alive = survival(model).map.alive;
+    let capsules: Vec<usize> = (0..alive.len()).filter(|&i| alive[i]).collect();
+    if capsules.is_empty() {
+        return Err(CompactError::NothingAlive);
+    }
+    let mut live_types: Vec<usize> = capsules.iter().map(|i| i / cells).collect();
+    live_types.dedup();
+    let conv1_w = HostTensor::from_tensor(model.conv1_weight.val());
+    let conv1_b = HostTensor::from_tensor(model.conv1_bias.val());
+    let pw = HostTensor::from_tensor(model.primary_weight.val());
+    let pb = HostTensor::from_tensor(model.primary_bias.val());
+    let digit = HostTensor::from_tensor(model.digit_weight.val());
+    let c1 = conv1_b.values.len();
+    let k2 = pw.shape[2] * pw.shape[3];
+    // primary output channels of the live types
+    let out_channels: Vec<usize> = live_types.iter().flat_map(|t| t * d..(t + 1) * d).collect();
+    let pw_live = rows(&pw, &out_channels);
+    let mut bias: Vec<f32> = out_channels.iter().map(|&o| pb.values[o]).collect();
+    // conv1 channels: drop those with an all-zero filter (folding relu(bias) into the primary
+    // bias) and those no live primary filter reads.
+    let in_filter = conv1_w.values.len() / c1.max(1);
+    let mut conv1_channels = Vec::new();
+    let mut folded = vec![false; c1];
+    for ch in 0..c1 {
+        let filter_zero = conv1_w.values[ch * in_filter..(ch + 1) * in_filter]
+            .iter()
+            .all(|v| *v == 0.0);
+        let weight_of = |o: usize| &pw_live.values[(o * c1 + ch) * k2..(o * c1 + ch + 1) * k2];
+        let read = (0..out_channels.len()).any(|o| weight_of(o).iter().any(|v| *v != 0.0));
+        if !read {
+            continue;
+        }
+        if filter_zero {
+            let constant = conv1_b.values[ch].max(0.0);
+            for (o, b) in bias.iter_mut().enumerate() {
+                *b += constant * weight_of(o).iter().sum::<f32>();
+            }
+            folded[ch] = true;
+        } else {
+            conv1_channels.push(ch);
+        }
+    }
+    // A convolution needs one channel: if none is left, keep channel 0 with its primary
+    // weights zeroed (a folded channel's constant is already in the bias).
+    if conv1_channels.is_empty() {
+        conv1_channels.push(0);
+    }
+    // primary filters restricted to the kept conv1 channels
+    let mut pw_values = Vec::with_capacity(out_channels.len() * conv1_channels.len() * k2);
+    for o in 0..out_channels.len() {
+        for &ch in &conv1_channels {
+            let w = &pw_live.values[(o * c1 + ch) * k2..(o * c1 + ch + 1) * k2];
+            if folded[ch] {
+                pw_values.extend(std::iter::repeat_n(0.0, k2));
+            } else {
+                pw_values.extend_from_slice(w);
+            }
+        }
+    }
+    let positions = live_types.len() * cells;
+    let select = (capsules.len() != positions).then(|| {
+        capsules
+            .iter()
+            .map(|&i| {
+                let lt = live_types.iter().position(|&t| t == i / cells).unwrap_or(0);
+                lt * cells + i % cells
+            })
+            .collect()
+    });
+    let device = model.digit_weight.val().device();
+    let up = |t: HostTensor| TensorData::new(t.values, t.shape);
+    let kept_conv1 = rows(&conv1_w, &conv1_channels);
+    let kept_b1 = rows(&conv1_b, &conv1_channels);
+    Ok(CapsNet {
+        conv1_weight: Param::from_data(up(kept_conv1), &device),
+        conv1_bias: Param::from_data(up(kept_b1), &device),
+        primary_weight: Param::from_data(
+            TensorData::new(
+                pw_values,
+                [out_channels.len(), conv1_channels.len(), pw.shape[2], pw.shape[3]],
+            ),
+            &device,
+        ),
+        primary_bias: Param::from_data(TensorData::new(bias, [out_channels.len()]), &device),
+        digit_weight: Param::from_data(up(rows(&digit, &capsules)), &device),
+        digit_bias: model.digit_bias.clone(),
+        decoder: model.decoder.clone(),
+        config: c.clone(),
+        compact: Some(Compaction {
+            conv1_channels,
+            live_types,
+            capsules,
+            select,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use crate::prune::{apply_masks, magnitude_masks};
+
+    fn max_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn compact_equals_masked_dense_and_shrinks() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
+        let mut masks = magnitude_masks(&net, 0.95);
+        // keep the (small) conv filters so conv1 channels stay in use; W is pruned
+        masks.primary.values.iter_mut().for_each(|v| *v = 1.0);
+        masks.conv1.values.iter_mut().for_each(|v| *v = 1.0);
+        let mut pruned = apply_masks(net, &masks.to_device(&dev));
+        // kill a whole type and a conv1 channel with a positive bias (folded)
+        let mut pw = HostTensor::from_tensor(pruned.primary_weight.val());
+        let mut pb = HostTensor::from_tensor(pruned.primary_bias.val());
+        let per = pw.values.len() / pw.shape[0];
+        pw.values[..8 * per].iter_mut().for_each(|v| *v = 0.0);
+        pb.values[..8].iter_mut().for_each(|v| *v = 0.0);
+        let mut c1 = HostTensor::from_tensor(pruned.conv1_weight.val());
+        let f = c1.values.len() / c1.shape[0];
+        c1.values[..f].iter_mut().for_each(|v| *v = 0.0);
+        let mut b1 = HostTensor::from_tensor(pruned.conv1_bias.val());
+        b1.values[0] = 0.3;
+        pruned.primary_weight = Param::from_tensor(pw.to_tensor(&dev));
+        pruned.primary_bias = Param::from_tensor(pb.to_tensor(&dev));
+        pruned.conv1_weight = Param::from_tensor(c1.to_tensor(&dev));
+        pruned.conv1_bias = Param::from_tensor(b1.to_tensor(&dev));
+
+        let small = compact(&pruned).unwrap();
+        let k = small.compact.as_ref().unwrap();
+        assert!(!k.live_types.contains(&0));
+        assert!(!k.conv1_channels.contains(&0));
+        assert_eq!(small.capsules(), survival(&pruned).map.alive_count());
+        assert_eq!(survival(&small).map, survival(&pruned).map);
+        let data = crate::data::Dataset::load(&crate::data::DataSource::Mnist).unwrap();
+        for batch in [vec![0, 1, 2], (0..20).collect::<Vec<_>>()] {
+            let (x, _) = data.test.batch(&batch, &dev);
+            let a = pruned.forward(x.clone(), false);
+            let b = small.forward(x, false);
+            assert!(max_diff(a.lengths, b.lengths) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_network_without_live_primary_filters_still_compacts() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
+        // at 95% global sparsity the small primary filters are all pruned
+        let pruned = apply_masks(net.clone(), &magnitude_masks(&net, 0.95).to_device(&dev));
+        let small = compact(&pruned).unwrap();
+        assert_eq!(small.conv1_weight.dims()[0], 1);
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &dev) * 0.3;
+        let a = pruned.forward(x.clone(), false).lengths;
+        let b = small.forward(x, false).lengths;
+        assert!(max_diff(a, b) < 1e-5);
+    }
+
+    #[test]
+    fn nothing_alive_is_an_error() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
+        let pruned = apply_masks(net.clone(), &magnitude_masks(&net, 1.0).to_device(&dev));
+        assert_eq!(compact(&pruned).unwrap_err(), CompactError::NothingAlive);
+    }
+}

@@ -1,0 +1,78 @@
+//! Exact-sparsity global magnitude pruning: the smallest-magnitude weights over all prunable
+//! tensors together are pruned until exactly the requested fraction is zero.
+
+use super::mask::Masks;
+use crate::model::{CapsNet, HostTensor};
+
+/// Masks that prune exactly `round(sparsity * total)` of the prunable weights of `model`,
+/// smallest magnitudes first (ties broken by position). The model is not changed, so the
+/// dense weights stay available (the slider's non-destructive pruning).
+pub fn magnitude_masks(model: &CapsNet, sparsity: f64) -> Masks {
+    let tensors = [
+        HostTensor::from_tensor(model.conv1_weight.val()),
+        HostTensor::from_tensor(model.primary_weight.val()),
+        HostTensor::from_tensor(model.digit_weight.val()),
+    ];
+    let [conv1, primary, digit] = magnitude_masks_of(&tensors, sparsity);
+    Masks {
+        conv1,
+        primary,
+        digit,
+    }
+}
+
+/// [`magnitude_masks`] on host tensors.
+pub fn magnitude_masks_of(tensors: &[HostTensor; 3], sparsity: f64) -> [HostTensor; 3] {
+    let total: usize = tensors.iter().map(|t| t.values.len()).sum();
+    let prune = ((sparsity.clamp(0.0, 1.0) * total as f64).round() as usize).min(total);
+    // (magnitude, global position) of every weight; select the `prune` smallest.
+    let mut order: Vec<(f32, usize)> = tensors
+        .iter()
+        .flat_map(|t| t.values.iter())
+        .enumerate()
+        .map(|(i, v)| (v.abs(), i))
+        .collect();
+    let mut keep = vec![1.0f32; total];
+    if prune > 0 {
+        let cmp = |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        if prune < total {
+            order.select_nth_unstable_by(prune - 1, cmp);
+        }
+        for &(_, i) in &order[..prune] {
+            keep[i] = 0.0;
+        }
+    }
+    let mut offset = 0;
+    let mut out = tensors.clone();
+    for (o, t) in out.iter_mut().zip(tensors) {
+        o.values = keep[offset..offset + t.values.len()].to_vec();
+        offset += t.values.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::prelude::*;
+
+    #[test]
+    fn exact_sparsity_on_a_real_model() {
+        let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 4, &Device::flex()).unwrap();
+        for s in [0.0, 0.3333, 0.9, 0.95, 0.99, 1.0] {
+            let m = magnitude_masks(&net, s);
+            assert!((m.sparsity() - s).abs() < 1e-4, "{s} -> {}", m.sparsity());
+        }
+    }
+
+    #[test]
+    fn smallest_magnitudes_go_first_and_ties_break_by_position() {
+        let t = |v: Vec<f32>| HostTensor {
+            shape: vec![v.len()],
+            values: v,
+        };
+        let masks = magnitude_masks_of(&[t(vec![0.5, -0.1]), t(vec![0.2, 0.1]), t(vec![-3.0])], 0.4);
+        let got: Vec<Vec<f32>> = masks.iter().map(|m| m.values.clone()).collect();
+        assert_eq!(got, vec![vec![1.0, 0.0], vec![1.0, 0.0], vec![1.0]]);
+    }
+}
