@@ -9,7 +9,7 @@ use burn::prelude::*;
 use sparsecaps::export::TensorFile;
 use sparsecaps::model::params::digit_to_file;
 use sparsecaps::model::{CapsNet, CapsNetConfig, HostTensor, Preset};
-use sparsecaps::prune::survival;
+use sparsecaps::prune::{compact, survival};
 
 const ATOL: f32 = 1e-4;
 const GRAD_RTOL: f32 = 1e-4;
@@ -256,4 +256,56 @@ fn reference_pruned_model_outputs_and_alive_capsules_match_the_fixture() {
         pruning["alive_capsules"].as_u64().unwrap()
     );
     assert_eq!(s.map.capsules() as u64, pruning["capsules"].as_u64().unwrap());
+}
+
+#[test]
+fn reference_compact_model_reproduces_the_pruned_outputs() {
+    let fx = fixture();
+    let device = Device::flex();
+    let dense = fx.model(&device, true);
+    let small = compact(&dense).expect("compaction");
+    let want_alive = fx.json["pruning"]["alive_capsules"].as_u64().unwrap() as usize;
+    assert_eq!(small.capsules(), want_alive);
+    assert_eq!(small.digit_weight.dims()[0], want_alive);
+    let kept: Vec<usize> = fx
+        .get("pruned.alive_capsules")
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(small.capsule_indices(), kept);
+    assert!(
+        small.primary_types() < fx.config.types,
+        "the dead type's filters are removed"
+    );
+    let (images, labels) = fx.inputs(&device);
+    let out = small.forward(images.clone(), false);
+    let parts = small.loss(&out, images, labels);
+    let close = |name: &str, got: &HostTensor, want: &HostTensor| {
+        let worst = got
+            .values
+            .iter()
+            .zip(&want.values)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert_eq!(got.shape, want.shape, "{name}");
+        assert!(worst <= 1e-5, "{name}: compact differs by {worst}");
+    };
+    close(
+        "compact lengths",
+        &host(out.lengths.clone()),
+        fx.get("pruned.expected.lengths"),
+    );
+    close(
+        "compact class_caps",
+        &host(out.class_caps),
+        fx.get("pruned.expected.class_caps"),
+    );
+    close(
+        "compact reconstruction",
+        &host(parts.recon_images.expect("decoder")),
+        fx.get("pruned.expected.reconstruction"),
+    );
 }

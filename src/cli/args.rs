@@ -27,6 +27,75 @@ pub enum Commands {
     Eval(EvalArgs),
     /// Time training steps, batch inference and single-image latency.
     Bench(BenchArgs),
+    /// Prune a model to an exact global sparsity (the dense weights of pruned entries are 0).
+    Prune(PruneArgs),
+    /// Write a model file again, compacted with --compact (dead capsules removed).
+    Export(ExportArgs),
+}
+
+/// `prune` arguments.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Model file to prune.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Fraction of the prunable weights (conv1, primary, W) to set to zero, 0..=1.
+    #[arg(long, value_parser = fraction)]
+    pub sparsity: f64,
+    /// Pruning method: magnitude (global, smallest weights first).
+    #[arg(long, default_value = "magnitude")]
+    pub method: PruneMethod,
+    /// Dataset to evaluate the pruned model on (default: the model's).
+    #[arg(long)]
+    pub data: Option<DataSource>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_parser = positive)]
+    pub limit_test: Option<usize>,
+    /// Device: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Output model file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// How `prune` chooses the weights to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneMethod {
+    /// Exact-sparsity global magnitude pruning.
+    Magnitude,
+}
+
+impl std::str::FromStr for PruneMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "magnitude" => Ok(Self::Magnitude),
+            _ => Err(format!("unknown pruning method '{s}' (expected magnitude)")),
+        }
+    }
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model file to export.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output file (.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep only the alive capsules, live capsule types and used conv1 channels.
+    #[arg(long)]
+    pub compact: bool,
+}
+
+/// Parses a fraction in [0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number between 0 and 1")),
+    }
 }
 
 /// Parses a count that must be at least 1.

@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod progress;
+pub mod prune;
 pub mod train;
 
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Some(Commands::Train(a)) => train::run(a),
         Some(Commands::Eval(a)) => eval::run(a),
         Some(Commands::Bench(a)) => bench::run(a),
+        Some(Commands::Prune(a)) => prune::run_prune(a),
+        Some(Commands::Export(a)) => prune::run_export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::tensors::{TensorFile, TensorFileError};
-use crate::model::{CapsNet, CapsNetConfig, ParamsError};
+use crate::model::{CapsNet, CapsNetConfig, Compaction, ParamsError};
 
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "sparsecaps-model";
@@ -30,6 +30,12 @@ pub struct ModelInfo {
     /// Test accuracy at save time (0..1).
     #[serde(default)]
     pub test_accuracy: Option<f64>,
+    /// Global sparsity of the prunable weights (of the dense network, for a compact one).
+    #[serde(default)]
+    pub sparsity: Option<f64>,
+    /// Sparsity of each prunable tensor, by name.
+    #[serde(default)]
+    pub layer_sparsity: Option<Vec<(String, f64)>>,
 }
 
 /// Why a model file cannot be read or written.
@@ -82,6 +88,10 @@ pub fn model_to_file(model: &CapsNet, info: &ModelInfo) -> TensorFile {
     );
     file.metadata
         .insert("info".into(), serde_json::to_string(info).unwrap_or_default());
+    if let Some(k) = &model.compact {
+        file.metadata
+            .insert("compact".into(), serde_json::to_string(k).unwrap_or_default());
+    }
     file
 }
 
@@ -119,7 +129,14 @@ pub fn model_from_file(
         .get("info")
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let model = CapsNet::from_named(&config, |n| file.tensors.get(n).cloned(), device).map_err(|source| {
+    let compact: Option<Compaction> = match meta.get("compact") {
+        Some(s) => {
+            Some(serde_json::from_str(s).map_err(|e| config_error(format!("compaction record: {e}")))?)
+        }
+        None => None,
+    };
+    let get = |n: &str| file.tensors.get(n).cloned();
+    let model = CapsNet::from_named_compact(&config, compact, get, device).map_err(|source| {
         ModelFileError::Params {
             path: path.to_string(),
             source,
@@ -176,6 +193,50 @@ mod tests {
             .try_into_vec_as::<f32>()
             .unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn compact_export_round_trips_and_bad_compaction_records_are_refused() {
+        let dev = Device::flex();
+        let net = tiny();
+        let masks = crate::prune::magnitude_masks(&net, 0.9);
+        let pruned = crate::prune::apply_masks(net, &masks.to_device(&dev));
+        let small = crate::prune::compact(&pruned).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save_model(&small, &ModelInfo::default(), &path).unwrap();
+        let (back, _) = load_model(&path, &dev).unwrap();
+        assert_eq!(back.compact, small.compact);
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &dev) * 0.2;
+        let a = small
+            .forward(x.clone(), false)
+            .lengths
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let b = back
+            .forward(x, false)
+            .lengths
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        assert_eq!(a, b);
+        // a record that does not match the tensors, or is not JSON, is refused
+        let mut file = model_to_file(&small, &ModelInfo::default());
+        let mut k = small.compact.clone().unwrap();
+        k.capsules.pop();
+        file.metadata
+            .insert("compact".into(), serde_json::to_string(&k).unwrap());
+        assert!(model_from_file("f", &file, &dev).is_err());
+        file.metadata.insert("compact".into(), "[1,2".into());
+        assert!(matches!(
+            model_from_file("f", &file, &dev),
+            Err(ModelFileError::Config { .. })
+        ));
+        // truncated file
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(load_model(&path, &dev), Err(ModelFileError::File(_))));
     }
 
     #[test]

@@ -90,6 +90,18 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Wall time of the epoch including evaluation, seconds.
     pub epoch_s: f64,
+    /// Global sparsity of the prunable weights.
+    pub sparsity: f64,
+    /// Sparsity of conv1, primary and class-capsule weights.
+    pub layer_sparsity: [f64; 3],
+    /// Alive primary capsules K.
+    pub alive_capsules: usize,
+    /// All primary capsules N.
+    pub capsules: usize,
+    /// Capsule types with an alive capsule.
+    pub alive_types: usize,
+    /// Alive map (`t * G * G + y * G + x`), for the capsule-map panel.
+    pub alive: Vec<bool>,
 }
 
 /// A periodic progress report.

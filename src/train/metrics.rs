@@ -9,16 +9,28 @@ use crate::export::{TensorFileError, write_atomic};
 use crate::model::CapsNetConfig;
 
 /// Header of `metrics.csv`.
-pub const CSV_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,epoch_s";
+pub const CSV_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,epoch_s,\
+sparsity,sparsity_conv1,sparsity_primary,sparsity_digit,alive_capsules,capsules,alive_types";
 
 /// Renders the metrics of all epochs so far as CSV.
 pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
     let mut s = String::from(CSV_HEADER);
     s.push('\n');
     for m in rows {
+        let [s1, s2, s3] = m.layer_sparsity;
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.3}\n",
-            m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr, m.epoch_s
+            "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.3},{:.6},{s1:.6},{s2:.6},{s3:.6},{},{},{}\n",
+            m.epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.lr,
+            m.epoch_s,
+            m.sparsity,
+            m.alive_capsules,
+            m.capsules,
+            m.alive_types
         ));
     }
     s
@@ -82,11 +94,23 @@ mod tests {
             test_accuracy: 0.9,
             lr: 1e-3,
             epoch_s: 2.0,
+            sparsity: 0.5,
+            layer_sparsity: [0.1, 0.2, 0.3],
+            alive_capsules: 10,
+            capsules: 12,
+            alive_types: 2,
+            alive: vec![true; 12],
         };
         let csv = metrics_csv(&[m.clone(), EpochMetrics { epoch: 2, ..m }]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], CSV_HEADER);
         assert!(lines[2].starts_with("2,0.500000,0.800000,0.400000,0.900000,"));
+        assert!(
+            lines[2].ends_with(",0.500000,0.100000,0.200000,0.300000,10,12,2"),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(lines[0].split(',').count(), lines[2].split(',').count());
     }
 }

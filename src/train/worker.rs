@@ -16,6 +16,7 @@ use crate::data::Dataset;
 use crate::device::{self, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
+use crate::prune::{global_sparsity, survival};
 
 /// Capacity of the command channel.
 pub const COMMAND_CAPACITY: usize = 16;
@@ -300,6 +301,9 @@ impl<'a> Run<'a> {
             self.emit.send(Event::Evaluating { epoch });
             let valid = model.valid();
             let eval = evaluate(&valid, &data.test, EVAL_BATCH, &device);
+            let surv = survival(&valid);
+            let sparsity = global_sparsity(&surv.layers);
+            let layer_sparsity = [0, 1, 2].map(|i| surv.layers[i].sparsity());
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: epoch_loss / epoch_images.max(1) as f64,
@@ -308,6 +312,12 @@ impl<'a> Run<'a> {
                 test_accuracy: eval.accuracy,
                 lr,
                 epoch_s: epoch_start.elapsed().as_secs_f64(),
+                sparsity,
+                layer_sparsity,
+                alive_capsules: surv.map.alive_count(),
+                capsules: surv.map.capsules(),
+                alive_types: surv.map.alive_types(),
+                alive: surv.map.alive.clone(),
             };
             history.push(metrics.clone());
             self.emit.send(Event::Epoch(metrics));
@@ -318,6 +328,13 @@ impl<'a> Run<'a> {
                     preset: Some(req.preset.to_string()),
                     epochs: Some(epoch),
                     test_accuracy: Some(eval.accuracy),
+                    sparsity: Some(sparsity),
+                    layer_sparsity: Some(
+                        surv.layers
+                            .iter()
+                            .map(|l| (l.name.to_string(), l.sparsity()))
+                            .collect(),
+                    ),
                 };
                 save_model(&valid, &info, &path)?;
                 write_metrics(dir, &history)?;
