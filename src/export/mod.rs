@@ -1,6 +1,7 @@
 //! Model files: safetensors I/O with atomic writes, and the model file format.
 
 pub mod model_file;
+pub mod sparse;
 pub mod tensors;
 
 pub use model_file::{FORMAT_VERSION, ModelFileError, ModelInfo, load_model, save_model};

@@ -7,8 +7,10 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::sparse::{SPARSE_KEY, densify, sparsify};
 use super::tensors::{TensorFile, TensorFileError};
 use crate::model::{CapsNet, CapsNetConfig, Compaction, ParamsError};
+use crate::prune::PRUNABLE;
 
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "sparsecaps-model";
@@ -91,6 +93,8 @@ pub fn model_to_file(model: &CapsNet, info: &ModelInfo) -> TensorFile {
     if let Some(k) = &model.compact {
         file.metadata
             .insert("compact".into(), serde_json::to_string(k).unwrap_or_default());
+        // a compact export is also physically small: mostly-zero weights are stored sparsely
+        sparsify(&mut file, &PRUNABLE);
     }
     file
 }
@@ -106,6 +110,18 @@ pub fn model_from_file(
     file: &TensorFile,
     device: &Device,
 ) -> Result<(CapsNet, ModelInfo), ModelFileError> {
+    let dense_file;
+    let file = if file.metadata.contains_key(SPARSE_KEY) {
+        let mut f = file.clone();
+        densify(&mut f).map_err(|e| ModelFileError::Config {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        dense_file = f;
+        &dense_file
+    } else {
+        file
+    };
     let meta = &file.metadata;
     if meta.get("format").map(String::as_str) != Some(FORMAT_NAME) {
         return Err(ModelFileError::NotAModel(path.to_string()));

@@ -46,6 +46,9 @@ pub struct TensorFile {
     pub tensors: HashMap<String, HostTensor>,
     /// The `__metadata__` string map.
     pub metadata: HashMap<String, String>,
+    /// Raw bytes of the u8 tensors (1-D when written; when read, u8 tensors of any shape are
+    /// here and, converted, in `tensors` too).
+    pub bytes: HashMap<String, Vec<u8>>,
 }
 
 fn convert(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, TensorFileError> {
@@ -86,7 +89,11 @@ impl TensorFile {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
         let st = SafeTensors::deserialize(bytes).map_err(format)?;
         let mut tensors = HashMap::new();
+        let mut raw = HashMap::new();
         for (name, view) in st.iter() {
+            if view.dtype() == Dtype::U8 {
+                raw.insert(name.to_string(), view.data().to_vec());
+            }
             let values = convert(path, name, &view)?;
             tensors.insert(
                 name.to_string(),
@@ -99,6 +106,7 @@ impl TensorFile {
         Ok(Self {
             tensors,
             metadata: meta.metadata().clone().unwrap_or_default(),
+            bytes: raw,
         })
     }
 
@@ -131,6 +139,12 @@ impl TensorFile {
             views.push((
                 n.clone(),
                 TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format)?,
+            ));
+        }
+        for (n, bytes) in &self.bytes {
+            views.push((
+                n.clone(),
+                TensorView::new(Dtype::U8, vec![bytes.len()], bytes).map_err(format)?,
             ));
         }
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
