@@ -139,9 +139,51 @@ pub struct TrainArgs {
     /// Test on the first N test images only.
     #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
+    /// Pruning while training: none, lobster or gmp.
+    #[arg(long, default_value = "none")]
+    pub prune: PruneKind,
+    /// LOBSTER's regularisation strength.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lambda: f64,
+    /// LOBSTER: epochs without validation improvement before a threshold step (0: after
+    /// every epoch).
+    #[arg(long, default_value_t = 2)]
+    pub pwe: usize,
+    /// LOBSTER: tolerated relative increase of the validation loss by a threshold step.
+    #[arg(long, default_value_t = 0.0)]
+    pub twt: f64,
+    /// GMP: final sparsity (reached after the last epoch).
+    #[arg(long, default_value_t = 0.95, value_parser = fraction)]
+    pub target_sparsity: f64,
+    /// Training images held out for validation (LOBSTER; default 10%, at most 5,000).
+    #[arg(long, value_parser = positive)]
+    pub validation: Option<usize>,
     /// Run folder.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Pruning while training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneKind {
+    /// No pruning.
+    None,
+    /// LOBSTER with threshold steps.
+    Lobster,
+    /// Gradual magnitude pruning.
+    Gmp,
+}
+
+impl std::str::FromStr for PruneKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "lobster" => Ok(Self::Lobster),
+            "gmp" => Ok(Self::Gmp),
+            _ => Err(format!("unknown pruning '{s}' (expected none, lobster or gmp)")),
+        }
+    }
 }
 
 /// `eval` arguments.

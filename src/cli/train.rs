@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 
-use super::args::TrainArgs;
+use super::args::{PruneKind, TrainArgs};
 use super::progress::Progress;
+use crate::train::messages::PruneSchedule;
 use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Runs a training run in the trainer thread and reports its progress.
@@ -26,6 +27,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         out_dir: Some(args.out.clone()),
+        prune: match args.prune {
+            PruneKind::None => PruneSchedule::None,
+            PruneKind::Lobster => PruneSchedule::Lobster {
+                lambda: args.lambda,
+                pwe: args.pwe,
+                twt: args.twt,
+            },
+            PruneKind::Gmp => PruneSchedule::Gmp {
+                target: args.target_sparsity,
+            },
+        },
+        validation: args.validation,
         ..TrainRequest::default()
     };
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
@@ -63,8 +76,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             }
             Event::Epoch(m) => {
                 let line = format!(
-                    "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s",
-                    m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.epoch_s
+                    "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | sparsity {:.4}, capsules {}/{} | {:.1} s",
+                    m.epoch,
+                    m.train_loss,
+                    m.train_accuracy,
+                    m.test_loss,
+                    m.test_accuracy,
+                    m.sparsity,
+                    m.alive_capsules,
+                    m.capsules,
+                    m.epoch_s
                 );
                 match &progress {
                     Some(p) => p.println(&line),
@@ -74,6 +95,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             Event::Checkpoint { path, epoch } => {
                 if let Some(p) = &progress {
                     p.println(&format!("epoch {epoch}: wrote {}", path.display()));
+                }
+            }
+            Event::Pruned {
+                epoch,
+                threshold,
+                sparsity,
+            } => {
+                let line =
+                    format!("epoch {epoch}: pruned below |w| = {threshold:.3e}: sparsity {sparsity:.4}");
+                match &progress {
+                    Some(p) => p.println(&line),
+                    None => eprintln!("{line}"),
                 }
             }
             Event::Paused | Event::Resumed => {}

@@ -21,6 +21,34 @@ pub fn magnitude_masks(model: &CapsNet, sparsity: f64) -> Masks {
     }
 }
 
+/// Masks that keep the non-zero weights of magnitude at least `threshold`.
+pub fn threshold_masks(model: &CapsNet, threshold: f64) -> Masks {
+    let keep = |t: HostTensor| HostTensor {
+        values: t
+            .values
+            .iter()
+            .map(|v| f32::from(*v != 0.0 && f64::from(v.abs()) >= threshold))
+            .collect(),
+        shape: t.shape,
+    };
+    Masks {
+        conv1: keep(HostTensor::from_tensor(model.conv1_weight.val())),
+        primary: keep(HostTensor::from_tensor(model.primary_weight.val())),
+        digit: keep(HostTensor::from_tensor(model.digit_weight.val())),
+    }
+}
+
+/// Largest weight magnitude over the prunable tensors.
+pub fn max_magnitude(model: &CapsNet) -> f64 {
+    [
+        model.conv1_weight.val().abs().max().into_scalar::<f64>(),
+        model.primary_weight.val().abs().max().into_scalar::<f64>(),
+        model.digit_weight.val().abs().max().into_scalar::<f64>(),
+    ]
+    .into_iter()
+    .fold(0.0, f64::max)
+}
+
 /// [`magnitude_masks`] on host tensors.
 pub fn magnitude_masks_of(tensors: &[HostTensor; 3], sparsity: f64) -> [HostTensor; 3] {
     let total: usize = tensors.iter().map(|t| t.values.len()).sum();

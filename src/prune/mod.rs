@@ -1,11 +1,12 @@
 //! Pruning: masks, exact-sparsity magnitude pruning, capsule survival and sparsity.
 
 pub mod compact;
+pub mod lobster;
 pub mod magnitude;
 pub mod mask;
 pub mod survival;
 
 pub use compact::{CompactError, compact};
-pub use magnitude::magnitude_masks;
+pub use magnitude::{magnitude_masks, max_magnitude, threshold_masks};
 pub use mask::{DeviceMasks, Masks, PRUNABLE, apply_masks};
 pub use survival::{AliveMap, LayerSparsity, Survival, alive_map, global_sparsity, survival};

@@ -8,6 +8,45 @@ use crate::data::DataSource;
 use crate::device::DeviceChoice;
 use crate::model::Preset;
 
+/// How a run prunes while it trains.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum PruneSchedule {
+    /// No pruning.
+    #[default]
+    None,
+    /// LOBSTER after every step; when the validation loss has not improved for `pwe`
+    /// epochs, the largest global magnitude threshold whose validation loss stays within
+    /// `(1 + twt)` of the current one prunes for good.
+    Lobster {
+        /// Regularisation strength.
+        lambda: f64,
+        /// Patience in epochs.
+        pwe: usize,
+        /// Tolerated relative loss increase.
+        twt: f64,
+    },
+    /// Gradual magnitude pruning: after epoch e of E, global magnitude pruning to
+    /// `target * (1 - (1 - e/E)^3)`.
+    Gmp {
+        /// Final sparsity.
+        target: f64,
+    },
+}
+
+impl PruneSchedule {
+    /// Whether the schedule needs a validation split.
+    pub fn needs_validation(&self) -> bool {
+        matches!(self, PruneSchedule::Lobster { .. })
+    }
+}
+
+/// Sparsity of gradual magnitude pruning after epoch `epoch` of `epochs` (cubic schedule
+/// from 0 to `target`).
+pub fn gmp_sparsity(target: f64, epoch: usize, epochs: usize) -> f64 {
+    let progress = (epoch as f64 / epochs.max(1) as f64).clamp(0.0, 1.0);
+    target * (1.0 - (1.0 - progress).powi(3))
+}
+
 /// Everything a training run needs.
 #[derive(Debug, Clone)]
 pub struct TrainRequest {
@@ -35,6 +74,11 @@ pub struct TrainRequest {
     pub out_dir: Option<PathBuf>,
     /// Read the loss back from the device every this many steps.
     pub readback_every: usize,
+    /// Pruning while training.
+    pub prune: PruneSchedule,
+    /// Training images held out for validation (default: 10% of the training set, at most
+    /// 5,000, when the pruning schedule needs them).
+    pub validation: Option<usize>,
 }
 
 impl Default for TrainRequest {
@@ -52,6 +96,8 @@ impl Default for TrainRequest {
             limit_test: None,
             out_dir: None,
             readback_every: 10,
+            prune: PruneSchedule::None,
+            validation: None,
         }
     }
 }
@@ -157,6 +203,15 @@ pub enum Event {
         /// Epoch number.
         epoch: usize,
     },
+    /// The threshold step of LOBSTER pruned weights for good.
+    Pruned {
+        /// Epoch after which it ran.
+        epoch: usize,
+        /// Magnitude threshold found.
+        threshold: f64,
+        /// Global sparsity afterwards.
+        sparsity: f64,
+    },
     /// A checkpoint was written.
     Checkpoint {
         /// The model file.
@@ -181,4 +236,16 @@ pub enum Event {
     },
     /// The run failed.
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gmp_schedule_is_cubic_from_zero_to_target() {
+        assert_eq!(gmp_sparsity(0.9, 0, 4), 0.0);
+        assert!((gmp_sparsity(0.9, 2, 4) - 0.9 * 0.875).abs() < 1e-12);
+        assert_eq!(gmp_sparsity(0.9, 4, 4), 0.9);
+    }
 }

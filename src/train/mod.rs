@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod messages;
 pub mod metrics;
+pub mod step;
 pub mod worker;
 
 pub use evaluate::{Evaluation, evaluate};

@@ -6,17 +6,48 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_cha
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::prelude::*;
 
 use super::evaluate::evaluate;
 use super::messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
+use super::messages::{PruneSchedule, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
+use super::step::{StepPruning, train_step};
 use crate::data::Dataset;
+use crate::data::Split;
 use crate::device::{self, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
-use crate::prune::{global_sparsity, survival};
+use crate::prune::{
+    Masks, apply_masks, global_sparsity, lobster::threshold_search, magnitude_masks, max_magnitude, survival,
+    threshold_masks,
+};
+
+/// Images of the validation split used by each probe of the threshold search.
+pub const THRESHOLD_PROBE_IMAGES: usize = 2000;
+/// Bisection steps of the threshold search.
+pub const THRESHOLD_STEPS: usize = 12;
+
+/// LOBSTER's threshold step: the largest global magnitude threshold whose validation loss
+/// stays within `(1 + twt)` of `base_loss`, and the masks it gives.
+fn lobster_threshold(
+    model: &CapsNet,
+    validation: &Split,
+    base_loss: f64,
+    twt: f64,
+    device: &Device,
+) -> (Masks, f64) {
+    let mut probe = validation.clone();
+    probe.truncate(THRESHOLD_PROBE_IMAGES);
+    let _ = base_loss;
+    let base = evaluate(model, &probe, EVAL_BATCH, device).loss;
+    let threshold = threshold_search(max_magnitude(model), base, twt, THRESHOLD_STEPS, |t| {
+        let masks = threshold_masks(model, t).to_device(device);
+        evaluate(&apply_masks(model.clone(), &masks), &probe, EVAL_BATCH, device).loss
+    });
+    (threshold_masks(model, threshold), threshold)
+}
 
 /// Capacity of the command channel.
 pub const COMMAND_CAPACITY: usize = 16;
@@ -205,6 +236,27 @@ impl<'a> Run<'a> {
         });
         let mut data = Dataset::load(&req.data)?;
         data.limit(req.limit_train, req.limit_test);
+        let held_out = match req.validation {
+            Some(n) => n,
+            None if req.prune.needs_validation() => (data.train.len() / 10).min(5000),
+            None => 0,
+        };
+        if held_out >= data.train.len() {
+            anyhow::bail!(
+                "validation split of {held_out} leaves no training images (of {})",
+                data.train.len()
+            );
+        }
+        let validation = data.train.split_off(held_out);
+        let mut pruning = StepPruning {
+            masks: None,
+            lobster_lambda: match req.prune {
+                PruneSchedule::Lobster { lambda, .. } => Some(lambda),
+                _ => None,
+            },
+        };
+        let mut best_val = f64::INFINITY;
+        let mut stale_epochs = 0;
         let config = req
             .preset
             .config()
@@ -253,19 +305,9 @@ impl<'a> Run<'a> {
                 lr = self.lr * decay;
                 let n = indices.len();
                 let (images, labels) = data.train.batch(indices, &ad);
-                let out = model.forward(images.clone(), false);
-                let hits = out
-                    .lengths
-                    .clone()
-                    .argmax(1)
-                    .reshape([n])
-                    .equal(labels.clone())
-                    .int()
-                    .sum();
-                let loss = model.loss(&out, images, labels).total;
-                let sample_loss = loss.clone().detach() * n as f64;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(lr, model, grads);
+                let (next, stats) = train_step(model, &mut optim, lr, images, labels, &pruning);
+                model = next;
+                let (sample_loss, hits) = (stats.loss_sum, stats.hits);
                 window = Some(match window {
                     Some((l, c)) => (l + sample_loss, c + hits),
                     None => (sample_loss, hits),
@@ -297,6 +339,38 @@ impl<'a> Run<'a> {
                     window_images = 0;
                     window_start = Instant::now();
                 }
+            }
+            match req.prune {
+                PruneSchedule::Gmp { target } => {
+                    let masks = magnitude_masks(&model, gmp_sparsity(target, epoch, req.epochs));
+                    let on_device = masks.to_device(&ad);
+                    model = apply_masks(model, &on_device);
+                    pruning.masks = Some(on_device);
+                }
+                PruneSchedule::Lobster { pwe, twt, .. } if !validation.is_empty() => {
+                    let val_loss = evaluate(&model.valid(), &validation, EVAL_BATCH, &device).loss;
+                    if val_loss < best_val {
+                        best_val = val_loss;
+                        stale_epochs = 0;
+                    } else {
+                        stale_epochs += 1;
+                    }
+                    if stale_epochs >= pwe {
+                        let (masks, threshold) =
+                            lobster_threshold(&model.valid(), &validation, val_loss, twt, &device);
+                        let on_device = masks.to_device(&ad);
+                        model = apply_masks(model, &on_device);
+                        pruning.masks = Some(on_device);
+                        stale_epochs = 0;
+                        best_val = f64::INFINITY;
+                        self.emit.send(Event::Pruned {
+                            epoch,
+                            threshold,
+                            sparsity: masks.sparsity(),
+                        });
+                    }
+                }
+                _ => {}
             }
             self.emit.send(Event::Evaluating { epoch });
             let valid = model.valid();
