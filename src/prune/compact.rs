@@ -63,7 +63,7 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     let in_filter = conv1_w.values.len() / c1.max(1);
     let mut conv1_channels = Vec::new();
     let mut folded = vec![false; c1];
-    for ch in 0..c1 {
+    for (ch, was_folded) in folded.iter_mut().enumerate() {
         let filter_zero = conv1_w.values[ch * in_filter..(ch + 1) * in_filter]
             .iter()
             .all(|v| *v == 0.0);
@@ -77,7 +77,7 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
             for (o, b) in bias.iter_mut().enumerate() {
                 *b += constant * weight_of(o).iter().sum::<f32>();
             }
-            folded[ch] = true;
+            *was_folded = true;
         } else {
             conv1_channels.push(ch);
         }
