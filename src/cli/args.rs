@@ -42,9 +42,22 @@ pub struct PruneArgs {
     /// Fraction of the prunable weights (conv1, primary, W) to set to zero, 0..=1.
     #[arg(long, value_parser = fraction)]
     pub sparsity: f64,
-    /// Pruning method: magnitude (global, smallest weights first).
+    /// Pruning method: magnitude (global, smallest weights first; --sparsity is the
+    /// fraction of weights) or capsules (structured; --sparsity is the fraction of capsules).
     #[arg(long, default_value = "magnitude")]
     pub method: PruneMethod,
+    /// Fine-tune for this many epochs under the pruning masks.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    /// Batch size of fine-tuning.
+    #[arg(long, default_value_t = 32, value_parser = positive)]
+    pub batch: usize,
+    /// Learning rate of fine-tuning.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Fine-tune on the first N training images only.
+    #[arg(long, value_parser = positive)]
+    pub limit_train: Option<usize>,
     /// Dataset to evaluate the pruned model on (default: the model's).
     #[arg(long)]
     pub data: Option<DataSource>,
@@ -64,6 +77,8 @@ pub struct PruneArgs {
 pub enum PruneMethod {
     /// Exact-sparsity global magnitude pruning.
     Magnitude,
+    /// Structured pruning of whole capsules (types first).
+    Capsules,
 }
 
 impl std::str::FromStr for PruneMethod {
@@ -71,7 +86,10 @@ impl std::str::FromStr for PruneMethod {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "magnitude" => Ok(Self::Magnitude),
-            _ => Err(format!("unknown pruning method '{s}' (expected magnitude)")),
+            "capsules" => Ok(Self::Capsules),
+            _ => Err(format!(
+                "unknown pruning method '{s}' (expected magnitude or capsules)"
+            )),
         }
     }
 }

@@ -4,11 +4,14 @@ use anyhow::Context;
 use burn::prelude::*;
 
 use super::args::{ExportArgs, PruneArgs, PruneMethod};
+use super::progress::Progress;
 use crate::data::{DataSource, Dataset};
 use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
-use crate::prune::{apply_masks, compact, global_sparsity, magnitude_masks, survival};
+use crate::prune::capsules::{capsule_importance, capsule_masks, choose_removed, kill_type_biases};
+use crate::prune::{Masks, apply_masks, compact, global_sparsity, magnitude_masks, survival};
 use crate::train::evaluate;
+use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::worker::EVAL_BATCH;
 
 /// Records a model's sparsity in its info.
@@ -35,18 +38,45 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
+    let source = args
+        .data
+        .clone()
+        .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
+        .unwrap_or(DataSource::Mnist);
+    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
+    data.limit(args.limit_train, args.limit_test);
     let pruned = match args.method {
         PruneMethod::Magnitude => {
             let masks = magnitude_masks(&model, args.sparsity);
             apply_masks(model, &masks.to_device(&dev.device))
         }
+        PruneMethod::Capsules => {
+            let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
+            let (images, _) = data.train.batch(&sample, &dev.device);
+            let importance = capsule_importance(&model, images);
+            let (removed, dead_types) = choose_removed(&importance, model.config.types, args.sparsity);
+            let masks = capsule_masks(&model, &removed, &dead_types);
+            kill_type_biases(apply_masks(model, &masks.to_device(&dev.device)), &dead_types)
+        }
     };
-    let source = args
-        .data
-        .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
-        .unwrap_or(DataSource::Mnist);
-    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
-    data.limit(None, args.limit_test);
+    let pruned = if args.finetune_epochs > 0 {
+        let masks = Masks::from_nonzero(&pruned);
+        let settings = FinetuneSettings {
+            epochs: args.finetune_epochs,
+            batch: args.batch,
+            lr: args.lr,
+            seed: 7,
+        };
+        let steps = (data.train.len().div_ceil(args.batch) * args.finetune_epochs) as u64;
+        let mut progress = Progress::new(steps, "fine-tune");
+        let tuned = finetune(pruned, &masks, &data.train, settings, &dev.device, |d, _| {
+            progress.update(d as u64, "")
+        });
+        progress.finish();
+        tuned
+    } else {
+        pruned
+    };
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);
     info.test_accuracy = Some(eval.accuracy);

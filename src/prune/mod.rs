@@ -1,5 +1,6 @@
 //! Pruning: masks, exact-sparsity magnitude pruning, capsule survival and sparsity.
 
+pub mod capsules;
 pub mod compact;
 pub mod lobster;
 pub mod magnitude;

@@ -1,6 +1,7 @@
 //! Training: the background trainer thread, its messages, evaluation and run files.
 
 pub mod evaluate;
+pub mod finetune;
 pub mod messages;
 pub mod metrics;
 pub mod step;
