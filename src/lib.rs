@@ -5,6 +5,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod export;
+pub mod inspect;
 pub mod model;
 pub mod prune;
 pub mod rng;

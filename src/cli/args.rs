@@ -31,6 +31,25 @@ pub enum Commands {
     Prune(PruneArgs),
     /// Write a model file again, compacted with --compact (dead capsules removed).
     Export(ExportArgs),
+    /// Classify one image and show the capsules that vote most for the prediction.
+    Inspect(InspectArgs),
+}
+
+/// `inspect` arguments.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Model file (dense or compact).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image file (PNG or JPEG); resized to the model's input, light backgrounds inverted.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// How many capsules to list.
+    #[arg(long, default_value_t = 10, value_parser = positive)]
+    pub top: usize,
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `prune` arguments.

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod eval;
+pub mod inspect;
 pub mod progress;
 pub mod prune;
 pub mod train;
@@ -46,6 +47,7 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Some(Commands::Bench(a)) => bench::run(a),
         Some(Commands::Prune(a)) => prune::run_prune(a),
         Some(Commands::Export(a)) => prune::run_export(a),
+        Some(Commands::Inspect(a)) => inspect::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,58 @@
+//! Loading an image file as network input.
+
+use std::path::Path;
+
+/// An image file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: cannot read image: {reason}")]
+pub struct ImageError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// Reads an image (PNG or JPEG), converts it to grey, resizes it to `height x width` and
+/// scales it to [0, 1]. A light background (mean above one half) is inverted, so a dark
+/// digit on white paper looks like MNIST's white digit on black.
+pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, ImageError> {
+    let err = |reason: String| ImageError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let img = image::open(path).map_err(|e| err(e.to_string()))?;
+    let grey = img
+        .resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle)
+        .to_luma8();
+    let mut pixels: Vec<f32> = grey.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
+    let mean = pixels.iter().sum::<f32>() / pixels.len().max(1) as f32;
+    if mean > 0.5 {
+        pixels.iter_mut().for_each(|p| *p = 1.0 - *p);
+    }
+    Ok(pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dark_digit_on_white_is_inverted_and_resized() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.png");
+        let mut img = image::GrayImage::from_pixel(56, 56, image::Luma([255]));
+        for y in 10..46 {
+            for x in 26..30 {
+                img.put_pixel(x, y, image::Luma([0]));
+            }
+        }
+        img.save(&path).unwrap();
+        let px = load_image(&path, 28, 28).unwrap();
+        assert_eq!(px.len(), 784);
+        assert!(px[0] < 0.01, "background becomes black");
+        assert!(px[14 * 28 + 14] > 0.9, "the stroke becomes white");
+        let bad = dir.path().join("bad.png");
+        std::fs::write(&bad, b"not an image").unwrap();
+        assert!(load_image(&bad, 28, 28).is_err());
+    }
+}
