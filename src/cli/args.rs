@@ -33,6 +33,43 @@ pub enum Commands {
     Export(ExportArgs),
     /// Classify one image and show the capsules that vote most for the prediction.
     Inspect(InspectArgs),
+    /// Prune a model at several sparsities and write DIR/sweep.csv and DIR/sweep.png.
+    Sweep(SweepArgs),
+}
+
+/// `sweep` arguments.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Dense model file to prune.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Comma-separated sparsities (fractions of weights, or of capsules for --method capsules).
+    #[arg(long, value_delimiter = ',', value_parser = fraction, default_value = "0,0.5,0.9,0.95,0.99")]
+    pub sparsities: Vec<f64>,
+    /// Pruning method: magnitude or capsules.
+    #[arg(long, default_value = "magnitude")]
+    pub method: PruneMethod,
+    /// Fine-tune each pruned model for this many epochs.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    /// Dataset (default: the model's).
+    #[arg(long)]
+    pub data: Option<DataSource>,
+    /// Fine-tune on the first N training images only.
+    #[arg(long, value_parser = positive)]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_parser = positive)]
+    pub limit_test: Option<usize>,
+    /// Timed repetitions of each benchmark.
+    #[arg(long, default_value_t = 3, value_parser = positive)]
+    pub repeat: usize,
+    /// Device: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Output folder (sweep.csv, sweep.png and the compact models).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `inspect` arguments.

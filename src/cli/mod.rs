@@ -4,8 +4,10 @@ pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod inspect;
+pub mod plot;
 pub mod progress;
 pub mod prune;
+pub mod sweep;
 pub mod train;
 
 use std::process::ExitCode;
@@ -48,6 +50,7 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Some(Commands::Prune(a)) => prune::run_prune(a),
         Some(Commands::Export(a)) => prune::run_export(a),
         Some(Commands::Inspect(a)) => inspect::run(a),
+        Some(Commands::Sweep(a)) => sweep::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

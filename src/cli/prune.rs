@@ -8,6 +8,7 @@ use super::progress::Progress;
 use crate::data::{DataSource, Dataset};
 use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
+use crate::model::CapsNet;
 use crate::prune::capsules::{capsule_importance, capsule_masks, choose_removed, kill_type_biases};
 use crate::prune::{Masks, apply_masks, compact, global_sparsity, magnitude_masks, survival};
 use crate::train::evaluate;
@@ -15,7 +16,7 @@ use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::worker::EVAL_BATCH;
 
 /// Records a model's sparsity in its info.
-fn with_sparsity(mut info: ModelInfo, model: &crate::model::CapsNet) -> ModelInfo {
+pub fn with_sparsity(mut info: ModelInfo, model: &CapsNet) -> ModelInfo {
     let s = survival(model);
     info.sparsity = Some(global_sparsity(&s.layers));
     info.layer_sparsity = Some(
@@ -25,6 +26,43 @@ fn with_sparsity(mut info: ModelInfo, model: &crate::model::CapsNet) -> ModelInf
             .collect(),
     );
     info
+}
+
+/// Prunes a dense model with `method` at `sparsity` and fine-tunes it under the resulting
+/// masks when `finetune.epochs > 0` (with a progress display).
+pub fn prune_model(
+    model: CapsNet,
+    method: PruneMethod,
+    sparsity: f64,
+    finetune_settings: FinetuneSettings,
+    data: &Dataset,
+    device: &Device,
+) -> CapsNet {
+    let pruned = match method {
+        PruneMethod::Magnitude => {
+            let masks = magnitude_masks(&model, sparsity);
+            apply_masks(model, &masks.to_device(device))
+        }
+        PruneMethod::Capsules => {
+            let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
+            let (images, _) = data.train.batch(&sample, device);
+            let importance = capsule_importance(&model, images);
+            let (removed, dead_types) = choose_removed(&importance, model.config.types, sparsity);
+            let masks = capsule_masks(&model, &removed, &dead_types);
+            kill_type_biases(apply_masks(model, &masks.to_device(device)), &dead_types)
+        }
+    };
+    if finetune_settings.epochs == 0 {
+        return pruned;
+    }
+    let masks = Masks::from_nonzero(&pruned);
+    let steps = (data.train.len().div_ceil(finetune_settings.batch) * finetune_settings.epochs) as u64;
+    let mut progress = Progress::new(steps, "fine-tune");
+    let tuned = finetune(pruned, &masks, &data.train, finetune_settings, device, |d, _| {
+        progress.update(d as u64, "")
+    });
+    progress.finish();
+    tuned
 }
 
 /// Prunes a model file and writes the pruned (dense, masked) model.
@@ -45,38 +83,13 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         .unwrap_or(DataSource::Mnist);
     let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
     data.limit(args.limit_train, args.limit_test);
-    let pruned = match args.method {
-        PruneMethod::Magnitude => {
-            let masks = magnitude_masks(&model, args.sparsity);
-            apply_masks(model, &masks.to_device(&dev.device))
-        }
-        PruneMethod::Capsules => {
-            let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
-            let (images, _) = data.train.batch(&sample, &dev.device);
-            let importance = capsule_importance(&model, images);
-            let (removed, dead_types) = choose_removed(&importance, model.config.types, args.sparsity);
-            let masks = capsule_masks(&model, &removed, &dead_types);
-            kill_type_biases(apply_masks(model, &masks.to_device(&dev.device)), &dead_types)
-        }
+    let settings = FinetuneSettings {
+        epochs: args.finetune_epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: 7,
     };
-    let pruned = if args.finetune_epochs > 0 {
-        let masks = Masks::from_nonzero(&pruned);
-        let settings = FinetuneSettings {
-            epochs: args.finetune_epochs,
-            batch: args.batch,
-            lr: args.lr,
-            seed: 7,
-        };
-        let steps = (data.train.len().div_ceil(args.batch) * args.finetune_epochs) as u64;
-        let mut progress = Progress::new(steps, "fine-tune");
-        let tuned = finetune(pruned, &masks, &data.train, settings, &dev.device, |d, _| {
-            progress.update(d as u64, "")
-        });
-        progress.finish();
-        tuned
-    } else {
-        pruned
-    };
+    let pruned = prune_model(model, args.method, args.sparsity, settings, &data, &dev.device);
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);
     info.test_accuracy = Some(eval.accuracy);

@@ -2,6 +2,7 @@
 
 pub mod capsules;
 pub mod compact;
+pub mod cost;
 pub mod lobster;
 pub mod magnitude;
 pub mod mask;
