@@ -156,4 +156,119 @@ fn train_then_eval_json_reaches_ninety_percent() {
     assert!(json["accuracy"].as_f64().unwrap() >= 0.90, "{json}");
     assert_eq!(json["images"], 1000);
     assert_eq!(json["capsules"], 288);
+
+    prune_export_and_inspect(&run, &model);
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// prune -> export --compact -> eval / inspect / sweep on the trained tiny model.
+fn prune_export_and_inspect(run: &Path, model: &Path) {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let pruned = run.join("pruned.safetensors");
+    let compact = run.join("compact.safetensors");
+    let out = sparsecaps(&[
+        "prune",
+        "--model",
+        &s(model),
+        "--sparsity",
+        "0.95",
+        "--method",
+        "magnitude",
+        "--limit-test",
+        "500",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&pruned),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sparsecaps(&[
+        "export",
+        "--model",
+        &s(&pruned),
+        "--compact",
+        "--out",
+        &s(&compact),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dense_bytes = std::fs::metadata(&pruned).unwrap().len();
+    let compact_bytes = std::fs::metadata(&compact).unwrap().len();
+    assert!(
+        dense_bytes >= 5 * compact_bytes,
+        "{dense_bytes} vs {compact_bytes}"
+    );
+    let eval = |m: &Path| {
+        last_json(&sparsecaps(&[
+            "eval",
+            "--model",
+            &s(m),
+            "--limit-test",
+            "500",
+            "--device",
+            "cpu",
+            "--json",
+        ]))
+    };
+    let (a, b) = (eval(&pruned), eval(&compact));
+    assert!(
+        (a["accuracy"].as_f64().unwrap() - b["accuracy"].as_f64().unwrap()).abs() <= 0.001,
+        "{a} {b}"
+    );
+    assert_eq!(a["alive_capsules"], b["alive_capsules"]);
+    assert!((a["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{a}");
+
+    // a damaged compact file is refused with one line
+    let broken = run.join("broken.safetensors");
+    let bytes = std::fs::read(&compact).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() - 100]).unwrap();
+    let out = sparsecaps(&["eval", "--model", &s(&broken), "--device", "cpu"]);
+    assert_bad_input(&out, "broken.safetensors");
+
+    // structured pruning sweep in miniature
+    let sweep_dir = run.join("sweep");
+    let out = sparsecaps(&[
+        "sweep",
+        "--model",
+        &s(model),
+        "--sparsities",
+        "0,0.75",
+        "--method",
+        "capsules",
+        "--limit-test",
+        "200",
+        "--repeat",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&sweep_dir),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(sweep_dir.join("sweep.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(rows[0][0], "sparsity");
+    assert_eq!(rows[2][3], "72", "alive capsules at 75% capsule sparsity: {csv}");
+    assert!(sweep_dir.join("sweep.png").is_file());
+
+    // inspect a test digit written as PNG
+    let png = run.join("digit.png");
+    let data = sparsecaps::data::Dataset::load(&sparsecaps::data::DataSource::Mnist).unwrap();
+    let img = image::GrayImage::from_raw(28, 28, data.test.pixels[..784].to_vec()).unwrap();
+    img.save(&png).unwrap();
+    let json = last_json(&sparsecaps(&[
+        "inspect",
+        "--model",
+        &s(&compact),
+        "--image",
+        &s(&png),
+        "--json",
+    ]));
+    assert_eq!(json["lengths"].as_array().unwrap().len(), 10);
+    assert_eq!(json["top_capsules"].as_array().unwrap().len(), 10);
 }
