@@ -7,7 +7,7 @@ use super::progress::Progress;
 use crate::data::{DataSource, Dataset};
 use crate::device;
 use crate::export::load_model;
-use crate::prune::{global_sparsity, survival};
+use crate::prune::survival;
 use crate::train::evaluate::evaluate_with_progress;
 
 /// Evaluates a model file and prints accuracy, loss, sparsity and alive capsules.
@@ -42,7 +42,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     });
     progress.finish();
     let s = survival(&model);
-    let sparsity = global_sparsity(&s.layers);
+    let sparsity = s.dense_sparsity(&model.config);
     println!(
         "{}: accuracy {:.4} loss {:.4} on {} {source} test images; sparsity {:.4}; alive capsules {}/{} ({} types)",
         args.model.display(),

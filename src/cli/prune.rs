@@ -10,7 +10,7 @@ use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
 use crate::model::CapsNet;
 use crate::prune::capsules::{capsule_importance, capsule_masks, choose_removed, kill_type_biases};
-use crate::prune::{Masks, apply_masks, compact, global_sparsity, magnitude_masks, survival};
+use crate::prune::{Masks, apply_masks, compact, magnitude_masks, survival};
 use crate::train::evaluate;
 use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::worker::EVAL_BATCH;
@@ -18,7 +18,7 @@ use crate::train::worker::EVAL_BATCH;
 /// Records a model's sparsity in its info.
 pub fn with_sparsity(mut info: ModelInfo, model: &CapsNet) -> ModelInfo {
     let s = survival(model);
-    info.sparsity = Some(global_sparsity(&s.layers));
+    info.sparsity = Some(s.dense_sparsity(&model.config));
     info.layer_sparsity = Some(
         s.layers
             .iter()

@@ -42,7 +42,7 @@ mod tests {
         let path = dir.path().join("d.png");
         let mut img = image::GrayImage::from_pixel(56, 56, image::Luma([255]));
         for y in 10..46 {
-            for x in 26..30 {
+            for x in 22..34 {
                 img.put_pixel(x, y, image::Luma([0]));
             }
         }

@@ -134,6 +134,20 @@ pub struct Survival {
     pub layers: Vec<LayerSparsity>,
 }
 
+impl Survival {
+    /// Global sparsity relative to the dense network's prunable weights: a compact network's
+    /// removed weights count as pruned.
+    pub fn dense_sparsity(&self, config: &crate::model::CapsNetConfig) -> f64 {
+        let k1 = config.conv1_kernel * config.conv1_kernel;
+        let k2 = config.primary_kernel * config.primary_kernel;
+        let dense = config.conv1_channels * config.in_channels * k1
+            + config.types * config.primary_dim * config.conv1_channels * k2
+            + config.capsules() * config.primary_dim * config.classes * config.class_dim;
+        let nonzero: usize = self.layers.iter().map(|l| l.total - l.zeros).sum();
+        1.0 - nonzero as f64 / dense.max(1) as f64
+    }
+}
+
 /// Reads a model's prunable weights and computes its alive map (in the dense network's
 /// capsule indices, also for a compact network) and sparsity.
 pub fn survival(model: &CapsNet) -> Survival {
@@ -196,6 +210,21 @@ mod tests {
         assert_eq!((m.alive_count(), m.capsules(), m.alive_types()), (1, 4, 1));
         let pb = t(vec![2], vec![0.0, 0.1]);
         assert_eq!(alive_map(&digit, &pw, &pb, 2, 1, 2).alive_count(), 3);
+    }
+
+    #[test]
+    fn compact_sparsity_counts_removed_weights_as_pruned() {
+        let dev = burn::prelude::Device::flex();
+        let cfg = crate::model::Preset::Tiny.config();
+        let net = CapsNet::init(&cfg, 2, &dev).unwrap();
+        let masks = crate::prune::magnitude_masks(&net, 0.9);
+        let pruned = crate::prune::apply_masks(net, &masks.to_device(&dev));
+        let dense = survival(&pruned);
+        let small = survival(&crate::prune::compact(&pruned).unwrap());
+        assert!((dense.dense_sparsity(&cfg) - global_sparsity(&dense.layers)).abs() < 1e-12);
+        // the folded conv1 channels' biases are gone too, but no non-zero weight is lost
+        assert!(small.dense_sparsity(&cfg) >= dense.dense_sparsity(&cfg) - 1e-12);
+        assert!((small.dense_sparsity(&cfg) - 0.9).abs() < 0.01);
     }
 
     #[test]

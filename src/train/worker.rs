@@ -20,8 +20,7 @@ use crate::device::{self, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
 use crate::prune::{
-    Masks, apply_masks, global_sparsity, lobster::threshold_search, magnitude_masks, max_magnitude, survival,
-    threshold_masks,
+    Masks, apply_masks, lobster::threshold_search, magnitude_masks, max_magnitude, survival, threshold_masks,
 };
 
 /// Images of the validation split used by each probe of the threshold search.
@@ -376,7 +375,7 @@ impl<'a> Run<'a> {
             let valid = model.valid();
             let eval = evaluate(&valid, &data.test, EVAL_BATCH, &device);
             let surv = survival(&valid);
-            let sparsity = global_sparsity(&surv.layers);
+            let sparsity = surv.dense_sparsity(&valid.config);
             let layer_sparsity = [0, 1, 2].map(|i| surv.layers[i].sparsity());
             let metrics = EpochMetrics {
                 epoch,
