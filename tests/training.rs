@@ -80,6 +80,41 @@ fn tiny_training_smoke_test_learns_mnist_and_writes_a_loadable_run() {
     assert_eq!(info.epochs, Some(1));
     assert_eq!(info.test_accuracy, Some(epoch.test_accuracy));
     assert_eq!(model.config, Preset::Tiny.config());
+    compact_trained_model_matches_its_masked_dense_model(model);
+}
+
+/// Compaction of the trained tiny model, pruned by capsules (dead types) and by magnitude
+/// (dead rows), reproduces the masked dense model's outputs within 1e-5.
+fn compact_trained_model_matches_its_masked_dense_model(model: CapsNet) {
+    use sparsecaps::prune::capsules::{capsule_importance, capsule_masks, choose_removed, kill_type_biases};
+    use sparsecaps::prune::{Masks, apply_masks, compact, magnitude_masks, survival};
+    let dev = Device::flex();
+    let data = sparsecaps::data::Dataset::load(&DataSource::Mnist).unwrap();
+    let (x, _) = data.test.batch(&(0..100).collect::<Vec<_>>(), &dev);
+    let importance = capsule_importance(&model, x.clone());
+    let (removed, dead) = choose_removed(&importance, model.config.types, 0.6);
+    let by_caps = kill_type_biases(
+        apply_masks(
+            model.clone(),
+            &capsule_masks(&model, &removed, &dead).to_device(&dev),
+        ),
+        &dead,
+    );
+    let magnitude = magnitude_masks(&by_caps, 0.5);
+    let both = Masks {
+        conv1: magnitude.conv1,
+        primary: magnitude.primary,
+        digit: magnitude.digit,
+    };
+    let pruned = apply_masks(by_caps, &both.to_device(&dev));
+    let small = compact(&pruned).unwrap();
+    assert!(small.capsules() < model.capsules() && small.primary_types() < model.config.types);
+    assert_eq!(survival(&small).map, survival(&pruned).map);
+    let (a, b) = (pruned.forward(x.clone(), false), small.forward(x, false));
+    let diff = (a.lengths - b.lengths).abs().max().into_scalar::<f32>();
+    assert!(diff <= 1e-5, "compact differs by {diff}");
+    let diff = (a.class_caps - b.class_caps).abs().max().into_scalar::<f32>();
+    assert!(diff <= 1e-5, "class capsules differ by {diff}");
 }
 
 #[test]

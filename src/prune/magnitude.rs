@@ -94,6 +94,30 @@ mod tests {
     }
 
     #[test]
+    fn pruning_is_non_destructive_a_lower_sparsity_restores_the_weights() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 4, &dev).unwrap();
+        let dense = HostTensor::from_tensor(net.digit_weight.val());
+        let high = crate::prune::apply_masks(net.clone(), &magnitude_masks(&net, 0.9).to_device(&dev));
+        let low_masks = magnitude_masks(&net, 0.2);
+        let low = crate::prune::apply_masks(net.clone(), &low_masks.to_device(&dev));
+        let high_w = HostTensor::from_tensor(high.digit_weight.val());
+        let low_w = HostTensor::from_tensor(low.digit_weight.val());
+        let restored = dense
+            .values
+            .iter()
+            .zip(&low_w.values)
+            .zip(&low_masks.digit.values);
+        assert!(
+            restored
+                .clone()
+                .all(|((d, l), m)| if *m == 1.0 { d == l } else { *l == 0.0 })
+        );
+        let zeros = |t: &HostTensor| t.values.iter().filter(|v| **v == 0.0).count();
+        assert!(zeros(&low_w) < zeros(&high_w));
+    }
+
+    #[test]
     fn smallest_magnitudes_go_first_and_ties_break_by_position() {
         let t = |v: Vec<f32>| HostTensor {
             shape: vec![v.len()],
