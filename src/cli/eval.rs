@@ -1,12 +1,9 @@
 //! `sparsecaps eval`.
 
-use anyhow::Context;
-
 use super::args::EvalArgs;
+use super::common::{Loaded, load_with_data};
 use super::progress::Progress;
-use crate::data::{DataSource, Dataset};
 use crate::device;
-use crate::export::load_model;
 use crate::prune::survival;
 use crate::train::evaluate::evaluate_with_progress;
 
@@ -14,28 +11,9 @@ use crate::train::evaluate::evaluate_with_progress;
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
     eprintln!("device: {dev}");
-    let (model, info) = load_model(&args.model, &dev.device)?;
-    let source = match args.data {
-        Some(d) => d,
-        None => info
-            .dataset
-            .as_deref()
-            .map(|s| s.parse().unwrap_or(DataSource::Mnist))
-            .unwrap_or(DataSource::Mnist),
-    };
-    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
-    data.limit(None, args.limit_test);
-    let c = &model.config;
-    if (data.test.height, data.test.width, 1) != (c.height, c.width, c.in_channels) {
-        anyhow::bail!(
-            "the model takes {}x{}x{} images but {source} has {}x{}x1",
-            c.height,
-            c.width,
-            c.in_channels,
-            data.test.height,
-            data.test.width
-        );
-    }
+    let Loaded {
+        model, data, source, ..
+    } = load_with_data(&args.model, args.data, (None, args.limit_test), &dev.device, None)?;
     let mut progress = Progress::new(data.test.len() as u64, "eval");
     let eval = evaluate_with_progress(&model, &data.test, args.batch as usize, &dev.device, |d, _| {
         progress.update(d as u64, "")

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod common;
 pub mod eval;
 pub mod inspect;
 pub mod plot;

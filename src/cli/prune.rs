@@ -1,11 +1,11 @@
 //! `sparsecaps prune` and `sparsecaps export`.
 
-use anyhow::Context;
 use burn::prelude::*;
 
 use super::args::{ExportArgs, PruneArgs, PruneMethod};
+use super::common::{Loaded, load_with_data};
 use super::progress::Progress;
-use crate::data::{DataSource, Dataset};
+use crate::data::Dataset;
 use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
 use crate::model::CapsNet;
@@ -69,20 +69,15 @@ pub fn prune_model(
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
     eprintln!("device: {dev}");
-    let (model, info) = load_model(&args.model, &dev.device)?;
-    if model.compact.is_some() {
-        anyhow::bail!(
-            "{} is a compact model; prune its dense original instead",
-            args.model.display()
-        );
-    }
-    let source = args
-        .data
-        .clone()
-        .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
-        .unwrap_or(DataSource::Mnist);
-    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
-    data.limit(args.limit_train, args.limit_test);
+    let Loaded {
+        model, info, data, ..
+    } = load_with_data(
+        &args.model,
+        args.data.clone(),
+        (args.limit_train, args.limit_test),
+        &dev.device,
+        Some("prune"),
+    )?;
     let settings = FinetuneSettings {
         epochs: args.finetune_epochs,
         batch: args.batch,

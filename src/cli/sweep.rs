@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 use super::args::{PruneMethod, SweepArgs};
+use super::common::{Loaded, load_with_data};
 use super::plot::{Series, save_chart};
 use super::prune::{prune_model, with_sparsity};
-use crate::data::{DataSource, Dataset};
 use crate::device;
-use crate::export::{load_model, save_model, write_atomic};
+use crate::export::{save_model, write_atomic};
 use crate::prune::cost::mflops_per_image;
 use crate::prune::{compact, survival};
 use crate::train::bench::bench;
@@ -26,20 +26,15 @@ mflops_per_image,train_step_ms,infer_ms,latency_ms";
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
     eprintln!("device: {dev}");
-    let (model, info) = load_model(&args.model, &dev.device)?;
-    if model.compact.is_some() {
-        anyhow::bail!(
-            "{} is a compact model; sweep its dense original",
-            args.model.display()
-        );
-    }
-    let source = args
-        .data
-        .clone()
-        .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
-        .unwrap_or(DataSource::Mnist);
-    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
-    data.limit(args.limit_train, args.limit_test);
+    let Loaded {
+        model, info, data, ..
+    } = load_with_data(
+        &args.model,
+        args.data.clone(),
+        (args.limit_train, args.limit_test),
+        &dev.device,
+        Some("sweep"),
+    )?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let method = match args.method {
         PruneMethod::Magnitude => "magnitude",

@@ -1,0 +1,60 @@
+//! What several subcommands share: loading a model with the dataset it belongs to.
+
+use std::path::Path;
+
+use anyhow::Context;
+use burn::prelude::*;
+
+use crate::data::{DataSource, Dataset};
+use crate::export::{ModelInfo, load_model};
+use crate::model::CapsNet;
+
+/// A model file, its facts and its dataset.
+pub struct Loaded {
+    /// The network.
+    pub model: CapsNet,
+    /// Facts stored with it.
+    pub info: ModelInfo,
+    /// The dataset (limited as asked).
+    pub data: Dataset,
+    /// Where the dataset came from.
+    pub source: DataSource,
+}
+
+/// Loads a model file and a dataset: `data` if given, else the one the model was trained
+/// on, else MNIST. With `dense_only`, a compact model is refused (`verb` names the command).
+/// Fails if the images do not fit the model's input.
+pub fn load_with_data(
+    path: &Path,
+    data: Option<DataSource>,
+    limits: (Option<usize>, Option<usize>),
+    device: &Device,
+    dense_only: Option<&str>,
+) -> anyhow::Result<Loaded> {
+    let (model, info) = load_model(path, device)?;
+    if let (Some(verb), Some(_)) = (dense_only, &model.compact) {
+        anyhow::bail!("{} is a compact model; {verb} its dense original", path.display());
+    }
+    let source = data
+        .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
+        .unwrap_or(DataSource::Mnist);
+    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
+    data.limit(limits.0, limits.1);
+    let c = &model.config;
+    if (data.test.height, data.test.width, 1) != (c.height, c.width, c.in_channels) {
+        anyhow::bail!(
+            "the model takes {}x{}x{} images but {source} has {}x{}x1",
+            c.height,
+            c.width,
+            c.in_channels,
+            data.test.height,
+            data.test.width
+        );
+    }
+    Ok(Loaded {
+        model,
+        info,
+        data,
+        source,
+    })
+}
