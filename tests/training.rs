@@ -177,6 +177,84 @@ fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
     ));
 }
 
+fn epochs(events: &[Event]) -> Vec<sparsecaps::train::EpochMetrics> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Epoch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn lobster_prunes_at_threshold_steps_and_keeps_pruned_weights_at_zero() {
+    use sparsecaps::train::messages::PruneSchedule;
+    let trainer = Trainer::spawn(None).unwrap();
+    let mut req = tiny_request(None);
+    req.epochs = 2;
+    req.prune = PruneSchedule::Lobster {
+        lambda: 1e-3,
+        pwe: 0,
+        twt: 0.05,
+    };
+    req.validation = Some(500);
+    trainer.send(Command::Start(Box::new(req)));
+    let events = run_to_end(&trainer);
+    let pruned: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Pruned { sparsity, .. } => Some(*sparsity),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pruned.len(), 2, "{events:?}");
+    assert!(pruned[0] > 0.0 && pruned[1] >= pruned[0], "{pruned:?}");
+    let m = epochs(&events);
+    assert_eq!(m.len(), 2);
+    // after the threshold step the reported sparsity is that of the masks
+    assert!(
+        (m[0].sparsity - pruned[0]).abs() < 1e-9,
+        "{} vs {}",
+        m[0].sparsity,
+        pruned[0]
+    );
+    // epoch 2 trained under epoch 1's masks: nothing pruned came back
+    assert!(m[1].sparsity >= m[0].sparsity);
+    assert!(m[1].test_accuracy > 0.8, "{}", m[1].test_accuracy);
+    // training used 1,500 images: 500 were held out for validation
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Started {
+            train_images: 1500,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn gradual_magnitude_pruning_follows_the_cubic_schedule() {
+    use sparsecaps::train::messages::{PruneSchedule, gmp_sparsity};
+    let trainer = Trainer::spawn(None).unwrap();
+    let mut req = tiny_request(None);
+    req.epochs = 2;
+    req.limit_train = Some(500);
+    req.limit_test = Some(200);
+    req.prune = PruneSchedule::Gmp { target: 0.8 };
+    trainer.send(Command::Start(Box::new(req)));
+    let m = epochs(&run_to_end(&trainer));
+    assert_eq!(m.len(), 2);
+    for (e, metrics) in m.iter().enumerate() {
+        let want = gmp_sparsity(0.8, e + 1, 2);
+        assert!(
+            (metrics.sparsity - want).abs() < 1e-4,
+            "epoch {}: {} vs {want}",
+            e + 1,
+            metrics.sparsity
+        );
+    }
+}
+
 #[test]
 fn a_missing_dataset_is_reported_as_a_failure_event() {
     let trainer = Trainer::spawn(None).unwrap();
