@@ -255,6 +255,61 @@ fn gradual_magnitude_pruning_follows_the_cubic_schedule() {
     }
 }
 
+/// A folder of 32x32 colour images (IDX magic 0x804): the model takes its input size and
+/// channels from the data.
+#[test]
+fn colour_32x32_images_train_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, side, ch) = (48u32, 32u32, 3u32);
+    let mut images = Vec::new();
+    for w in [0x804u32, n, side, side, ch] {
+        images.extend_from_slice(&w.to_be_bytes());
+    }
+    let mut labels = Vec::new();
+    for w in [0x801u32, n] {
+        labels.extend_from_slice(&w.to_be_bytes());
+    }
+    for i in 0..n {
+        let class = (i % 10) as u8;
+        labels.push(class);
+        for y in 0..side {
+            for x in 0..side {
+                let on = y / 3 == u32::from(class) && x > 4 && x < 28;
+                images.extend_from_slice(&[if on { 255 } else { 0 }, (x * 8) as u8, class * 20]);
+            }
+        }
+    }
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", &images),
+        ("train-labels-idx1-ubyte", &labels),
+        ("t10k-images-idx3-ubyte", &images),
+        ("t10k-labels-idx1-ubyte", &labels),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let run = dir.path().join("run");
+    let trainer = Trainer::spawn(None).unwrap();
+    let mut req = tiny_request(Some(run.clone()));
+    req.data = DataSource::Dir(dir.path().into());
+    trainer.send(Command::Start(Box::new(req)));
+    let events = run_to_end(&trainer);
+    assert!(
+        matches!(events.last(), Some(Event::Finished { stopped: false, .. })),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Started { capsules: 512, .. })),
+        "8 types x 8x8 grid"
+    );
+    let (model, _) = load_model(&run.join("model.safetensors"), &Device::flex()).unwrap();
+    assert_eq!(
+        (model.config.in_channels, model.config.height, model.config.width),
+        (3, 32, 32)
+    );
+}
+
 #[test]
 fn a_missing_dataset_is_reported_as_a_failure_event() {
     let trainer = Trainer::spawn(None).unwrap();

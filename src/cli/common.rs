@@ -41,14 +41,16 @@ pub fn load_with_data(
     let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
     data.limit(limits.0, limits.1);
     let c = &model.config;
-    if (data.test.height, data.test.width, 1) != (c.height, c.width, c.in_channels) {
+    let t = &data.test;
+    if (t.height, t.width, t.channels) != (c.height, c.width, c.in_channels) {
         anyhow::bail!(
-            "the model takes {}x{}x{} images but {source} has {}x{}x1",
+            "the model takes {}x{}x{} images but {source} has {}x{}x{}",
             c.height,
             c.width,
             c.in_channels,
-            data.test.height,
-            data.test.width
+            t.height,
+            t.width,
+            t.channels
         );
     }
     Ok(Loaded {

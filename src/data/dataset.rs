@@ -83,9 +83,9 @@ pub enum DataError {
         /// Label count.
         labels: usize,
     },
-    /// Train and test images differ in size.
-    #[error("train images are {0}x{1} but test images are {2}x{3}")]
-    SizeMismatch(usize, usize, usize, usize),
+    /// Train and test images differ in size (channels, height, width).
+    #[error("train images are {0}x{1}x{2} (channels x height x width) but test images are {3}x{4}x{5}")]
+    SizeMismatch(usize, usize, usize, usize, usize, usize),
     /// A label is out of range.
     #[error("{split} split: label {label} at index {index} is not below {classes}")]
     Label {
@@ -117,6 +117,8 @@ pub struct Split {
     pub height: usize,
     /// Image width.
     pub width: usize,
+    /// Channels (1 for grey images); pixels are channel-first per image.
+    pub channels: usize,
 }
 
 impl Split {
@@ -130,9 +132,9 @@ impl Split {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Values per image (`channels * height * width`).
     pub fn image_size(&self) -> usize {
-        self.height * self.width
+        self.channels * self.height * self.width
     }
 
     /// Keeps the first `n` images.
@@ -151,6 +153,7 @@ impl Split {
             pixels: self.pixels.split_off(keep * self.image_size()),
             height: self.height,
             width: self.width,
+            channels: self.channels,
         }
     }
 
@@ -166,7 +169,7 @@ impl Split {
     /// A batch of the given images, scaled to [0, 1].
     ///
     /// # Shapes
-    /// returns images `[B, 1, H, W]` and labels `[B]`
+    /// returns images `[B, C, H, W]` and labels `[B]`
     pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let s = self.image_size();
         let mut px = Vec::with_capacity(indices.len() * s);
@@ -175,7 +178,7 @@ impl Split {
         }
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         let images = Tensor::from_data(
-            TensorData::new(px, [indices.len(), 1, self.height, self.width]),
+            TensorData::new(px, [indices.len(), self.channels, self.height, self.width]),
             device,
         );
         let labels = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
@@ -220,10 +223,12 @@ impl Dataset {
         let [(n0, b0), (n1, b1), (n2, b2), (n3, b3)] = files;
         let train = make_split("train", parse_images(&n0, b0)?, parse_labels(&n1, b1)?)?;
         let test = make_split("test", parse_images(&n2, b2)?, parse_labels(&n3, b3)?)?;
-        if (train.height, train.width) != (test.height, test.width) {
+        if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
             return Err(DataError::SizeMismatch(
+                train.channels,
                 train.height,
                 train.width,
+                test.channels,
                 test.height,
                 test.width,
             ));
@@ -309,6 +314,7 @@ fn make_split(
         labels,
         height: images.rows,
         width: images.cols,
+        channels: images.channels,
     })
 }
 
@@ -390,6 +396,7 @@ mod tests {
             labels: vec![0; 10],
             height: 2,
             width: 2,
+            channels: 1,
         };
         let a = split.batches(3, Some(1));
         assert_eq!(a.len(), 4);

@@ -53,6 +53,9 @@ pub enum IdxError {
 
 /// Magic number of an IDX file of unsigned bytes with three dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned bytes with four dimensions (colour images,
+/// count x rows x cols x channels).
+pub const COLOR_IMAGES_MAGIC: u32 = 0x0000_0804;
 /// Magic number of an IDX file of unsigned bytes with one dimension (labels).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
@@ -65,7 +68,9 @@ pub struct IdxImages {
     pub rows: usize,
     /// Columns per image.
     pub cols: usize,
-    /// `count * rows * cols` pixels, row-major, 0..=255.
+    /// Channels per pixel (1 for grey images).
+    pub channels: usize,
+    /// `count * channels * rows * cols` pixels, channel-first per image, 0..=255.
     pub pixels: Vec<u8>,
 }
 
@@ -116,24 +121,47 @@ fn check_size(name: &str, data: &[u8], expected: usize) -> Result<(), IdxError> 
     Ok(())
 }
 
-/// Parses an images file (gzipped or raw).
+/// Parses an images file (gzipped or raw): grey (`0x803`: count, rows, cols) or colour
+/// (`0x804`: count, rows, cols, channels, stored channel-last and returned channel-first).
 pub fn parse_images(name: &str, bytes: Vec<u8>) -> Result<IdxImages, IdxError> {
     let bytes = maybe_gunzip(name, bytes)?;
-    let dims = header(name, &bytes, IMAGES_MAGIC, 3)?;
+    let color = bytes.get(..4) == Some(&COLOR_IMAGES_MAGIC.to_be_bytes()[..]);
+    let (magic, ndims) = if color {
+        (COLOR_IMAGES_MAGIC, 4)
+    } else {
+        (IMAGES_MAGIC, 3)
+    };
+    let dims = header(name, &bytes, magic, ndims)?;
     let (count, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-    if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
+    let channels = if color { dims[3] as usize } else { 1 };
+    if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 || channels == 0 || channels > 4 {
         return Err(IdxError::Dims {
             name: name.to_string(),
             dims,
         });
     }
-    let data = &bytes[16..];
-    check_size(name, data, count * rows * cols)?;
+    let data = &bytes[4 + 4 * ndims..];
+    let per_image = rows * cols * channels;
+    check_size(name, data, count * per_image)?;
+    let pixels = if channels == 1 {
+        data.to_vec()
+    } else {
+        let mut out = vec![0u8; data.len()];
+        for (i, img) in data.chunks_exact(per_image).enumerate() {
+            for (p, px) in img.chunks_exact(channels).enumerate() {
+                for (c, v) in px.iter().enumerate() {
+                    out[i * per_image + c * rows * cols + p] = *v;
+                }
+            }
+        }
+        out
+    };
     Ok(IdxImages {
         count,
         rows,
         cols,
-        pixels: data.to_vec(),
+        channels,
+        pixels,
     })
 }
 
@@ -189,6 +217,19 @@ pub(crate) mod tests {
             parse_labels("y", gzip(&labels_file(&[1, 2, 3]))).unwrap(),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn reads_colour_images_channel_first() {
+        let mut v = Vec::new();
+        for w in [COLOR_IMAGES_MAGIC, 1, 1, 2, 3] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        // two pixels of (r, g, b)
+        v.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        let img = parse_images("c", v).unwrap();
+        assert_eq!((img.channels, img.rows, img.cols), (3, 1, 2));
+        assert_eq!(img.pixels, vec![1, 4, 2, 5, 3, 6]);
     }
 
     #[test]

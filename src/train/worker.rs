@@ -259,7 +259,7 @@ impl<'a> Run<'a> {
         let config = req
             .preset
             .config()
-            .for_input(1, data.train.height, data.train.width);
+            .for_input(data.train.channels, data.train.height, data.train.width);
         let ad = device.clone().autodiff();
         let mut model = CapsNet::init(&config, req.seed, &ad)?;
         let mut optim = AdamConfig::new().init();
