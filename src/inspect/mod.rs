@@ -1,7 +1,12 @@
-//! Inspection of single images (what the canvas and `sparsecaps inspect` show).
+//! Inspection of single images (what the canvas and `sparsecaps inspect` show) and the
+//! worker thread that answers the canvas and the sparsity slider.
 
 pub mod digit;
 pub mod image;
+pub mod preprocess;
+pub mod worker;
 
 pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
 pub use image::{ImageError, load_image};
+pub use preprocess::mnist_style;
+pub use worker::{InspectCommand, InspectEvent, Inspector, SliderResult};
