@@ -1,21 +1,518 @@
-//! The desktop app (eframe). This first version shows what the build can do and how to
-//! use the CLI; the panels come with the app issue.
+//! The desktop app: state, the event pump, and the panel layout. The trainer thread owns
+//! the training model and the inspection worker owns the model being inspected and pruned;
+//! the UI only sends commands and drains events each frame.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::prelude::*;
 use eframe::egui;
 
-/// The app's state.
-#[derive(Default)]
-pub struct SparsecapsApp;
+use crate::data::{DataSource, Dataset, Split};
+use crate::device::DeviceChoice;
+use crate::export::TensorFile;
+use crate::export::model_file::model_from_file;
+use crate::inspect::worker::ModelSummary;
+use crate::inspect::{DigitInspection, InspectCommand, InspectEvent, Inspector, SliderResult, mnist_style};
+use crate::model::Preset;
+use crate::train::messages::PruneSchedule;
+use crate::train::{Command, EpochMetrics, Event, TrainRequest, Trainer, Waker};
+use crate::ui;
+
+/// The model that ships with the app (MNIST, `small` preset; see README).
+pub static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small.safetensors");
+/// Held-out test digits the slider evaluates on.
+pub const HELD_OUT: usize = 256;
+
+/// Pruning choice of the training form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TrainChoice {
+    /// No pruning.
+    None,
+    /// LOBSTER.
+    Lobster,
+    /// Gradual magnitude pruning.
+    Gmp,
+}
+
+impl TrainChoice {
+    /// Label in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrainChoice::None => "none",
+            TrainChoice::Lobster => "LOBSTER",
+            TrainChoice::Gmp => "gradual magnitude",
+        }
+    }
+}
+
+/// The training form (persisted between runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainForm {
+    /// `mnist`, `fashion-mnist` or a folder.
+    pub data: String,
+    /// Model size.
+    pub preset: Preset,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Training images to use (0: all).
+    pub limit_train: usize,
+    /// Pruning while training.
+    pub prune: TrainChoice,
+    /// LOBSTER lambda.
+    pub lambda: f64,
+    /// LOBSTER patience.
+    pub pwe: usize,
+    /// LOBSTER tolerance.
+    pub twt: f64,
+    /// GMP target sparsity.
+    pub target: f64,
+    /// Device.
+    pub device: DeviceChoice,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        Self {
+            data: "mnist".into(),
+            preset: Preset::Tiny,
+            epochs: 1,
+            batch: Preset::Tiny.default_batch(),
+            lr: 1e-3,
+            limit_train: 10_000,
+            prune: TrainChoice::None,
+            lambda: 1e-4,
+            pwe: 2,
+            twt: 0.0,
+            target: 0.9,
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+/// One progress report, for the curves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPoint {
+    /// Global step.
+    pub step: usize,
+    /// Mean loss since the last report.
+    pub loss: f64,
+    /// Training accuracy since the last report.
+    pub accuracy: f64,
+}
+
+/// What the UI knows about the running training.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingView {
+    /// A run is going.
+    pub running: bool,
+    /// It is paused.
+    pub paused: bool,
+    /// Steps done.
+    pub step: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// When the run started.
+    pub started: Option<Instant>,
+    /// Progress reports.
+    pub history: Vec<StepPoint>,
+    /// Finished epochs and the step at which each ended.
+    pub epochs: Vec<(EpochMetrics, usize)>,
+    /// Device in use and why.
+    pub device: Option<String>,
+    /// One-line status.
+    pub status: String,
+}
+
+impl TrainingView {
+    /// Estimated seconds left.
+    pub fn eta_s(&self) -> Option<f64> {
+        let t = self.started?.elapsed().as_secs_f64();
+        (self.step > 0).then(|| t / self.step as f64 * (self.total_steps.saturating_sub(self.step)) as f64)
+    }
+}
+
+/// Everything the app shows and edits.
+pub struct AppState {
+    /// Training form.
+    pub train: TrainForm,
+    /// Training progress.
+    pub training: TrainingView,
+    /// The model in the inspector.
+    pub model: Option<ModelSummary>,
+    /// Alive map after the last slider move.
+    pub alive: Option<Vec<bool>>,
+    /// Activation per dense capsule index for the current digit.
+    pub activations: Option<Vec<f32>>,
+    /// The canvas.
+    pub canvas: ui::canvas::Canvas,
+    /// The last inspection.
+    pub inspection: Option<DigitInspection>,
+    /// The last perturbed reconstruction.
+    pub reconstruction: Option<Vec<f32>>,
+    /// Offsets of the winning capsule's dimensions.
+    pub perturb: Vec<f32>,
+    /// Slider value.
+    pub sparsity: f64,
+    /// The last slider result.
+    pub slider: Option<SliderResult>,
+    /// (sparsity, accuracy) of every slider result.
+    pub slider_history: Vec<(f64, f64)>,
+    /// Path for export / load.
+    pub model_path: String,
+    /// Path of an image to load into the canvas.
+    pub image_path: String,
+    /// Result of the last export or load.
+    pub io_status: Option<String>,
+    /// The last error.
+    pub error: Option<String>,
+    /// Test digits for "random digit".
+    pub test_digits: Option<Split>,
+    trainer: Option<Trainer>,
+    inspector: Option<Inspector>,
+    next_digit: usize,
+    run_dir: PathBuf,
+}
+
+impl AppState {
+    /// Starts the worker threads, loads the built-in model and MNIST's test digits.
+    pub fn new(waker: Option<Waker>) -> Self {
+        let mut state = Self {
+            train: TrainForm::default(),
+            training: TrainingView::default(),
+            model: None,
+            alive: None,
+            activations: None,
+            canvas: ui::canvas::Canvas::default(),
+            inspection: None,
+            reconstruction: None,
+            perturb: vec![0.0; 16],
+            sparsity: 0.0,
+            slider: None,
+            slider_history: Vec::new(),
+            model_path: std::env::temp_dir()
+                .join("sparsecaps-export.safetensors")
+                .display()
+                .to_string(),
+            image_path: String::new(),
+            io_status: None,
+            error: None,
+            test_digits: None,
+            trainer: None,
+            inspector: None,
+            next_digit: 0,
+            run_dir: std::env::temp_dir().join(format!("sparsecaps-app-{}", std::process::id())),
+        };
+        match Trainer::spawn(waker.clone()) {
+            Ok(t) => state.trainer = Some(t),
+            Err(e) => state.error = Some(format!("cannot start the trainer: {e}")),
+        }
+        match Inspector::spawn(Device::flex(), waker) {
+            Ok(i) => state.inspector = Some(i),
+            Err(e) => state.error = Some(format!("cannot start the inspector: {e}")),
+        }
+        match Dataset::load(&DataSource::Mnist) {
+            Ok(mut d) => {
+                let held = d.test.split_off(HELD_OUT);
+                state.send(InspectCommand::SetHeldOut(Box::new(held)));
+                state.test_digits = Some(d.test);
+            }
+            Err(e) => state.error = Some(e.to_string()),
+        }
+        match TensorFile::from_bytes("built-in model", BUILTIN_MODEL)
+            .map_err(|e| e.to_string())
+            .and_then(|f| model_from_file("built-in model", &f, &Device::flex()).map_err(|e| e.to_string()))
+        {
+            Ok((m, _)) => {
+                state.send(InspectCommand::SetModel(Box::new(m)));
+            }
+            Err(e) => state.error = Some(e),
+        }
+        state
+    }
+
+    fn send(&self, c: InspectCommand) {
+        if let Some(i) = &self.inspector {
+            i.send(c);
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        if let Some(t) = &self.trainer {
+            t.send(c);
+        }
+    }
+
+    /// Starts a training run with the form's settings.
+    pub fn start_training(&mut self) {
+        let f = &self.train;
+        let req = TrainRequest {
+            data: f.data.parse().unwrap_or(DataSource::Mnist),
+            preset: f.preset,
+            epochs: f.epochs.max(1),
+            batch: f.batch.max(1),
+            lr: f.lr,
+            device: f.device,
+            limit_train: (f.limit_train > 0).then_some(f.limit_train),
+            limit_test: Some(2000),
+            out_dir: Some(self.run_dir.clone()),
+            readback_every: 5,
+            prune: match f.prune {
+                TrainChoice::None => PruneSchedule::None,
+                TrainChoice::Lobster => PruneSchedule::Lobster {
+                    lambda: f.lambda,
+                    pwe: f.pwe,
+                    twt: f.twt,
+                },
+                TrainChoice::Gmp => PruneSchedule::Gmp { target: f.target },
+            },
+            ..TrainRequest::default()
+        };
+        self.training = TrainingView {
+            running: true,
+            started: Some(Instant::now()),
+            status: "starting...".into(),
+            ..TrainingView::default()
+        };
+        self.error = None;
+        self.command(Command::Start(Box::new(req)));
+    }
+
+    /// Pauses the run.
+    pub fn pause_training(&mut self) {
+        self.command(Command::Pause);
+    }
+
+    /// Resumes the run.
+    pub fn resume_training(&mut self) {
+        self.command(Command::Resume);
+    }
+
+    /// Stops the run.
+    pub fn stop_training(&mut self) {
+        self.command(Command::Stop);
+    }
+
+    /// The canvas changed: preprocess and inspect.
+    pub fn canvas_changed(&mut self) {
+        let px = ui::canvas::CANVAS_PX;
+        self.canvas.input = mnist_style(&self.canvas.ink, px, px);
+        self.send(InspectCommand::Inspect(self.canvas.input.clone()));
+    }
+
+    /// Shows the next test digit.
+    pub fn random_digit(&mut self) {
+        if let Some(d) = &self.test_digits
+            && !d.is_empty()
+        {
+            self.next_digit = (self.next_digit * 7919 + 13) % d.len();
+            self.canvas.clear();
+            self.canvas.input = d.image_f32(self.next_digit);
+            self.send(InspectCommand::Inspect(self.canvas.input.clone()));
+        }
+    }
+
+    /// Loads an image file into the canvas input.
+    pub fn load_image(&mut self, path: &Path) {
+        match crate::inspect::load_image(path, 28, 28) {
+            Ok(px) => {
+                self.canvas.clear();
+                self.canvas.input = mnist_style(&px, 28, 28);
+                self.send(InspectCommand::Inspect(self.canvas.input.clone()));
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// The slider moved.
+    pub fn sparsity_changed(&mut self) {
+        self.send(InspectCommand::SetSparsity(self.sparsity));
+    }
+
+    /// A dimension slider moved.
+    pub fn send_perturbation(&mut self) {
+        self.send(InspectCommand::Perturb(self.perturb.clone()));
+    }
+
+    /// Exports the current (pruned) model, compacted.
+    pub fn export_to(&mut self, path: &Path) {
+        self.io_status = Some(format!("exporting to {}...", path.display()));
+        self.send(InspectCommand::Export(path.to_path_buf()));
+    }
+
+    /// Loads a model file into the inspector.
+    pub fn load_model_from(&mut self, path: &Path) {
+        self.io_status = Some(format!("loading {}...", path.display()));
+        self.send(InspectCommand::Load(path.to_path_buf()));
+    }
+
+    /// Drains the worker threads' events (call once per frame).
+    pub fn pump(&mut self) {
+        while let Some(e) = self.trainer.as_ref().and_then(Trainer::try_event) {
+            self.on_train_event(e);
+        }
+        while let Some(e) = self.inspector.as_ref().and_then(Inspector::try_event) {
+            self.on_inspect_event(e);
+        }
+    }
+
+    fn on_train_event(&mut self, e: Event) {
+        let t = &mut self.training;
+        match e {
+            Event::Device { name, reason } => t.device = Some(format!("{name} ({reason})")),
+            Event::Started { total_steps, .. } => {
+                t.total_steps = total_steps;
+                t.status = "training".into();
+            }
+            Event::Step(s) => {
+                t.step = s.global_step;
+                t.history.push(StepPoint {
+                    step: s.global_step,
+                    loss: s.loss,
+                    accuracy: s.accuracy,
+                });
+                t.status = format!(
+                    "epoch {}: loss {:.4}, {:.0} images/s",
+                    s.epoch, s.loss, s.images_per_s
+                );
+            }
+            Event::Evaluating { epoch } => t.status = format!("epoch {epoch}: evaluating"),
+            Event::Epoch(m) => {
+                t.status = format!("epoch {}: test accuracy {:.4}", m.epoch, m.test_accuracy);
+                let step = t.step;
+                t.epochs.push((m, step));
+            }
+            Event::Pruned { sparsity, .. } => t.status = format!("pruned to sparsity {sparsity:.3}"),
+            Event::Checkpoint { path, .. } => {
+                self.send(InspectCommand::Load(path));
+            }
+            Event::Paused => t.paused = true,
+            Event::Resumed => t.paused = false,
+            Event::Finished {
+                stopped,
+                test_accuracy,
+                ..
+            } => {
+                t.running = false;
+                t.paused = false;
+                let acc = test_accuracy
+                    .map(|a| format!("{a:.4}"))
+                    .unwrap_or_else(|| "-".into());
+                t.status = format!(
+                    "{}; test accuracy {acc}",
+                    if stopped { "stopped" } else { "finished" }
+                );
+            }
+            Event::Failed(msg) => {
+                t.running = false;
+                t.status = "failed".into();
+                self.error = Some(msg);
+            }
+        }
+    }
+
+    fn on_inspect_event(&mut self, e: InspectEvent) {
+        match e {
+            InspectEvent::Inspected(r) => {
+                if let Some(m) = &self.model {
+                    let mut act = vec![0.0; m.alive.len()];
+                    for (a, i) in r.activations.iter().zip(&r.indices) {
+                        if let Some(slot) = act.get_mut(*i) {
+                            *slot = *a;
+                        }
+                    }
+                    self.activations = Some(act);
+                }
+                self.reconstruction = None;
+                self.inspection = Some(*r);
+            }
+            InspectEvent::Pruned(r) => {
+                if let Some(a) = r.accuracy {
+                    self.slider_history.push((r.sparsity, a));
+                }
+                self.alive = Some(r.alive.clone());
+                self.slider = Some(r);
+                if self.inspection.is_some() {
+                    self.send(InspectCommand::Inspect(self.canvas.input.clone()));
+                }
+            }
+            InspectEvent::Reconstruction(img) => self.reconstruction = Some(img),
+            InspectEvent::ModelReady(m) => {
+                self.io_status = Some(format!(
+                    "model: {}/{} capsules alive",
+                    m.alive.iter().filter(|a| **a).count(),
+                    m.alive.len()
+                ));
+                self.alive = None;
+                self.slider = None;
+                self.sparsity = 0.0;
+                self.model = Some(*m);
+                if self.inspection.is_some() {
+                    self.send(InspectCommand::Inspect(self.canvas.input.clone()));
+                }
+            }
+            InspectEvent::Exported {
+                path,
+                bytes,
+                dense_ms,
+                compact_ms,
+            } => {
+                self.io_status = Some(format!(
+                    "exported {} ({:.2} MB); batch-32 inference dense {dense_ms:.1} ms, compact {compact_ms:.1} ms",
+                    path.display(),
+                    bytes as f64 / 1e6
+                ));
+            }
+            InspectEvent::Failed(msg) => self.error = Some(msg),
+        }
+    }
+
+    /// Lays out every panel.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.pump();
+        egui::Panel::left("training")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui::training::show(ui, self);
+                    ui.separator();
+                    ui::pruning::show(ui, self);
+                });
+            });
+        egui::Panel::right("inspection")
+            .resizable(true)
+            .default_size(330.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| ui::inspection::show(ui, self));
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui::canvas::show(ui, self);
+            ui.separator();
+            ui::capsule_map::show(ui, self);
+            ui.separator();
+            ui::curves::show(ui, self);
+        });
+    }
+}
+
+/// The eframe app.
+pub struct SparsecapsApp {
+    state: AppState,
+}
 
 impl eframe::App for SparsecapsApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("sparsecaps");
-            ui.label("The desktop panels are not built yet. Everything runs from the CLI:");
-            ui.monospace("sparsecaps train --preset small --epochs 1 --out RUN");
-            ui.monospace("sparsecaps eval --model RUN/model.safetensors --json");
-            ui.monospace("sparsecaps bench --preset paper --json");
-        });
+        self.state.ui(ui);
+        if self.state.training.running {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(200));
+        }
     }
 }
 
@@ -27,6 +524,16 @@ pub fn run() -> anyhow::Result<()> {
             .with_inner_size([1280.0, 800.0]),
         ..Default::default()
     };
-    eframe::run_native("sparsecaps", options, Box::new(|_cc| Ok(Box::new(SparsecapsApp))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    eframe::run_native(
+        "sparsecaps",
+        options,
+        Box::new(|cc| {
+            let ctx = cc.egui_ctx.clone();
+            let waker: Waker = Arc::new(move || ctx.request_repaint());
+            Ok(Box::new(SparsecapsApp {
+                state: AppState::new(Some(waker)),
+            }))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

@@ -34,9 +34,12 @@ pub struct DigitInspection {
     pub capsules: usize,
     /// Capsules sorted by coupling to the predicted class (strongest first), at most `top`.
     pub top_capsules: Vec<CapsuleVote>,
-    /// Activation length of each routed capsule (dense index order of `capsule_indices`).
+    /// Activation length of each routed capsule.
     #[serde(skip)]
     pub activations: Vec<f32>,
+    /// Dense index of each routed capsule (the same order as `activations`).
+    #[serde(skip)]
+    pub indices: Vec<usize>,
     /// Coupling coefficients per routing iteration, `[R][J][K]` flattened per iteration.
     #[serde(skip)]
     pub coupling: Vec<Vec<f32>>,
@@ -70,6 +73,7 @@ pub fn inspect_digit(model: &CapsNet, pixels: &[f32], top: usize, device: &Devic
     let cells = model.geometry().cells().max(1);
     let grid_w = model.geometry().grid_w.max(1);
     let indices = model.capsule_indices();
+    let dense_indices = indices.clone();
     let mut top_capsules: Vec<CapsuleVote> = coupling
         .last()
         .map(|last| {
@@ -96,6 +100,7 @@ pub fn inspect_digit(model: &CapsNet, pixels: &[f32], top: usize, device: &Devic
         capsules: k,
         top_capsules,
         activations,
+        indices: dense_indices,
         coupling,
         reconstruction: recon.map(|r| HostTensor::from_tensor(r).values),
     }

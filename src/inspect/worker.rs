@@ -32,6 +32,10 @@ pub enum InspectCommand {
     /// Reconstruct the last inspected digit with the winning capsule's dimensions moved by
     /// these offsets.
     Perturb(Vec<f32>),
+    /// Load a model file (dense or compact) and use it.
+    Load(std::path::PathBuf),
+    /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
+    Export(std::path::PathBuf),
     /// End the thread.
     Shutdown,
 }
@@ -53,6 +57,48 @@ pub struct SliderResult {
     pub elapsed_ms: f64,
 }
 
+/// What the capsule map needs to know about a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    /// Capsule types T.
+    pub types: usize,
+    /// Grid height.
+    pub grid_h: usize,
+    /// Grid width.
+    pub grid_w: usize,
+    /// Alive map (dense indices).
+    pub alive: Vec<bool>,
+    /// |W_i| per dense capsule index (0 for removed capsules).
+    pub w_norms: Vec<f32>,
+    /// Facts stored with the model.
+    pub info: crate::export::ModelInfo,
+}
+
+fn summary(model: &CapsNet, info: crate::export::ModelInfo) -> ModelSummary {
+    let g = model.geometry();
+    let map = survival(model).map;
+    let w = HostTensor::from_tensor(model.digit_weight.val());
+    let row = w.values.len() / model.capsules().max(1);
+    let mut w_norms = vec![0.0; map.alive.len()];
+    for (k, i) in model.capsule_indices().into_iter().enumerate() {
+        if let Some(n) = w_norms.get_mut(i) {
+            *n = w.values[k * row..(k + 1) * row]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt();
+        }
+    }
+    ModelSummary {
+        types: model.config.types,
+        grid_h: g.grid_h,
+        grid_w: g.grid_w,
+        alive: map.alive,
+        w_norms,
+        info,
+    }
+}
+
 /// Answers of the inspection worker.
 #[derive(Debug, Clone)]
 pub enum InspectEvent {
@@ -62,6 +108,19 @@ pub enum InspectEvent {
     Pruned(SliderResult),
     /// A perturbed reconstruction.
     Reconstruction(Vec<f32>),
+    /// A model is in use (after `SetModel` or `Load`).
+    ModelReady(Box<ModelSummary>),
+    /// The current model was exported.
+    Exported {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size in bytes.
+        bytes: u64,
+        /// Batch-32 inference of the dense (masked) model, ms.
+        dense_ms: f64,
+        /// Batch-32 inference of the compact model, ms.
+        compact_ms: f64,
+    },
     /// Something failed.
     Failed(String),
 }
@@ -179,11 +238,12 @@ impl State {
 
     fn handle(&mut self, cmd: InspectCommand) -> Option<InspectEvent> {
         match cmd {
-            InspectCommand::SetModel(m) => {
-                self.current = Some((*m).clone());
-                self.dense = Some(*m);
-                None
-            }
+            InspectCommand::SetModel(m) => Some(self.use_model(*m, crate::export::ModelInfo::default())),
+            InspectCommand::Load(path) => match crate::export::load_model(&path, &self.device) {
+                Ok((m, info)) => Some(self.use_model(m, info)),
+                Err(e) => Some(InspectEvent::Failed(e.to_string())),
+            },
+            InspectCommand::Export(path) => Some(self.export(&path)),
             InspectCommand::SetHeldOut(s) => {
                 self.held_out = Some(*s);
                 None
@@ -207,6 +267,47 @@ impl State {
             InspectCommand::SetSparsity(s) => Some(self.prune(s)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
             InspectCommand::Shutdown => None,
+        }
+    }
+
+    fn use_model(&mut self, model: CapsNet, info: crate::export::ModelInfo) -> InspectEvent {
+        let s = summary(&model, info);
+        self.current = Some(model.clone());
+        self.dense = Some(model);
+        InspectEvent::ModelReady(Box::new(s))
+    }
+
+    fn export(&self, path: &std::path::Path) -> InspectEvent {
+        let Some(model) = &self.current else {
+            return InspectEvent::Failed("no model loaded".into());
+        };
+        let small = match compact(model) {
+            Ok(m) => m,
+            Err(e) => return InspectEvent::Failed(e.to_string()),
+        };
+        let mut info = crate::export::ModelInfo::default();
+        let surv = survival(&small);
+        info.sparsity = Some(surv.dense_sparsity(&small.config));
+        if let Err(e) = crate::export::save_model(&small, &info, path) {
+            return InspectEvent::Failed(e.to_string());
+        }
+        let time = |m: &CapsNet| {
+            let x = Tensor::<4>::zeros(
+                [32, m.config.in_channels, m.config.height, m.config.width],
+                &self.device,
+            );
+            let _ = m.forward(x.clone(), false).lengths.into_data();
+            let t = Instant::now();
+            let _ = m.forward(x, false).lengths.into_data();
+            t.elapsed().as_secs_f64() * 1e3
+        };
+        let dense_ms = time(self.dense.as_ref().unwrap_or(model));
+        let compact_ms = time(&small);
+        InspectEvent::Exported {
+            path: path.to_path_buf(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            dense_ms,
+            compact_ms,
         }
     }
 
@@ -281,6 +382,7 @@ mod tests {
             "no model yet"
         );
         w.send(InspectCommand::SetModel(Box::new(net)));
+        assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
         w.send(InspectCommand::SetHeldOut(Box::new(data.test.clone())));
         w.send(InspectCommand::Inspect(digit.clone()));
         let Some(InspectEvent::Inspected(r)) = w.recv_event() else {

@@ -1,0 +1,119 @@
+//! Training panel: dataset, preset, epochs, batch, learning rate, pruning, device, the
+//! run buttons and progress.
+
+use egui::Ui;
+
+use crate::app::{AppState, TrainChoice};
+use crate::device::DeviceChoice;
+use crate::model::Preset;
+
+/// Draws the training panel.
+pub fn show(ui: &mut Ui, s: &mut AppState) {
+    ui.heading("Training");
+    let running = s.training.running;
+    ui.add_enabled_ui(!running, |ui| {
+        egui::Grid::new("train-grid").num_columns(2).show(ui, |ui| {
+            ui.label("Dataset");
+            ui.text_edit_singleline(&mut s.train.data);
+            ui.end_row();
+            ui.label("Preset");
+            egui::ComboBox::from_id_salt("preset")
+                .selected_text(s.train.preset.name())
+                .show_ui(ui, |ui| {
+                    for p in Preset::ALL {
+                        ui.selectable_value(&mut s.train.preset, p, p.name());
+                    }
+                });
+            ui.end_row();
+            ui.label("Epochs");
+            ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500));
+            ui.end_row();
+            ui.label("Batch");
+            ui.add(egui::DragValue::new(&mut s.train.batch).range(1..=1024));
+            ui.end_row();
+            ui.label("Learning rate");
+            ui.add(
+                egui::DragValue::new(&mut s.train.lr)
+                    .speed(1e-4)
+                    .range(1e-6..=1.0),
+            );
+            ui.end_row();
+            ui.label("Limit train images");
+            ui.add(egui::DragValue::new(&mut s.train.limit_train).range(0..=60_000));
+            ui.end_row();
+            ui.label("Pruning");
+            egui::ComboBox::from_id_salt("prune")
+                .selected_text(s.train.prune.label())
+                .show_ui(ui, |ui| {
+                    for p in [TrainChoice::None, TrainChoice::Lobster, TrainChoice::Gmp] {
+                        ui.selectable_value(&mut s.train.prune, p, p.label());
+                    }
+                });
+            ui.end_row();
+            match s.train.prune {
+                TrainChoice::Lobster => {
+                    ui.label("LOBSTER lambda");
+                    ui.add(
+                        egui::DragValue::new(&mut s.train.lambda)
+                            .speed(1e-5)
+                            .range(0.0..=1.0),
+                    );
+                    ui.end_row();
+                    ui.label("Patience (pwe)");
+                    ui.add(egui::DragValue::new(&mut s.train.pwe).range(0..=50));
+                    ui.end_row();
+                    ui.label("Tolerance (twt)");
+                    ui.add(
+                        egui::DragValue::new(&mut s.train.twt)
+                            .speed(0.01)
+                            .range(0.0..=1.0),
+                    );
+                    ui.end_row();
+                }
+                TrainChoice::Gmp => {
+                    ui.label("Target sparsity");
+                    ui.add(egui::Slider::new(&mut s.train.target, 0.0..=0.99));
+                    ui.end_row();
+                }
+                TrainChoice::None => {}
+            }
+            ui.label("Device");
+            egui::ComboBox::from_id_salt("device")
+                .selected_text(format!("{:?}", s.train.device).to_lowercase())
+                .show_ui(ui, |ui| {
+                    for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+                        ui.selectable_value(&mut s.train.device, d, format!("{d:?}").to_lowercase());
+                    }
+                });
+            ui.end_row();
+        });
+    });
+    ui.horizontal(|ui| {
+        if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
+            s.start_training();
+        }
+        if s.training.paused {
+            if ui.add_enabled(running, egui::Button::new("Resume")).clicked() {
+                s.resume_training();
+            }
+        } else if ui.add_enabled(running, egui::Button::new("Pause")).clicked() {
+            s.pause_training();
+        }
+        if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+            s.stop_training();
+        }
+    });
+    if let Some(d) = &s.training.device {
+        ui.small(format!("Device: {d}"));
+    }
+    let t = &s.training;
+    if t.total_steps > 0 {
+        let frac = t.step as f32 / t.total_steps as f32;
+        let eta = t.eta_s().map(|e| format!(", ETA {e:.0} s")).unwrap_or_default();
+        ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{eta}", t.step, t.total_steps)));
+    }
+    ui.label(&s.training.status);
+    if let Some(e) = &s.error {
+        ui.colored_label(egui::Color32::LIGHT_RED, e);
+    }
+}
