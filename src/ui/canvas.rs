@@ -110,7 +110,8 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
                 s.random_digit();
             }
             ui.horizontal(|ui| {
-                ui.text_edit_singleline(&mut s.image_path);
+                let l = ui.label("Image file");
+                ui.text_edit_singleline(&mut s.image_path).labelled_by(l.id);
                 if ui.button("Load image").clicked() {
                     let path = s.image_path.clone();
                     s.load_image(std::path::Path::new(&path));

@@ -34,8 +34,8 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
     }
     ui.separator();
     ui.horizontal(|ui| {
-        ui.label("File");
-        ui.text_edit_singleline(&mut s.model_path);
+        let l = ui.label("File");
+        ui.text_edit_singleline(&mut s.model_path).labelled_by(l.id);
     });
     ui.horizontal(|ui| {
         if ui.button("Export compact").clicked() {

@@ -7,6 +7,13 @@ use crate::app::{AppState, TrainChoice};
 use crate::device::DeviceChoice;
 use crate::model::Preset;
 
+/// One labelled row of a grid; the label names the widget for screen readers and tests.
+pub fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
+    let l = ui.label(label);
+    add(ui).labelled_by(l.id);
+    ui.end_row();
+}
+
 /// Draws the training panel.
 pub fn show(ui: &mut Ui, s: &mut AppState) {
     ui.heading("Training");

@@ -1,0 +1,136 @@
+//! The app driven like a user, with egui_kittest: draw, prune, train, export and load.
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use sparsecaps::app::AppState;
+
+fn harness(state: AppState) -> Harness<'static, AppState> {
+    // The form fields of the training grid are named through `labelled_by` relations,
+    // which kittest's accessible-name check does not follow.
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, s: &mut AppState| s.ui(ui), state)
+}
+
+/// Steps frames until `done` holds (the workers answer asynchronously), at most `secs`.
+fn wait_until(
+    h: &mut Harness<'static, AppState>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Harness<'static, AppState>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(h) {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        h.step();
+    }
+}
+
+fn has_label(h: &Harness<'static, AppState>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+#[test]
+fn drawing_a_stroke_shows_a_prediction() {
+    let mut h = harness(AppState::new(None));
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    assert!(!has_label(&h, "Prediction:"));
+    let top = h.get_by_label("Draw a digit").rect().left_bottom();
+    let start = top + egui::vec2(100.0, 40.0);
+    h.drag_at(start);
+    h.step();
+    for i in 1..=12 {
+        h.hover_at(start + egui::vec2(0.0, 14.0 * i as f32));
+        h.step();
+    }
+    h.drop_at(start + egui::vec2(0.0, 170.0));
+    h.step();
+    assert!(
+        h.state().canvas.ink.iter().any(|v| *v > 0.5),
+        "the stroke left ink"
+    );
+    wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
+    assert_eq!(h.state().inspection.as_ref().map(|r| r.lengths.len()), Some(10));
+}
+
+#[test]
+fn dragging_the_sparsity_slider_updates_sparsity_and_alive_capsules() {
+    let mut h = harness(AppState::new(None));
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    h.get_by_label("Random test digit").click();
+    h.step();
+    wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.9);
+    h.step();
+    wait_until(&mut h, 30, "the pruned labels", |h| {
+        has_label(h, "Sparsity: 0.900")
+    });
+    assert!(has_label(&h, "Held-out accuracy:"));
+    let r = h.state().slider.clone().unwrap();
+    assert!(r.alive_capsules <= 576);
+    assert!(has_label(&h, &format!("K/N: {}/576", r.alive_capsules)));
+    h.get_by_label("Reset").click();
+    h.step();
+    wait_until(&mut h, 30, "the reset", |h| has_label(h, "Sparsity: 0.000"));
+}
+
+#[test]
+fn a_tiny_training_run_starts_moves_and_stops() {
+    let mut state = AppState::new(None);
+    state.train.limit_train = 20_000;
+    state.train.device = sparsecaps::device::DeviceChoice::Cpu;
+    let mut h = harness(state);
+    h.run_steps(2);
+    h.get_by_label("Start").click();
+    h.step();
+    wait_until(&mut h, 60, "progress", |h| h.state().training.history.len() >= 2);
+    assert!(has_label(&h, "epoch 1: loss"));
+    h.get_by_label("Stop").click();
+    h.step();
+    wait_until(&mut h, 60, "the stop", |h| has_label(h, "stopped"));
+    assert!(!h.state().training.running);
+    assert!(h.state().training.step > 0);
+}
+
+#[test]
+fn export_to_a_path_and_load_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.safetensors");
+    let mut state = AppState::new(None);
+    state.model_path = path.display().to_string();
+    let mut h = harness(state);
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.5);
+    h.step();
+    wait_until(&mut h, 30, "pruning", |h| has_label(h, "Sparsity: 0.500"));
+    h.get_by_label("Export compact").click();
+    h.step();
+    wait_until(&mut h, 60, "the export", |h| {
+        has_label(h, "MB); batch-32 inference")
+    });
+    assert!(path.is_file());
+    assert!(has_label(&h, "ms, compact "));
+    h.get_by_label("Load model").click();
+    h.step();
+    wait_until(&mut h, 30, "the load", |h| has_label(h, "model: "));
+    let m = h.state().model.clone().unwrap();
+    assert_eq!(m.alive.len(), 576);
+    // a broken file is refused and the model stays
+    std::fs::write(&path, b"garbage").unwrap();
+    h.get_by_label("Load model").click();
+    h.step();
+    wait_until(&mut h, 30, "the error", |h| h.state().error.is_some());
+    assert_eq!(h.state().model.as_ref().map(|m| m.alive.len()), Some(576));
+}
