@@ -11,7 +11,8 @@ use burn::prelude::*;
 use super::digit::{DigitInspection, inspect_digit};
 use crate::data::Split;
 use crate::model::{CapsNet, HostTensor};
-use crate::prune::{apply_masks, compact, magnitude_masks, survival};
+use crate::prune::magnitude::MagnitudeOrder;
+use crate::prune::{apply_masks, compact, survival};
 use crate::train::evaluate;
 use crate::train::worker::{EVAL_BATCH, Waker};
 
@@ -182,6 +183,7 @@ struct State {
     current: Option<CapsNet>,
     held_out: Option<Split>,
     last_digit: Option<(Vec<f32>, usize)>,
+    order: Option<MagnitudeOrder>,
 }
 
 impl State {
@@ -192,6 +194,7 @@ impl State {
             current: None,
             held_out: None,
             last_digit: None,
+            order: None,
         }
     }
 
@@ -272,6 +275,7 @@ impl State {
 
     fn use_model(&mut self, model: CapsNet, info: crate::export::ModelInfo) -> InspectEvent {
         let s = summary(&model, info);
+        self.order = Some(MagnitudeOrder::new(&model));
         self.current = Some(model.clone());
         self.dense = Some(model);
         InspectEvent::ModelReady(Box::new(s))
@@ -316,7 +320,8 @@ impl State {
         let Some(dense) = &self.dense else {
             return InspectEvent::Failed("no model loaded".into());
         };
-        let masks = magnitude_masks(dense, sparsity);
+        let order = self.order.get_or_insert_with(|| MagnitudeOrder::new(dense));
+        let masks = order.masks(sparsity);
         let pruned = apply_masks(dense.clone(), &masks.to_device(&self.device));
         // evaluate the compact form: same outputs, less work
         let fast = compact(&pruned).unwrap_or_else(|_| pruned.clone());

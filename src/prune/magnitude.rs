@@ -21,6 +21,62 @@ pub fn magnitude_masks(model: &CapsNet, sparsity: f64) -> Masks {
     }
 }
 
+/// The prunable weights of a model sorted once by magnitude, so that masks for any
+/// sparsity cost one pass (the slider moves many times over the same dense weights).
+#[derive(Debug, Clone)]
+pub struct MagnitudeOrder {
+    shapes: [Vec<usize>; 3],
+    lengths: [usize; 3],
+    /// Global positions, smallest magnitude first (ties by position).
+    order: Vec<u32>,
+}
+
+impl MagnitudeOrder {
+    /// Reads and sorts the prunable weights of `model`.
+    pub fn new(model: &CapsNet) -> Self {
+        let tensors = [
+            HostTensor::from_tensor(model.conv1_weight.val()),
+            HostTensor::from_tensor(model.primary_weight.val()),
+            HostTensor::from_tensor(model.digit_weight.val()),
+        ];
+        let magnitudes: Vec<f32> = tensors
+            .iter()
+            .flat_map(|t| t.values.iter().map(|v| v.abs()))
+            .collect();
+        let mut order: Vec<u32> = (0..magnitudes.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            magnitudes[a as usize]
+                .total_cmp(&magnitudes[b as usize])
+                .then(a.cmp(&b))
+        });
+        Self {
+            lengths: [0, 1, 2].map(|i| tensors[i].values.len()),
+            shapes: tensors.map(|t| t.shape),
+            order,
+        }
+    }
+
+    /// The same masks as [`magnitude_masks`] at `sparsity`.
+    pub fn masks(&self, sparsity: f64) -> Masks {
+        let total = self.order.len();
+        let prune = ((sparsity.clamp(0.0, 1.0) * total as f64).round() as usize).min(total);
+        let mut keep = vec![1.0f32; total];
+        for &i in &self.order[..prune] {
+            keep[i as usize] = 0.0;
+        }
+        let (a, b) = (self.lengths[0], self.lengths[0] + self.lengths[1]);
+        let part = |range: std::ops::Range<usize>, i: usize| HostTensor {
+            shape: self.shapes[i].clone(),
+            values: keep[range].to_vec(),
+        };
+        Masks {
+            conv1: part(0..a, 0),
+            primary: part(a..b, 1),
+            digit: part(b..total, 2),
+        }
+    }
+}
+
 /// Masks that keep the non-zero weights of magnitude at least `threshold`.
 pub fn threshold_masks(model: &CapsNet, threshold: f64) -> Masks {
     let keep = |t: HostTensor| HostTensor {
@@ -115,6 +171,15 @@ mod tests {
         );
         let zeros = |t: &HostTensor| t.values.iter().filter(|v| **v == 0.0).count();
         assert!(zeros(&low_w) < zeros(&high_w));
+    }
+
+    #[test]
+    fn the_cached_order_gives_the_same_masks() {
+        let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 5, &Device::flex()).unwrap();
+        let order = MagnitudeOrder::new(&net);
+        for s in [0.0, 0.37, 0.9, 1.0] {
+            assert_eq!(order.masks(s), magnitude_masks(&net, s));
+        }
     }
 
     #[test]
