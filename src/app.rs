@@ -95,6 +95,67 @@ impl Default for TrainForm {
     }
 }
 
+/// The persisted part of the training form (and the last model path).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedForm {
+    data: String,
+    preset: String,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    limit_train: usize,
+    prune: TrainChoice,
+    lambda: f64,
+    pwe: usize,
+    twt: f64,
+    target: f64,
+    device: String,
+    model_path: String,
+}
+
+/// Storage key of [`SavedForm`].
+pub const STORAGE_KEY: &str = "sparsecaps-form";
+
+impl AppState {
+    /// What is kept between runs.
+    pub fn saved_form(&self) -> SavedForm {
+        let f = &self.train;
+        SavedForm {
+            data: f.data.clone(),
+            preset: f.preset.name().into(),
+            epochs: f.epochs,
+            batch: f.batch,
+            lr: f.lr,
+            limit_train: f.limit_train,
+            prune: f.prune,
+            lambda: f.lambda,
+            pwe: f.pwe,
+            twt: f.twt,
+            target: f.target,
+            device: format!("{:?}", f.device).to_lowercase(),
+            model_path: self.model_path.clone(),
+        }
+    }
+
+    /// Restores what was kept (unknown names keep the defaults).
+    pub fn restore_form(&mut self, s: SavedForm) {
+        let f = &mut self.train;
+        f.data = s.data;
+        f.preset = s.preset.parse().unwrap_or(f.preset);
+        f.epochs = s.epochs.max(1);
+        f.batch = s.batch.max(1);
+        f.lr = s.lr;
+        f.limit_train = s.limit_train;
+        f.prune = s.prune;
+        f.lambda = s.lambda;
+        f.pwe = s.pwe;
+        f.twt = s.twt;
+        f.target = s.target;
+        f.device = s.device.parse().unwrap_or(f.device);
+        self.model_path = s.model_path;
+    }
+}
+
 /// One progress report, for the curves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepPoint {
@@ -173,6 +234,8 @@ pub struct AppState {
     pub error: Option<String>,
     /// Test digits for "random digit".
     pub test_digits: Option<Split>,
+    /// Time the UI spends building a frame, ms (moving average).
+    pub frame_ms: f64,
     trainer: Option<Trainer>,
     inspector: Option<Inspector>,
     next_digit: usize,
@@ -203,6 +266,7 @@ impl AppState {
             io_status: None,
             error: None,
             test_digits: None,
+            frame_ms: 0.0,
             trainer: None,
             inspector: None,
             next_digit: 0,
@@ -530,9 +594,14 @@ pub fn run() -> anyhow::Result<()> {
         Box::new(|cc| {
             let ctx = cc.egui_ctx.clone();
             let waker: Waker = Arc::new(move || ctx.request_repaint());
-            Ok(Box::new(SparsecapsApp {
-                state: AppState::new(Some(waker)),
-            }))
+            let mut state = AppState::new(Some(waker));
+            if let Some(saved) = cc
+                .storage
+                .and_then(|s| eframe::get_value::<SavedForm>(s, STORAGE_KEY))
+            {
+                state.restore_form(saved);
+            }
+            Ok(Box::new(SparsecapsApp { state }))
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))

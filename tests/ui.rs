@@ -134,3 +134,19 @@ fn export_to_a_path_and_load_it_back() {
     wait_until(&mut h, 30, "the error", |h| h.state().error.is_some());
     assert_eq!(h.state().model.as_ref().map(|m| m.alive.len()), Some(576));
 }
+
+#[test]
+fn the_form_survives_a_restart() {
+    let mut a = AppState::new(None);
+    a.train.preset = sparsecaps::model::Preset::Small;
+    a.train.epochs = 7;
+    a.train.data = "fashion-mnist".into();
+    a.train.device = sparsecaps::device::DeviceChoice::Cpu;
+    let saved = a.saved_form();
+    let json = serde_json::to_string(&saved).unwrap();
+    let mut b = AppState::new(None);
+    assert_ne!(b.train, a.train);
+    b.restore_form(serde_json::from_str(&json).unwrap());
+    assert_eq!(b.train, a.train);
+    assert_eq!(b.model_path, a.model_path);
+}

@@ -120,6 +120,9 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
         ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{eta}", t.step, t.total_steps)));
     }
     ui.label(&s.training.status);
+    if s.frame_ms > 0.0 {
+        ui.small(format!("UI frame: {:.1} ms", s.frame_ms));
+    }
     if let Some(e) = &s.error {
         ui.colored_label(egui::Color32::LIGHT_RED, e);
     }
