@@ -572,11 +572,18 @@ pub struct SparsecapsApp {
 
 impl eframe::App for SparsecapsApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let started = Instant::now();
         self.state.ui(ui);
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        self.state.frame_ms = 0.9 * self.state.frame_ms + 0.1 * ms;
         if self.state.training.running {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(200));
         }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, &self.state.saved_form());
     }
 }
 
