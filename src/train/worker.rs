@@ -28,18 +28,12 @@ pub const THRESHOLD_PROBE_IMAGES: usize = 2000;
 /// Bisection steps of the threshold search.
 pub const THRESHOLD_STEPS: usize = 12;
 
-/// LOBSTER's threshold step: the largest global magnitude threshold whose validation loss
-/// stays within `(1 + twt)` of `base_loss`, and the masks it gives.
-fn lobster_threshold(
-    model: &CapsNet,
-    validation: &Split,
-    base_loss: f64,
-    twt: f64,
-    device: &Device,
-) -> (Masks, f64) {
+/// LOBSTER's threshold step: the largest global magnitude threshold whose loss on the
+/// validation probe stays within `(1 + twt)` of the unpruned loss on the same probe, and the
+/// masks it gives.
+fn lobster_threshold(model: &CapsNet, validation: &Split, twt: f64, device: &Device) -> (Masks, f64) {
     let mut probe = validation.clone();
     probe.truncate(THRESHOLD_PROBE_IMAGES);
-    let _ = base_loss;
     let base = evaluate(model, &probe, EVAL_BATCH, device).loss;
     let threshold = threshold_search(max_magnitude(model), base, twt, THRESHOLD_STEPS, |t| {
         let masks = threshold_masks(model, t).to_device(device);
@@ -355,8 +349,7 @@ impl<'a> Run<'a> {
                         stale_epochs += 1;
                     }
                     if stale_epochs >= pwe {
-                        let (masks, threshold) =
-                            lobster_threshold(&model.valid(), &validation, val_loss, twt, &device);
+                        let (masks, threshold) = lobster_threshold(&model.valid(), &validation, twt, &device);
                         let on_device = masks.to_device(&ad);
                         model = apply_masks(model, &on_device);
                         pruning.masks = Some(on_device);
