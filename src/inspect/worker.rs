@@ -2,8 +2,7 @@
 //! UI never runs the network itself. It keeps the dense model, prunes a copy on request
 //! (non-destructively), and evaluates it on held-out test digits.
 
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -14,6 +13,7 @@ use crate::model::{CapsNet, HostTensor};
 use crate::prune::magnitude::MagnitudeOrder;
 use crate::prune::{apply_masks, compact, survival};
 use crate::train::evaluate;
+use crate::train::handle::WorkerHandle;
 use crate::train::worker::{EVAL_BATCH, Waker};
 
 /// Capsules listed in an inspection.
@@ -126,54 +126,18 @@ pub enum InspectEvent {
     Failed(String),
 }
 
-/// Handle to the inspection worker thread.
-pub struct Inspector {
-    commands: SyncSender<InspectCommand>,
-    events: Receiver<InspectEvent>,
-    handle: Option<JoinHandle<()>>,
-}
+/// Handle to the inspection worker thread (named `sparsecaps-inspect`).
+pub type Inspector = WorkerHandle<InspectCommand, InspectEvent>;
 
-impl Inspector {
-    /// Starts the worker on `device` (named `sparsecaps-inspect`).
+impl WorkerHandle<InspectCommand, InspectEvent> {
+    /// Starts the inspection worker on `device`.
     pub fn spawn(device: Device, waker: Option<Waker>) -> std::io::Result<Self> {
-        let (ctx, crx) = sync_channel(64);
-        let (etx, erx) = sync_channel(64);
-        let handle = std::thread::Builder::new()
-            .name("sparsecaps-inspect".into())
-            .spawn(move || State::new(device).serve(&crx, &etx, waker.as_ref()))?;
-        Ok(Self {
-            commands: ctx,
-            events: erx,
-            handle: Some(handle),
-        })
-    }
-
-    /// Sends a request; false if the queue is full or the thread ended.
-    pub fn send(&self, command: InspectCommand) -> bool {
-        self.commands.try_send(command).is_ok()
-    }
-
-    /// The next answer, if one is waiting.
-    pub fn try_event(&self) -> Option<InspectEvent> {
-        self.events.try_recv().ok()
-    }
-
-    /// Waits for the next answer; `None` once the thread has ended.
-    pub fn recv_event(&self) -> Option<InspectEvent> {
-        self.events.recv().ok()
-    }
-}
-
-impl Drop for Inspector {
-    fn drop(&mut self) {
-        let _ = self.commands.try_send(InspectCommand::Shutdown);
-        if let Some(h) = self.handle.take() {
-            while !h.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            let _ = h.join();
-        }
+        WorkerHandle::start(
+            "sparsecaps-inspect",
+            (64, 64),
+            InspectCommand::Shutdown,
+            move |commands, events| State::new(device).serve(&commands, &events, waker.as_ref()),
+        )
     }
 }
 

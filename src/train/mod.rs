@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod finetune;
+pub mod handle;
 pub mod messages;
 pub mod metrics;
 pub mod step;

@@ -2,14 +2,14 @@
 //! [`Event`]s over bounded channels.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Instant;
 
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 
 use super::evaluate::evaluate;
+use super::handle::WorkerHandle;
 use super::messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 use super::messages::{PruneSchedule, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
@@ -52,57 +52,18 @@ pub const EVAL_BATCH: usize = 250;
 /// Callback run after each event is sent (the app passes `ctx.request_repaint`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
-/// Handle to the trainer thread.
-pub struct Trainer {
-    commands: SyncSender<Command>,
-    events: Receiver<Event>,
-    handle: Option<JoinHandle<()>>,
-}
+/// Handle to the trainer thread (named `sparsecaps-trainer`).
+pub type Trainer = WorkerHandle<Command, Event>;
 
-impl Trainer {
-    /// Starts the trainer thread (named `sparsecaps-trainer`).
+impl WorkerHandle<Command, Event> {
+    /// Starts the trainer thread.
     pub fn spawn(waker: Option<Waker>) -> std::io::Result<Self> {
-        let (ctx, crx) = sync_channel(COMMAND_CAPACITY);
-        let (etx, erx) = sync_channel(EVENT_CAPACITY);
-        let emitter = Emitter { tx: etx, waker };
-        let handle = std::thread::Builder::new()
-            .name("sparsecaps-trainer".into())
-            .spawn(move || worker_loop(&crx, &emitter))?;
-        Ok(Self {
-            commands: ctx,
-            events: erx,
-            handle: Some(handle),
-        })
-    }
-
-    /// Sends a command; false if the thread has ended or the queue is full.
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.try_send(command).is_ok()
-    }
-
-    /// The next event, if one is waiting.
-    pub fn try_event(&self) -> Option<Event> {
-        self.events.try_recv().ok()
-    }
-
-    /// Waits for the next event; `None` once the thread has ended.
-    pub fn recv_event(&self) -> Option<Event> {
-        self.events.recv().ok()
-    }
-}
-
-impl Drop for Trainer {
-    fn drop(&mut self) {
-        let _ = self.commands.try_send(Command::Shutdown);
-        // Drain so a blocked sender can finish, then join.
-        while self.events.try_recv().is_ok() {}
-        if let Some(h) = self.handle.take() {
-            while !h.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            let _ = h.join();
-        }
+        WorkerHandle::start(
+            "sparsecaps-trainer",
+            (COMMAND_CAPACITY, EVENT_CAPACITY),
+            Command::Shutdown,
+            move |commands, events| worker_loop(&commands, &Emitter { tx: events, waker }),
+        )
     }
 }
 

@@ -1,0 +1,67 @@
+//! A worker thread behind bounded channels: commands in, events out. The trainer and the
+//! inspection worker are both one of these.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+/// Handle to a named worker thread. Dropping it sends the shutdown command and joins the
+/// thread, draining its events so a blocked sender can finish.
+pub struct WorkerHandle<C, E> {
+    commands: SyncSender<C>,
+    events: Receiver<E>,
+    handle: Option<JoinHandle<()>>,
+    shutdown: Option<C>,
+}
+
+impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
+    /// Starts `body` on a thread named `name` with channels of the given capacities;
+    /// `shutdown` is sent when the handle is dropped.
+    pub fn start(
+        name: &str,
+        capacity: (usize, usize),
+        shutdown: C,
+        body: impl FnOnce(Receiver<C>, SyncSender<E>) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (ctx, crx) = sync_channel(capacity.0);
+        let (etx, erx) = sync_channel(capacity.1);
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || body(crx, etx))?;
+        Ok(Self {
+            commands: ctx,
+            events: erx,
+            handle: Some(handle),
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// Sends a command; false if the queue is full or the thread has ended.
+    pub fn send(&self, command: C) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_event(&self) -> Option<E> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next event; `None` once the thread has ended.
+    pub fn recv_event(&self) -> Option<E> {
+        self.events.recv().ok()
+    }
+}
+
+impl<C, E> Drop for WorkerHandle<C, E> {
+    fn drop(&mut self) {
+        if let Some(c) = self.shutdown.take() {
+            let _ = self.commands.try_send(c);
+        }
+        if let Some(h) = self.handle.take() {
+            while !h.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let _ = h.join();
+        }
+    }
+}
