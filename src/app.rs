@@ -280,11 +280,11 @@ impl AppState {
             Ok(i) => state.inspector = Some(i),
             Err(e) => state.error = Some(format!("cannot start the inspector: {e}")),
         }
-        match Dataset::load(&DataSource::Mnist) {
-            Ok(mut d) => {
-                let held = d.test.split_off(HELD_OUT);
+        match Dataset::mnist_test() {
+            Ok(mut test) => {
+                let held = test.split_off(HELD_OUT);
                 state.send(InspectCommand::SetHeldOut(Box::new(held)));
-                state.test_digits = Some(d.test);
+                state.test_digits = Some(test);
             }
             Err(e) => state.error = Some(e.to_string()),
         }

@@ -236,6 +236,15 @@ impl Dataset {
         Ok(Self { name, train, test })
     }
 
+    /// MNIST's test split alone (the built-in copy), without decompressing the training set.
+    pub fn mnist_test() -> Result<Split, DataError> {
+        make_split(
+            "test",
+            parse_images(IDX_FILES[2], MNIST_TEST_IMAGES.to_vec())?,
+            parse_labels(IDX_FILES[3], MNIST_TEST_LABELS.to_vec())?,
+        )
+    }
+
     /// Keeps at most `train` and `test` images (the first ones).
     pub fn limit(&mut self, train: Option<usize>, test: Option<usize>) {
         if let Some(n) = train {

@@ -47,11 +47,9 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     }
     let mut live_types: Vec<usize> = capsules.iter().map(|i| i / cells).collect();
     live_types.dedup();
-    let conv1_w = HostTensor::from_tensor(model.conv1_weight.val());
+    let [conv1_w, pw, digit] = super::mask::prunable_weights(model);
     let conv1_b = HostTensor::from_tensor(model.conv1_bias.val());
-    let pw = HostTensor::from_tensor(model.primary_weight.val());
     let pb = HostTensor::from_tensor(model.primary_bias.val());
-    let digit = HostTensor::from_tensor(model.digit_weight.val());
     let c1 = conv1_b.values.len();
     let k2 = pw.shape[2] * pw.shape[3];
     // primary output channels of the live types

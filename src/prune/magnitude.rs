@@ -1,19 +1,14 @@
 //! Exact-sparsity global magnitude pruning: the smallest-magnitude weights over all prunable
 //! tensors together are pruned until exactly the requested fraction is zero.
 
-use super::mask::Masks;
+use super::mask::{Masks, prunable_weights};
 use crate::model::{CapsNet, HostTensor};
 
 /// Masks that prune exactly `round(sparsity * total)` of the prunable weights of `model`,
 /// smallest magnitudes first (ties broken by position). The model is not changed, so the
 /// dense weights stay available (the slider's non-destructive pruning).
 pub fn magnitude_masks(model: &CapsNet, sparsity: f64) -> Masks {
-    let tensors = [
-        HostTensor::from_tensor(model.conv1_weight.val()),
-        HostTensor::from_tensor(model.primary_weight.val()),
-        HostTensor::from_tensor(model.digit_weight.val()),
-    ];
-    let [conv1, primary, digit] = magnitude_masks_of(&tensors, sparsity);
+    let [conv1, primary, digit] = magnitude_masks_of(&prunable_weights(model), sparsity);
     Masks {
         conv1,
         primary,
@@ -34,11 +29,7 @@ pub struct MagnitudeOrder {
 impl MagnitudeOrder {
     /// Reads and sorts the prunable weights of `model`.
     pub fn new(model: &CapsNet) -> Self {
-        let tensors = [
-            HostTensor::from_tensor(model.conv1_weight.val()),
-            HostTensor::from_tensor(model.primary_weight.val()),
-            HostTensor::from_tensor(model.digit_weight.val()),
-        ];
+        let tensors = prunable_weights(model);
         let magnitudes: Vec<f32> = tensors
             .iter()
             .flat_map(|t| t.values.iter().map(|v| v.abs()))
@@ -87,10 +78,11 @@ pub fn threshold_masks(model: &CapsNet, threshold: f64) -> Masks {
             .collect(),
         shape: t.shape,
     };
+    let [conv1, primary, digit] = prunable_weights(model).map(keep);
     Masks {
-        conv1: keep(HostTensor::from_tensor(model.conv1_weight.val())),
-        primary: keep(HostTensor::from_tensor(model.primary_weight.val())),
-        digit: keep(HostTensor::from_tensor(model.digit_weight.val())),
+        conv1,
+        primary,
+        digit,
     }
 }
 

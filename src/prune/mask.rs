@@ -9,6 +9,16 @@ use crate::model::{CapsNet, HostTensor};
 /// Names of the prunable tensors, in the order masks and sparsity are reported.
 pub const PRUNABLE: [&str; 3] = ["conv1.weight", "primary.weight", "digit.weight"];
 
+/// The prunable weights read back to the host, in [`PRUNABLE`] order and the network's own
+/// layouts (`digit` is `[N, D, J * E]`).
+pub fn prunable_weights(model: &CapsNet) -> [HostTensor; 3] {
+    [
+        HostTensor::from_tensor(model.conv1_weight.val()),
+        HostTensor::from_tensor(model.primary_weight.val()),
+        HostTensor::from_tensor(model.digit_weight.val()),
+    ]
+}
+
 /// 0/1 masks of the prunable weights, in the network's own layouts
 /// (`digit` is `[N, D, J * E]` like `CapsNet::digit_weight`).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,10 +38,11 @@ impl Masks {
             values: t.values.iter().map(|v| f32::from(*v != 0.0)).collect(),
             shape: t.shape,
         };
+        let [conv1, primary, digit] = prunable_weights(model).map(nz);
         Self {
-            conv1: nz(HostTensor::from_tensor(model.conv1_weight.val())),
-            primary: nz(HostTensor::from_tensor(model.primary_weight.val())),
-            digit: nz(HostTensor::from_tensor(model.digit_weight.val())),
+            conv1,
+            primary,
+            digit,
         }
     }
 

@@ -151,10 +151,8 @@ impl Survival {
 /// Reads a model's prunable weights and computes its alive map (in the dense network's
 /// capsule indices, also for a compact network) and sparsity.
 pub fn survival(model: &CapsNet) -> Survival {
-    let digit = HostTensor::from_tensor(model.digit_weight.val());
-    let pw = HostTensor::from_tensor(model.primary_weight.val());
+    let [conv1, pw, digit] = super::mask::prunable_weights(model);
     let pb = HostTensor::from_tensor(model.primary_bias.val());
-    let conv1 = HostTensor::from_tensor(model.conv1_weight.val());
     let g = model.geometry();
     let cells = g.cells().max(1);
     let c = &model.config;
