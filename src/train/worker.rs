@@ -302,7 +302,8 @@ impl<'a> Run<'a> {
                     pruning.masks = Some(on_device);
                 }
                 PruneSchedule::Lobster { pwe, twt, .. } if !validation.is_empty() => {
-                    let val_loss = evaluate(&model.valid(), &validation, EVAL_BATCH, &device).loss;
+                    let snapshot = model.valid();
+                    let val_loss = evaluate(&snapshot, &validation, EVAL_BATCH, &device).loss;
                     if val_loss < best_val {
                         best_val = val_loss;
                         stale_epochs = 0;
@@ -310,7 +311,7 @@ impl<'a> Run<'a> {
                         stale_epochs += 1;
                     }
                     if stale_epochs >= pwe {
-                        let (masks, threshold) = lobster_threshold(&model.valid(), &validation, twt, &device);
+                        let (masks, threshold) = lobster_threshold(&snapshot, &validation, twt, &device);
                         let on_device = masks.to_device(&ad);
                         model = apply_masks(model, &on_device);
                         pruning.masks = Some(on_device);
