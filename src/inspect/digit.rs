@@ -48,14 +48,21 @@ pub struct DigitInspection {
     pub reconstruction: Option<Vec<f32>>,
 }
 
-/// Inspects one image (values in [0, 1], `C * H * W` of the model's input size).
-pub fn inspect_digit(model: &CapsNet, pixels: &[f32], top: usize, device: &Device) -> DigitInspection {
+/// One image (`C * H * W` values of the model's input size) as a batch of one.
+///
+/// # Shapes
+/// returns `[1, C, H, W]`
+pub fn image_tensor(model: &CapsNet, pixels: &[f32], device: &Device) -> Tensor<4> {
     let c = &model.config;
-    let x = Tensor::<4>::from_data(
+    Tensor::from_data(
         TensorData::new(pixels.to_vec(), [1, c.in_channels, c.height, c.width]),
         device,
-    );
-    let (out, recon) = model.inspect(x);
+    )
+}
+
+/// Inspects one image (values in [0, 1], `C * H * W` of the model's input size).
+pub fn inspect_digit(model: &CapsNet, pixels: &[f32], top: usize, device: &Device) -> DigitInspection {
+    let (out, recon) = model.inspect(image_tensor(model, pixels, device));
     let lengths = HostTensor::from_tensor(out.lengths).values;
     let prediction = lengths
         .iter()

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::digit::{DigitInspection, inspect_digit};
+use super::digit::{DigitInspection, image_tensor, inspect_digit};
 use crate::data::Split;
 use crate::model::{CapsNet, HostTensor};
 use crate::prune::magnitude::MagnitudeOrder;
@@ -309,11 +309,7 @@ impl State {
         let model = self.current.as_ref()?;
         let (pixels, winner) = self.last_digit.as_ref()?;
         let c = &model.config;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(pixels.clone(), [1, c.in_channels, c.height, c.width]),
-            &self.device,
-        );
-        let out = model.forward(x, false);
+        let out = model.forward(image_tensor(model, pixels, &self.device), false);
         let mut offsets = vec![0.0f32; c.classes * c.class_dim];
         for (e, d) in delta.iter().take(c.class_dim).enumerate() {
             offsets[winner * c.class_dim + e] = *d;
