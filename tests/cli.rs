@@ -255,6 +255,18 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     assert_eq!(rows[0][0], "sparsity");
     assert_eq!(rows[2][3], "72", "alive capsules at 75% capsule sparsity: {csv}");
     assert!(sweep_dir.join("sweep.png").is_file());
+    let md = std::fs::read_to_string(sweep_dir.join("sweep.md")).unwrap();
+    let md_rows: Vec<&str> = md.lines().collect();
+    assert_eq!(
+        md_rows.len(),
+        5,
+        "header, rule, baseline and two sparsities: {md}"
+    );
+    assert!(md_rows[2].starts_with("| baseline | "), "{md}");
+    assert!(
+        md_rows[4].contains("72/288 (0.25×)"),
+        "K/N with its ratio to dense: {md}"
+    );
 
     // inspect a test digit written as PNG
     let png = run.join("digit.png");

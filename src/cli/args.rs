@@ -67,7 +67,10 @@ pub struct SweepArgs {
     /// Device: auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Output folder (sweep.csv, sweep.png and the compact models).
+    /// Model the ratios in sweep.md are taken to (default: --model as given).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Output folder (sweep.csv, sweep.md, sweep.png and the compact models).
     #[arg(long)]
     pub out: PathBuf,
 }

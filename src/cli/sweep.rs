@@ -1,16 +1,21 @@
 //! `sparsecaps sweep`: accuracy, surviving capsules, size, compute and speed at several
-//! sparsities, as `DIR/sweep.csv` and `DIR/sweep.png`.
+//! sparsities, as `DIR/sweep.csv`, `DIR/sweep.md` (with ratios to the baseline) and
+//! `DIR/sweep.png`.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Context;
+use burn::prelude::*;
 
 use super::args::{PruneMethod, SweepArgs};
 use super::common::{Loaded, load_with_data};
 use super::plot::{Series, save_chart};
 use super::prune::{prune_model, with_sparsity};
+use crate::data::Split;
 use crate::device;
-use crate::export::{save_model, write_atomic};
+use crate::export::{load_model, save_model, write_atomic};
+use crate::model::CapsNet;
 use crate::prune::cost::mflops_per_image;
 use crate::prune::{compact, survival};
 use crate::train::bench::bench;
@@ -20,7 +25,82 @@ use crate::train::worker::EVAL_BATCH;
 
 /// Header of `sweep.csv`.
 pub const SWEEP_HEADER: &str = "sparsity,method,accuracy,alive_capsules,capsules,alive_types,file_bytes,\
-mflops_per_image,train_step_ms,infer_ms,latency_ms";
+mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity";
+
+/// Everything measured of one model.
+struct Row {
+    accuracy: f64,
+    alive: usize,
+    capsules: usize,
+    types: usize,
+    file_bytes: u64,
+    mflops: f64,
+    train_step_ms: f64,
+    infer_ms: f64,
+    latency_ms: f64,
+    weight_sparsity: f64,
+}
+
+/// Evaluates, sizes and times `model`, stored at `file`.
+fn measure(model: &CapsNet, file: &Path, test: &Split, repeat: usize, device: &Device) -> Row {
+    let eval = evaluate(model, test, EVAL_BATCH, device);
+    let s = survival(model);
+    let timing = bench(model, device, 128, repeat, |_, _| {});
+    Row {
+        accuracy: eval.accuracy,
+        alive: s.map.alive_count(),
+        capsules: s.map.capsules(),
+        types: s.map.alive_types(),
+        file_bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+        mflops: mflops_per_image(model),
+        train_step_ms: timing.train_step_ms,
+        infer_ms: timing.infer_ms,
+        latency_ms: timing.latency_ms,
+        weight_sparsity: s.dense_sparsity(&model.config),
+    }
+}
+
+/// `value (ratio×)` for the Markdown table.
+fn with_ratio(value: String, x: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{value} ({:.2}×)", x / base)
+    } else {
+        value
+    }
+}
+
+/// One Markdown table row; ratios are to `base`.
+fn markdown_row(label: &str, r: &Row, base: &Row) -> String {
+    let cells = [
+        label.to_string(),
+        format!(
+            "{:.2}% ({:+.2} pt)",
+            100.0 * r.accuracy,
+            100.0 * (r.accuracy - base.accuracy)
+        ),
+        format!("{:.1}%", 100.0 * r.weight_sparsity),
+        with_ratio(
+            format!("{}/{}", r.alive, r.capsules),
+            r.alive as f64,
+            base.alive as f64,
+        ),
+        r.types.to_string(),
+        with_ratio(
+            format!("{:.2} MB", r.file_bytes as f64 / 1e6),
+            r.file_bytes as f64,
+            base.file_bytes as f64,
+        ),
+        with_ratio(format!("{:.1}", r.mflops), r.mflops, base.mflops),
+        with_ratio(
+            format!("{:.0} ms", r.train_step_ms),
+            r.train_step_ms,
+            base.train_step_ms,
+        ),
+        with_ratio(format!("{:.0} ms", r.infer_ms), r.infer_ms, base.infer_ms),
+        with_ratio(format!("{:.2} ms", r.latency_ms), r.latency_ms, base.latency_ms),
+    ];
+    format!("| {} |\n", cells.join(" | "))
+}
 
 /// Runs the sweep.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
@@ -40,7 +120,21 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         PruneMethod::Magnitude => "magnitude",
         PruneMethod::Capsules => "capsules",
     };
+    let base_path = args.baseline.as_deref().unwrap_or(&args.model);
+    let base_model = match &args.baseline {
+        Some(path) => load_model(path, &dev.device)?.0,
+        None => model.clone(),
+    };
+    eprintln!("baseline {}", base_path.display());
+    let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);
+    drop(base_model);
     let mut csv = format!("{SWEEP_HEADER}\n");
+    let mut md = format!(
+        "| {method} sparsity | accuracy | weight sparsity | alive capsules K/N | alive types | file | \
+         MFLOPs/image | train step b128 | inference b128 | latency b1 |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    md.push_str(&markdown_row("baseline", &base, &base));
     let mut accuracy = Vec::new();
     let mut alive = Vec::new();
     for &s in &args.sparsities {
@@ -51,47 +145,36 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             seed: 7,
         };
         let pruned = prune_model(model.clone(), args.method, s, settings, &data, &dev.device);
-        let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
-        let surv = survival(&pruned).map;
         let path = args.out.join(format!("{method}-{s}.safetensors"));
         let info = with_sparsity(info.clone(), &pruned);
-        let (small, file_bytes) = match compact(&pruned) {
-            Ok(small) => {
-                save_model(&small, &info, &path)?;
-                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                (small, bytes)
-            }
-            // nothing alive: keep the dense model (it predicts from the biases alone)
-            Err(_) => {
-                save_model(&pruned, &info, &path)?;
-                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                (pruned, bytes)
-            }
-        };
-        let timing = bench(&small, &dev.device, 128, args.repeat, |_, _| {});
+        // nothing alive: keep the dense model (it predicts from the biases alone)
+        let small = compact(&pruned).unwrap_or(pruned);
+        save_model(&small, &info, &path)?;
+        let r = measure(&small, &path, &data.test, args.repeat, &dev.device);
         writeln!(
             csv,
-            "{s},{method},{:.4},{},{},{},{file_bytes},{:.2},{:.1},{:.1},{:.3}",
-            eval.accuracy,
-            surv.alive_count(),
-            surv.capsules(),
-            surv.alive_types(),
-            mflops_per_image(&small),
-            timing.train_step_ms,
-            timing.infer_ms,
-            timing.latency_ms
+            "{s},{method},{:.4},{},{},{},{},{:.2},{:.1},{:.1},{:.3},{:.4}",
+            r.accuracy,
+            r.alive,
+            r.capsules,
+            r.types,
+            r.file_bytes,
+            r.mflops,
+            r.train_step_ms,
+            r.infer_ms,
+            r.latency_ms,
+            r.weight_sparsity
         )?;
+        md.push_str(&markdown_row(&s.to_string(), &r, &base));
         eprintln!(
-            "sparsity {s}: accuracy {:.4}, capsules {}/{}, {file_bytes} bytes, inference {:.1} ms",
-            eval.accuracy,
-            surv.alive_count(),
-            surv.capsules(),
-            timing.infer_ms
+            "sparsity {s}: accuracy {:.4}, capsules {}/{}, {} bytes, inference {:.1} ms",
+            r.accuracy, r.alive, r.capsules, r.file_bytes, r.infer_ms
         );
-        accuracy.push((s, eval.accuracy));
-        alive.push((s, surv.alive_count() as f64 / surv.capsules().max(1) as f64));
+        accuracy.push((s, r.accuracy));
+        alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
     }
     write_atomic(&args.out.join("sweep.csv"), csv.as_bytes())?;
+    write_atomic(&args.out.join("sweep.md"), md.as_bytes())?;
     let chart = [
         Series {
             points: accuracy,
@@ -105,9 +188,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     save_chart(&args.out.join("sweep.png"), &chart).context("cannot write sweep.png")?;
     print!("{csv}");
     println!(
-        "wrote {} and {}",
-        args.out.join("sweep.csv").display(),
-        args.out.join("sweep.png").display()
+        "wrote {}, sweep.md and sweep.png",
+        args.out.join("sweep.csv").display()
     );
     Ok(())
 }

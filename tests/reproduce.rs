@@ -1,0 +1,71 @@
+//! `scripts/reproduce.sh` in miniature (`tiny` preset, a few hundred images), so the script
+//! that regenerates README's tables cannot rot.
+
+use std::path::Path;
+use std::process::Command;
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn reproduce_script_runs_in_miniature() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fashion = root.join("../shared/datasets/fashion-mnist");
+    let datasets = if fashion.join("t10k-labels-idx1-ubyte.gz").is_file() {
+        "mnist fashion-mnist"
+    } else {
+        eprintln!("{} not found: MNIST only", fashion.display());
+        "mnist"
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let status = Command::new("bash")
+        .arg(root.join("scripts/reproduce.sh"))
+        .env("SPARSECAPS", env!("CARGO_BIN_EXE_sparsecaps"))
+        .env("OUT", &out)
+        .env("RUNS", dir.path().join("runs"))
+        .env("PRESET", "tiny")
+        .env("MNIST_EPOCHS", "1")
+        .env("FASHION_EPOCHS", "1")
+        .env("DATASETS", datasets)
+        .env("FASHION", &fashion)
+        .env("LIMIT_TRAIN", "300")
+        .env("LIMIT_TEST", "200")
+        .env("REPEAT", "1")
+        .env("NO_COLOR", "1")
+        .status()
+        .expect("run bash");
+    assert!(status.success(), "reproduce.sh failed");
+
+    let commands = read(&out.join("commands.txt"));
+    for name in datasets.split(' ') {
+        // two trainings and three sweeps per dataset, each logged with its wall time
+        let tag = format!("/{name}-");
+        let logged = commands
+            .lines()
+            .filter(|l| l.contains(&tag) && l.contains("# wall "))
+            .count();
+        assert_eq!(logged, 5, "{name}: {commands}");
+        for run in ["dense", "lobster"] {
+            let metrics = read(&out.join(format!("{name}-{run}/metrics.csv")));
+            assert!(metrics.lines().count() >= 2, "{name}-{run}: {metrics}");
+        }
+        let md = read(&out.join(format!("{name}-sweep-capsules/sweep.md")));
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(rows.len(), 8, "header, rule, baseline, five sparsities: {md}");
+        assert!(
+            rows[4].starts_with("| 0.5 | ") && rows[4].contains("144/288 (0.50×)"),
+            "{md}"
+        );
+        let md = read(&out.join(format!("{name}-sweep-magnitude/sweep.md")));
+        assert_eq!(md.lines().count(), 8, "{md}");
+        let md = read(&out.join(format!("{name}-sweep-lobster/sweep.md")));
+        assert_eq!(md.lines().count(), 4, "{md}");
+        assert!(out.join(format!("{name}-sweep-magnitude/sweep.png")).is_file());
+    }
+    assert!(
+        commands.contains("--preset tiny --epochs 1 --seed 42"),
+        "{commands}"
+    );
+}
