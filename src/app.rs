@@ -10,151 +10,23 @@ use burn::prelude::*;
 use eframe::egui;
 
 use crate::data::{DataSource, Dataset, Split};
-use crate::device::DeviceChoice;
 use crate::export::TensorFile;
 use crate::export::model_file::model_from_file;
-use crate::inspect::worker::ModelSummary;
-use crate::inspect::{DigitInspection, InspectCommand, InspectEvent, Inspector, SliderResult, mnist_style};
-use crate::model::Preset;
+use crate::inspect::{
+    DigitInspection, InspectCommand, InspectEvent, Inspector, KeepRequest, ModelSummary, SliderMethod,
+    SliderResult, mnist_style,
+};
 use crate::train::messages::PruneSchedule;
 use crate::train::{Command, EpochMetrics, Event, TrainRequest, Trainer, Waker};
 use crate::ui;
+
+mod form;
+pub use form::{STORAGE_KEY, SavedForm, TrainChoice, TrainForm};
 
 /// The model that ships with the app (MNIST, `small` preset; see README).
 pub static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small.safetensors");
 /// Held-out test digits the slider evaluates on.
 pub const HELD_OUT: usize = 256;
-
-/// Pruning choice of the training form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TrainChoice {
-    /// No pruning.
-    None,
-    /// LOBSTER.
-    Lobster,
-    /// Gradual magnitude pruning.
-    Gmp,
-}
-
-impl TrainChoice {
-    /// Label in the UI.
-    pub fn label(self) -> &'static str {
-        match self {
-            TrainChoice::None => "none",
-            TrainChoice::Lobster => "LOBSTER",
-            TrainChoice::Gmp => "gradual magnitude",
-        }
-    }
-}
-
-/// The training form (persisted between runs).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainForm {
-    /// `mnist`, `fashion-mnist` or a folder.
-    pub data: String,
-    /// Model size.
-    pub preset: Preset,
-    /// Epochs.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Training images to use (0: all).
-    pub limit_train: usize,
-    /// Pruning while training.
-    pub prune: TrainChoice,
-    /// LOBSTER lambda.
-    pub lambda: f64,
-    /// LOBSTER patience.
-    pub pwe: usize,
-    /// LOBSTER tolerance.
-    pub twt: f64,
-    /// GMP target sparsity.
-    pub target: f64,
-    /// Device.
-    pub device: DeviceChoice,
-}
-
-impl Default for TrainForm {
-    fn default() -> Self {
-        Self {
-            data: "mnist".into(),
-            preset: Preset::Tiny,
-            epochs: 1,
-            batch: Preset::Tiny.default_batch(),
-            lr: 1e-3,
-            limit_train: 10_000,
-            prune: TrainChoice::None,
-            lambda: 1e-4,
-            pwe: 2,
-            twt: 0.0,
-            target: 0.9,
-            device: DeviceChoice::Auto,
-        }
-    }
-}
-
-/// The persisted part of the training form (and the last model path).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SavedForm {
-    data: String,
-    preset: String,
-    epochs: usize,
-    batch: usize,
-    lr: f64,
-    limit_train: usize,
-    prune: TrainChoice,
-    lambda: f64,
-    pwe: usize,
-    twt: f64,
-    target: f64,
-    device: String,
-    model_path: String,
-}
-
-/// Storage key of [`SavedForm`].
-pub const STORAGE_KEY: &str = "sparsecaps-form";
-
-impl AppState {
-    /// What is kept between runs.
-    pub fn saved_form(&self) -> SavedForm {
-        let f = &self.train;
-        SavedForm {
-            data: f.data.clone(),
-            preset: f.preset.name().into(),
-            epochs: f.epochs,
-            batch: f.batch,
-            lr: f.lr,
-            limit_train: f.limit_train,
-            prune: f.prune,
-            lambda: f.lambda,
-            pwe: f.pwe,
-            twt: f.twt,
-            target: f.target,
-            device: format!("{:?}", f.device).to_lowercase(),
-            model_path: self.model_path.clone(),
-        }
-    }
-
-    /// Restores what was kept (unknown names keep the defaults).
-    pub fn restore_form(&mut self, s: SavedForm) {
-        let f = &mut self.train;
-        f.data = s.data;
-        f.preset = s.preset.parse().unwrap_or(f.preset);
-        f.epochs = s.epochs.max(1);
-        f.batch = s.batch.max(1);
-        f.lr = s.lr;
-        f.limit_train = s.limit_train;
-        f.prune = s.prune;
-        f.lambda = s.lambda;
-        f.pwe = s.pwe;
-        f.twt = s.twt;
-        f.target = s.target;
-        f.device = s.device.parse().unwrap_or(f.device);
-        self.model_path = s.model_path;
-    }
-}
 
 /// One progress report, for the curves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -220,6 +92,16 @@ pub struct AppState {
     pub perturb: Vec<f32>,
     /// Slider value.
     pub sparsity: f64,
+    /// How the slider prunes.
+    pub slider_method: SliderMethod,
+    /// Fine-tuning after "Keep": (steps done, steps in all).
+    pub tuning: Option<(usize, usize)>,
+    /// Routing iteration shown in the heatmap (0-based).
+    pub routing_iter: usize,
+    /// Counts inspections, so views built from one can be cached.
+    pub inspection_id: u64,
+    /// The routing heatmap texture and the (inspection, iteration) it shows.
+    pub routing_texture: Option<((u64, usize), egui::TextureHandle)>,
     /// The last slider result.
     pub slider: Option<SliderResult>,
     /// (sparsity, accuracy) of every slider result.
@@ -256,6 +138,11 @@ impl AppState {
             reconstruction: None,
             perturb: vec![0.0; 16],
             sparsity: 0.0,
+            slider_method: SliderMethod::Magnitude,
+            tuning: None,
+            routing_iter: usize::MAX,
+            inspection_id: 0,
+            routing_texture: None,
             slider: None,
             slider_history: Vec::new(),
             model_path: std::env::temp_dir()
@@ -395,7 +282,43 @@ impl AppState {
 
     /// The slider moved.
     pub fn sparsity_changed(&mut self) {
-        self.send(InspectCommand::SetSparsity(self.sparsity));
+        self.send(InspectCommand::SetSparsity {
+            sparsity: self.sparsity,
+            method: self.slider_method,
+        });
+    }
+
+    /// "Keep": commit the slider's pruning and fine-tune under its mask for one epoch over
+    /// the training form's dataset (limited to its image limit).
+    pub fn keep_pruning(&mut self) {
+        let data: DataSource = self.train.data.parse().unwrap_or(DataSource::Mnist);
+        let images = match self.train.limit_train {
+            0 => usize::MAX,
+            n => n,
+        };
+        self.tuning = Some((0, 1));
+        self.io_status = Some(format!("fine-tuning under the mask on {data}..."));
+        self.send(InspectCommand::Keep(KeepRequest {
+            data,
+            images,
+            epochs: 1,
+        }));
+    }
+
+    /// Trains on the IDX files in `dir` from now on (what the "Folder..." dialog calls).
+    pub fn choose_dataset_folder(&mut self, dir: &Path) {
+        if dir.is_dir() {
+            self.train.data = dir.display().to_string();
+            self.error = None;
+        } else {
+            self.error = Some(format!("{}: not a folder", dir.display()));
+        }
+    }
+
+    /// "Reset": back to the model as loaded, dense.
+    pub fn reset_pruning(&mut self) {
+        self.sparsity = 0.0;
+        self.send(InspectCommand::Reset);
     }
 
     /// A dimension slider moved.
@@ -493,6 +416,7 @@ impl AppState {
                     self.activations = Some(act);
                 }
                 self.reconstruction = None;
+                self.inspection_id += 1;
                 self.inspection = Some(*r);
             }
             InspectEvent::Pruned(r) => {
@@ -506,6 +430,12 @@ impl AppState {
                 }
             }
             InspectEvent::Reconstruction(img) => self.reconstruction = Some(img),
+            InspectEvent::Tuning { done, total } => self.tuning = Some((done, total)),
+            InspectEvent::Kept(m) => {
+                self.tuning = None;
+                self.io_status = Some("kept: fine-tuned under the mask".into());
+                self.model = Some(*m);
+            }
             InspectEvent::ModelReady(m) => {
                 self.io_status = Some(format!(
                     "model: {}/{} capsules alive",
@@ -532,7 +462,10 @@ impl AppState {
                     bytes as f64 / 1e6
                 ));
             }
-            InspectEvent::Failed(msg) => self.error = Some(msg),
+            InspectEvent::Failed(msg) => {
+                self.tuning = None;
+                self.error = Some(msg);
+            }
         }
     }
 

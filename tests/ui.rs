@@ -150,3 +150,40 @@ fn the_form_survives_a_restart() {
     assert_eq!(b.train, a.train);
     assert_eq!(b.model_path, a.model_path);
 }
+
+#[test]
+fn capsule_pruning_is_kept_with_fine_tuning_and_reset() {
+    let mut state = AppState::new(None);
+    state.train.limit_train = 64;
+    let mut h = harness(state);
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    h.get_by_label("Random test digit").click();
+    h.step();
+    wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
+    assert!(has_label(&h, "576 capsules x 10 classes"), "the routing heatmap");
+    h.get_by_label("capsules (structured)").click();
+    h.step();
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.75);
+    h.step();
+    // 75% of 16 types x 36 positions: 12 whole types go
+    wait_until(&mut h, 60, "structured pruning", |h| has_label(h, "K/N: 144/576"));
+    assert!(has_label(&h, "Alive capsules: 144, types 4"));
+    wait_until(&mut h, 30, "routing over the survivors", |h| {
+        has_label(h, "144 capsules x 10 classes")
+    });
+    h.get_by_label("Keep").click();
+    h.step();
+    wait_until(&mut h, 120, "fine-tuning under the mask", |h| {
+        has_label(h, "kept: fine-tuned under the mask")
+    });
+    wait_until(&mut h, 30, "the kept model's evaluation", |h| {
+        h.state().slider.as_ref().is_some_and(|r| r.alive_capsules == 144) && has_label(h, "K/N: 144/576")
+    });
+    h.get_by_label("Reset").click();
+    h.step();
+    wait_until(&mut h, 30, "the dense model again", |h| {
+        has_label(h, "K/N: 576/576")
+    });
+}

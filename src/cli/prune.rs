@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
 use crate::model::CapsNet;
-use crate::prune::capsules::{capsule_importance, capsule_masks, choose_removed, kill_type_biases};
+use crate::prune::capsules::{capsule_importance, prune_capsules};
 use crate::prune::{Masks, apply_masks, compact, magnitude_masks, survival};
 use crate::train::evaluate;
 use crate::train::finetune::{FinetuneSettings, finetune};
@@ -47,9 +47,7 @@ pub fn prune_model(
             let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
             let (images, _) = data.train.batch(&sample, device);
             let importance = capsule_importance(&model, images);
-            let (removed, dead_types) = choose_removed(&importance, model.config.types, sparsity);
-            let masks = capsule_masks(&model, &removed, &dead_types);
-            kill_type_biases(apply_masks(model, &masks.to_device(device)), &dead_types)
+            prune_capsules(model, &importance, sparsity)
         }
     };
     if finetune_settings.epochs == 0 {

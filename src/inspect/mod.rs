@@ -3,10 +3,12 @@
 
 pub mod digit;
 pub mod image;
+pub mod messages;
 pub mod preprocess;
 pub mod worker;
 
 pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
 pub use image::{ImageError, load_image};
+pub use messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
 pub use preprocess::mnist_style;
-pub use worker::{InspectCommand, InspectEvent, Inspector, SliderResult};
+pub use worker::Inspector;

@@ -1,130 +1,28 @@
 //! The inspection worker: a thread that answers the canvas and the sparsity slider, so the
-//! UI never runs the network itself. It keeps the dense model, prunes a copy on request
-//! (non-destructively), and evaluates it on held-out test digits.
+//! UI never runs the network itself. It keeps the model as loaded, prunes a copy on request
+//! (non-destructively), evaluates it on held-out test digits, and fine-tunes under the
+//! slider's mask when the user keeps it.
 
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::digit::{DigitInspection, image_tensor, inspect_digit};
-use crate::data::Split;
+use super::digit::{image_tensor, inspect_digit};
+use super::messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
+use crate::data::{Dataset, Split};
+use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
+use crate::prune::capsules::{capsule_importance, prune_capsules};
 use crate::prune::magnitude::MagnitudeOrder;
-use crate::prune::{apply_masks, compact, survival};
+use crate::prune::{Masks, apply_masks, compact, survival};
 use crate::train::evaluate;
+use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::handle::WorkerHandle;
 use crate::train::worker::{EVAL_BATCH, Waker};
 
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
-
-/// Requests to the inspection worker.
-#[derive(Debug, Clone)]
-pub enum InspectCommand {
-    /// Use this (dense) model from now on; the slider returns to 0.
-    SetModel(Box<CapsNet>),
-    /// Held-out digits to measure the slider's accuracy on.
-    SetHeldOut(Box<Split>),
-    /// Inspect one 28x28 (model-sized) image.
-    Inspect(Vec<f32>),
-    /// Prune the dense model to this global sparsity (exact, by magnitude) and evaluate it.
-    SetSparsity(f64),
-    /// Reconstruct the last inspected digit with the winning capsule's dimensions moved by
-    /// these offsets.
-    Perturb(Vec<f32>),
-    /// Load a model file (dense or compact) and use it.
-    Load(std::path::PathBuf),
-    /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
-    Export(std::path::PathBuf),
-    /// End the thread.
-    Shutdown,
-}
-
-/// The result of a slider move.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SliderResult {
-    /// Global sparsity reached.
-    pub sparsity: f64,
-    /// Accuracy on the held-out digits (None without held-out digits).
-    pub accuracy: Option<f64>,
-    /// Alive map (dense capsule indices).
-    pub alive: Vec<bool>,
-    /// Alive capsules K.
-    pub alive_capsules: usize,
-    /// Types with an alive capsule.
-    pub alive_types: usize,
-    /// Time from request to result, ms.
-    pub elapsed_ms: f64,
-}
-
-/// What the capsule map needs to know about a model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSummary {
-    /// Capsule types T.
-    pub types: usize,
-    /// Grid height.
-    pub grid_h: usize,
-    /// Grid width.
-    pub grid_w: usize,
-    /// Alive map (dense indices).
-    pub alive: Vec<bool>,
-    /// |W_i| per dense capsule index (0 for removed capsules).
-    pub w_norms: Vec<f32>,
-    /// Facts stored with the model.
-    pub info: crate::export::ModelInfo,
-}
-
-fn summary(model: &CapsNet, info: crate::export::ModelInfo) -> ModelSummary {
-    let g = model.geometry();
-    let map = survival(model).map;
-    let w = HostTensor::from_tensor(model.digit_weight.val());
-    let row = w.values.len() / model.capsules().max(1);
-    let mut w_norms = vec![0.0; map.alive.len()];
-    for (k, i) in model.capsule_indices().into_iter().enumerate() {
-        if let Some(n) = w_norms.get_mut(i) {
-            *n = w.values[k * row..(k + 1) * row]
-                .iter()
-                .map(|v| v * v)
-                .sum::<f32>()
-                .sqrt();
-        }
-    }
-    ModelSummary {
-        types: model.config.types,
-        grid_h: g.grid_h,
-        grid_w: g.grid_w,
-        alive: map.alive,
-        w_norms,
-        info,
-    }
-}
-
-/// Answers of the inspection worker.
-#[derive(Debug, Clone)]
-pub enum InspectEvent {
-    /// A digit was inspected (with the current pruning).
-    Inspected(Box<DigitInspection>),
-    /// The slider's pruning is applied.
-    Pruned(SliderResult),
-    /// A perturbed reconstruction.
-    Reconstruction(Vec<f32>),
-    /// A model is in use (after `SetModel` or `Load`).
-    ModelReady(Box<ModelSummary>),
-    /// The current model was exported.
-    Exported {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Its size in bytes.
-        bytes: u64,
-        /// Batch-32 inference of the dense (masked) model, ms.
-        dense_ms: f64,
-        /// Batch-32 inference of the compact model, ms.
-        compact_ms: f64,
-    },
-    /// Something failed.
-    Failed(String),
-}
 
 /// Handle to the inspection worker thread (named `sparsecaps-inspect`).
 pub type Inspector = WorkerHandle<InspectCommand, InspectEvent>;
@@ -143,22 +41,36 @@ impl WorkerHandle<InspectCommand, InspectEvent> {
 
 struct State {
     device: Device,
+    /// The model as loaded (what "Reset" returns to).
+    original: Option<(CapsNet, ModelInfo)>,
+    /// The model the slider prunes (the original, or the last kept one).
     dense: Option<CapsNet>,
+    /// The slider's pruned model, masked but not compacted.
+    pruned: Option<CapsNet>,
+    /// The pruned model, compacted: what inspections run on.
     current: Option<CapsNet>,
     held_out: Option<Split>,
     last_digit: Option<(Vec<f32>, usize)>,
+    /// Cached per `dense` model: magnitude order and capsule importance.
     order: Option<MagnitudeOrder>,
+    importance: Option<Vec<f32>>,
+    /// The last slider position.
+    slider: (f64, SliderMethod),
 }
 
 impl State {
     fn new(device: Device) -> Self {
         Self {
             device,
+            original: None,
             dense: None,
+            pruned: None,
             current: None,
             held_out: None,
             last_digit: None,
             order: None,
+            importance: None,
+            slider: (0.0, SliderMethod::Magnitude),
         }
     }
 
@@ -168,6 +80,11 @@ impl State {
         events: &SyncSender<InspectEvent>,
         waker: Option<&Waker>,
     ) {
+        let wake = || {
+            if let Some(w) = waker {
+                w();
+            }
+        };
         while let Ok(first) = commands.recv() {
             // Only the latest slider position and the latest digit matter: coalesce.
             let mut batch = vec![first];
@@ -180,24 +97,28 @@ impl State {
             }
             let last_sparsity = batch
                 .iter()
-                .rposition(|c| matches!(c, InspectCommand::SetSparsity(_)));
+                .rposition(|c| matches!(c, InspectCommand::SetSparsity { .. }));
             let last_inspect = batch
                 .iter()
                 .rposition(|c| matches!(c, InspectCommand::Inspect(_)));
             for (i, cmd) in batch.into_iter().enumerate() {
-                let answer = match cmd {
+                let answers = match cmd {
                     InspectCommand::Shutdown => return,
-                    InspectCommand::SetSparsity(_) if Some(i) != last_sparsity => None,
-                    InspectCommand::Inspect(_) if Some(i) != last_inspect => None,
-                    cmd => self.handle(cmd),
+                    InspectCommand::SetSparsity { .. } if Some(i) != last_sparsity => vec![],
+                    InspectCommand::Inspect(_) if Some(i) != last_inspect => vec![],
+                    // progress is dropped rather than waited for when the UI lags behind
+                    InspectCommand::Keep(req) => self.keep(&req, |e| {
+                        if events.try_send(e).is_ok() {
+                            wake();
+                        }
+                    }),
+                    cmd => self.handle(cmd).into_iter().collect(),
                 };
-                if let Some(a) = answer {
+                for a in answers {
                     if events.send(a).is_err() {
                         return;
                     }
-                    if let Some(w) = waker {
-                        w();
-                    }
+                    wake();
                 }
             }
         }
@@ -205,44 +126,60 @@ impl State {
 
     fn handle(&mut self, cmd: InspectCommand) -> Option<InspectEvent> {
         match cmd {
-            InspectCommand::SetModel(m) => Some(self.use_model(*m, crate::export::ModelInfo::default())),
+            InspectCommand::SetModel(m) => Some(self.use_model(*m, ModelInfo::default())),
             InspectCommand::Load(path) => match crate::export::load_model(&path, &self.device) {
                 Ok((m, info)) => Some(self.use_model(m, info)),
                 Err(e) => Some(InspectEvent::Failed(e.to_string())),
             },
+            InspectCommand::Reset => {
+                let (m, info) = self.original.take()?;
+                Some(self.use_model(m, info))
+            }
             InspectCommand::Export(path) => Some(self.export(&path)),
             InspectCommand::SetHeldOut(s) => {
                 self.held_out = Some(*s);
+                self.importance = None;
                 None
             }
-            InspectCommand::Inspect(pixels) => {
-                let Some(model) = &self.current else {
-                    return Some(InspectEvent::Failed("no model loaded".into()));
-                };
-                let c = &model.config;
-                if pixels.len() != c.pixels() {
-                    return Some(InspectEvent::Failed(format!(
-                        "image has {} values, the model takes {}",
-                        pixels.len(),
-                        c.pixels()
-                    )));
-                }
-                let r = inspect_digit(model, &pixels, TOP_CAPSULES, &self.device);
-                self.last_digit = Some((pixels, r.prediction));
-                Some(InspectEvent::Inspected(Box::new(r)))
-            }
-            InspectCommand::SetSparsity(s) => Some(self.prune(s)),
+            InspectCommand::Inspect(pixels) => Some(self.inspect(pixels)),
+            InspectCommand::SetSparsity { sparsity, method } => Some(self.prune(sparsity, method)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
-            InspectCommand::Shutdown => None,
+            InspectCommand::Keep(_) | InspectCommand::Shutdown => None,
         }
     }
 
-    fn use_model(&mut self, model: CapsNet, info: crate::export::ModelInfo) -> InspectEvent {
-        let s = summary(&model, info);
-        self.order = Some(MagnitudeOrder::new(&model));
+    fn use_model(&mut self, model: CapsNet, info: ModelInfo) -> InspectEvent {
+        let s = ModelSummary::of(&model, info.clone());
+        self.set_dense(model.clone());
+        self.original = Some((model, info));
+        self.slider = (0.0, SliderMethod::Magnitude);
+        InspectEvent::ModelReady(Box::new(s))
+    }
+
+    /// Makes `model` the one the slider prunes, unpruned for now.
+    fn set_dense(&mut self, model: CapsNet) {
+        self.order = None;
+        self.importance = None;
+        self.pruned = Some(model.clone());
         self.current = Some(model.clone());
         self.dense = Some(model);
-        InspectEvent::ModelReady(Box::new(s))
+    }
+
+    fn inspect(&mut self, pixels: Vec<f32>) -> InspectEvent {
+        let Some(model) = &self.current else {
+            return InspectEvent::Failed("no model loaded".into());
+        };
+        let c = &model.config;
+        if pixels.len() != c.pixels() {
+            return InspectEvent::Failed(format!(
+                "image has {} values, the model takes {}",
+                pixels.len(),
+                c.pixels()
+            ));
+        }
+        let r = inspect_digit(model, &pixels, TOP_CAPSULES, &self.device);
+        self.last_digit = Some((pixels, r.prediction));
+        InspectEvent::Inspected(Box::new(r))
     }
 
     fn export(&self, path: &std::path::Path) -> InspectEvent {
@@ -253,7 +190,7 @@ impl State {
             Ok(m) => m,
             Err(e) => return InspectEvent::Failed(e.to_string()),
         };
-        let mut info = crate::export::ModelInfo::default();
+        let mut info = ModelInfo::default();
         let surv = survival(&small);
         info.sparsity = Some(surv.dense_sparsity(&small.config));
         if let Err(e) = crate::export::save_model(&small, &info, path) {
@@ -279,30 +216,113 @@ impl State {
         }
     }
 
-    fn prune(&mut self, sparsity: f64) -> InspectEvent {
+    /// The slider's pruning of the dense model, masked (not compacted).
+    fn pruned_copy(&mut self, sparsity: f64, method: SliderMethod) -> Result<CapsNet, String> {
+        let dense = self.dense.as_ref().ok_or("no model loaded")?;
+        match method {
+            SliderMethod::Magnitude => {
+                let order = self.order.get_or_insert_with(|| MagnitudeOrder::new(dense));
+                let masks = order.masks(sparsity);
+                Ok(apply_masks(dense.clone(), &masks.to_device(&self.device)))
+            }
+            SliderMethod::Capsules => {
+                if dense.compact.is_some() {
+                    return Err("capsule pruning needs a dense model: load its dense original".into());
+                }
+                if self.importance.is_none() {
+                    let held = self
+                        .held_out
+                        .as_ref()
+                        .ok_or("capsule pruning ranks capsules on held-out digits: none loaded")?;
+                    let sample: Vec<usize> = (0..held.len()).collect();
+                    let (images, _) = held.batch(&sample, &self.device);
+                    self.importance = Some(capsule_importance(dense, images));
+                }
+                let importance = self.importance.as_deref().unwrap_or_default();
+                Ok(prune_capsules(dense.clone(), importance, sparsity))
+            }
+        }
+    }
+
+    fn prune(&mut self, sparsity: f64, method: SliderMethod) -> InspectEvent {
         let started = Instant::now();
-        let Some(dense) = &self.dense else {
-            return InspectEvent::Failed("no model loaded".into());
+        let pruned = match self.pruned_copy(sparsity, method) {
+            Ok(p) => p,
+            Err(e) => return InspectEvent::Failed(e),
         };
-        let order = self.order.get_or_insert_with(|| MagnitudeOrder::new(dense));
-        let masks = order.masks(sparsity);
-        let pruned = apply_masks(dense.clone(), &masks.to_device(&self.device));
         // evaluate the compact form: same outputs, less work
         let fast = compact(&pruned).unwrap_or_else(|_| pruned.clone());
         let accuracy = self
             .held_out
             .as_ref()
             .map(|h| evaluate(&fast, h, EVAL_BATCH, &self.device).accuracy);
-        let map = survival(&pruned).map;
+        let surv = survival(&pruned);
+        let weight_sparsity = surv.dense_sparsity(&pruned.config);
         self.current = Some(fast);
+        self.pruned = Some(pruned);
+        self.slider = (sparsity, method);
         InspectEvent::Pruned(SliderResult {
-            sparsity: masks.sparsity(),
+            sparsity: weight_sparsity,
+            method,
             accuracy,
-            alive_capsules: map.alive_count(),
-            alive_types: map.alive_types(),
-            alive: map.alive,
+            alive_capsules: surv.map.alive_count(),
+            alive_types: surv.map.alive_types(),
+            alive: surv.map.alive,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Fine-tunes the slider's pruned model under its mask and makes it the model the
+    /// slider prunes from now on. Reports progress through `progress`.
+    fn keep(&mut self, req: &KeepRequest, mut progress: impl FnMut(InspectEvent)) -> Vec<InspectEvent> {
+        let Some(pruned) = self.pruned.clone() else {
+            return vec![InspectEvent::Failed("no model loaded".into())];
+        };
+        let mut data = match Dataset::load(&req.data) {
+            Ok(d) => d,
+            Err(e) => return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))],
+        };
+        let c = &pruned.config;
+        let t = &data.train;
+        if (t.height, t.width, t.channels) != (c.height, c.width, c.in_channels) {
+            return vec![InspectEvent::Failed(format!(
+                "{} has {}x{}x{} images, the model takes {}x{}x{}",
+                req.data, t.height, t.width, t.channels, c.height, c.width, c.in_channels
+            ))];
+        }
+        data.train.truncate(req.images);
+        let masks = Masks::from_nonzero(&pruned);
+        let settings = FinetuneSettings {
+            epochs: req.epochs,
+            batch: 32,
+            lr: 1e-3,
+            seed: 7,
+        };
+        let mut reported = 0;
+        let tuned = finetune(
+            pruned,
+            &masks,
+            &data.train,
+            settings,
+            &self.device,
+            |done, total| {
+                // about a hundred updates in all
+                if done == total || done * 100 >= (reported + 1) * total {
+                    reported = done * 100 / total.max(1);
+                    progress(InspectEvent::Tuning { done, total });
+                }
+            },
+        );
+        let info = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
+        let summary = ModelSummary::of(&tuned, info);
+        let (sparsity, method) = self.slider;
+        self.set_dense(tuned);
+        // the kept mask is the new model's zeros: pruning it again at the same position
+        // gives the same mask, and the accuracy after fine-tuning
+        vec![
+            InspectEvent::Kept(Box::new(summary)),
+            self.prune(sparsity, method),
+        ]
     }
 
     fn perturb(&self, delta: &[f32]) -> Option<InspectEvent> {
@@ -331,7 +351,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{DataSource, Dataset};
+    use crate::data::DataSource;
 
     #[test]
     fn inspects_prunes_and_perturbs_in_the_background() {
@@ -356,7 +376,10 @@ mod tests {
         assert_eq!(r.lengths.len(), 10);
         // several slider moves at once: only the last is answered
         for s in [0.1, 0.5, 0.9] {
-            w.send(InspectCommand::SetSparsity(s));
+            w.send(InspectCommand::SetSparsity {
+                sparsity: s,
+                method: SliderMethod::Magnitude,
+            });
         }
         let mut last = None;
         while let Some(e) = w.recv_event() {
@@ -379,5 +402,55 @@ mod tests {
             panic!("no reconstruction")
         };
         assert_eq!(img.len(), 784);
+
+        // structured: half of the capsules (4 of 8 whole types), kept and fine-tuned
+        w.send(InspectCommand::SetSparsity {
+            sparsity: 0.5,
+            method: SliderMethod::Capsules,
+        });
+        let Some(InspectEvent::Pruned(p)) = w.recv_event() else {
+            panic!("no capsule pruning")
+        };
+        assert_eq!((p.alive_capsules, p.alive_types), (144, 4));
+        w.send(InspectCommand::Keep(KeepRequest {
+            data: DataSource::Mnist,
+            images: 64,
+            epochs: 1,
+        }));
+        let mut progress = 0;
+        let kept = loop {
+            match w.recv_event() {
+                Some(InspectEvent::Tuning { done, total }) => {
+                    assert_eq!(total, 2, "64 images in batches of 32");
+                    progress = done;
+                }
+                Some(InspectEvent::Kept(m)) => break m,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(progress, 2);
+        assert_eq!(kept.alive.iter().filter(|a| **a).count(), 144);
+        let Some(InspectEvent::Pruned(after)) = w.recv_event() else {
+            panic!("no evaluation after keep")
+        };
+        assert_eq!((after.alive_capsules, after.alive_types), (144, 4));
+        assert!(
+            (after.sparsity - p.sparsity).abs() < 1e-6,
+            "the kept mask is unchanged"
+        );
+        // the kept model's zeros stay when the slider goes back to 0
+        w.send(InspectCommand::SetSparsity {
+            sparsity: 0.0,
+            method: SliderMethod::Magnitude,
+        });
+        let Some(InspectEvent::Pruned(zero)) = w.recv_event() else {
+            panic!("no slider answer")
+        };
+        assert_eq!(zero.alive_capsules, 144);
+        w.send(InspectCommand::Reset);
+        let Some(InspectEvent::ModelReady(m)) = w.recv_event() else {
+            panic!("no reset")
+        };
+        assert_eq!(m.alive.iter().filter(|a| **a).count(), 288);
     }
 }

@@ -9,7 +9,7 @@
 
 use burn::prelude::*;
 
-use super::mask::Masks;
+use super::mask::{Masks, apply_masks};
 use crate::model::{CapsNet, HostTensor};
 
 /// Importance of every primary capsule.
@@ -106,6 +106,16 @@ pub fn kill_type_biases(mut model: CapsNet, dead_types: &[bool]) -> CapsNet {
         if tracked { t.require_grad() } else { t }
     });
     model
+}
+
+/// Removes `round(fraction * N)` capsules of a dense model, the least important first
+/// (whole types before single capsules): their W rows, and the primary filters and biases
+/// of dead types. `importance` has one value per capsule ([`capsule_importance`]).
+pub fn prune_capsules(model: CapsNet, importance: &[f32], fraction: f64) -> CapsNet {
+    let (removed, dead_types) = choose_removed(importance, model.config.types, fraction);
+    let masks = capsule_masks(&model, &removed, &dead_types);
+    let device = model.primary_bias.val().device();
+    kill_type_biases(apply_masks(model, &masks.to_device(&device)), &dead_types)
 }
 
 #[cfg(test)]

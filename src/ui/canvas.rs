@@ -122,7 +122,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
 }
 
 /// Paints a grey image (values in [0, 1]) with `scale` points per pixel.
-pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) {
+pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) -> Rect {
     let (resp, painter) = ui.allocate_painter(vec2(side as f32 * scale, side as f32 * scale), Sense::hover());
     painter.rect_filled(resp.rect, 0.0, Color32::BLACK);
     for (i, v) in pixels.iter().enumerate().take(side * side) {
@@ -134,4 +134,5 @@ pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) {
             painter.rect_filled(r, 0.0, Color32::from_gray((v.clamp(0.0, 1.0) * 255.0) as u8));
         }
     }
+    resp.rect
 }

@@ -1,16 +1,31 @@
-//! Pruning panel: the live sparsity slider with its accuracy on held-out digits, and
-//! export / load of model files.
+//! Pruning panel: the live sparsity slider (weights by magnitude, or whole capsules) with
+//! its accuracy on held-out digits, Keep / Reset, and export / load of model files.
 
 use egui::Ui;
 
 use crate::app::AppState;
+use crate::inspect::SliderMethod;
 
 /// Draws the pruning panel.
 pub fn show(ui: &mut Ui, s: &mut AppState) {
     ui.heading("Prune");
-    let resp = ui.add(egui::Slider::new(&mut s.sparsity, 0.0..=0.99).text("Sparsity"));
-    if resp.changed() {
-        s.sparsity_changed();
+    let tuning = s.tuning.is_some();
+    ui.add_enabled_ui(!tuning, |ui| {
+        ui.horizontal(|ui| {
+            ui.label("Method");
+            for m in [SliderMethod::Magnitude, SliderMethod::Capsules] {
+                if ui.radio_value(&mut s.slider_method, m, m.label()).changed() {
+                    s.sparsity_changed();
+                }
+            }
+        });
+        let resp = ui.add(egui::Slider::new(&mut s.sparsity, 0.0..=0.99).text("Sparsity"));
+        if resp.changed() {
+            s.sparsity_changed();
+        }
+    });
+    if s.slider_method == SliderMethod::Capsules {
+        ui.small("The slider is the fraction of primary capsules removed (whole types first).");
     }
     match &s.slider {
         Some(r) => {
@@ -28,9 +43,24 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             ui.label("Sparsity: 0.000");
         }
     }
-    if ui.button("Reset").clicked() {
-        s.sparsity = 0.0;
-        s.sparsity_changed();
+    ui.horizontal(|ui| {
+        let can_keep = !tuning && s.slider.as_ref().is_some_and(|r| r.sparsity > 0.0);
+        if ui
+            .add_enabled(can_keep, egui::Button::new("Keep"))
+            .on_hover_text("Make this pruning permanent and fine-tune one epoch under its mask")
+            .clicked()
+        {
+            s.keep_pruning();
+        }
+        if ui.add_enabled(!tuning, egui::Button::new("Reset")).clicked() {
+            s.reset_pruning();
+        }
+    });
+    if let Some((done, total)) = s.tuning {
+        ui.add(
+            egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                .text(format!("fine-tuning step {done}/{total}")),
+        );
     }
     ui.separator();
     ui.horizontal(|ui| {

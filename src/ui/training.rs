@@ -21,7 +21,31 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
     ui.add_enabled_ui(!running, |ui| {
         egui::Grid::new("train-grid").num_columns(2).show(ui, |ui| {
             ui.label("Dataset");
-            ui.text_edit_singleline(&mut s.train.data);
+            ui.horizontal(|ui| {
+                let shown = match s.train.data.as_str() {
+                    "mnist" => "MNIST".to_string(),
+                    "fashion-mnist" => "Fashion-MNIST".to_string(),
+                    path => std::path::Path::new(path)
+                        .file_name()
+                        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
+                };
+                egui::ComboBox::from_id_salt("dataset")
+                    .selected_text(shown)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut s.train.data, "mnist".into(), "MNIST");
+                        ui.selectable_value(&mut s.train.data, "fashion-mnist".into(), "Fashion-MNIST");
+                    })
+                    .response
+                    .on_hover_text(&s.train.data);
+                if ui
+                    .button("Folder...")
+                    .on_hover_text("A folder with the four IDX files (gzipped or not)")
+                    .clicked()
+                    && let Some(dir) = rfd::FileDialog::new().pick_folder()
+                {
+                    s.choose_dataset_folder(&dir);
+                }
+            });
             ui.end_row();
             ui.label("Preset");
             egui::ComboBox::from_id_salt("preset")

@@ -1,0 +1,180 @@
+//! What the UI and the inspection worker say to each other: plain data only.
+
+use std::path::PathBuf;
+
+use crate::data::{DataSource, Split};
+use crate::export::ModelInfo;
+use crate::model::{CapsNet, HostTensor};
+use crate::prune::survival;
+
+use super::digit::DigitInspection;
+
+/// How the sparsity slider prunes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum SliderMethod {
+    /// Exact global sparsity by weight magnitude (unstructured).
+    #[default]
+    Magnitude,
+    /// Remove the least important primary capsules, whole types first (structured); the
+    /// slider is the fraction of capsules removed.
+    Capsules,
+}
+
+impl SliderMethod {
+    /// Label in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Magnitude => "weights (magnitude)",
+            Self::Capsules => "capsules (structured)",
+        }
+    }
+}
+
+/// "Keep": commit the slider's mask and fine-tune under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeepRequest {
+    /// Dataset whose training images the model is fine-tuned on.
+    pub data: DataSource,
+    /// Fine-tune on the first this many training images.
+    pub images: usize,
+    /// Epochs over them.
+    pub epochs: usize,
+}
+
+/// Requests to the inspection worker.
+#[derive(Debug, Clone)]
+pub enum InspectCommand {
+    /// Use this (dense) model from now on; the slider returns to 0.
+    SetModel(Box<CapsNet>),
+    /// Held-out digits to measure the slider's accuracy on (and to rank capsules by).
+    SetHeldOut(Box<Split>),
+    /// Inspect one 28x28 (model-sized) image.
+    Inspect(Vec<f32>),
+    /// Prune the model to this sparsity (non-destructively) and evaluate it.
+    SetSparsity {
+        /// Fraction of weights (magnitude) or of capsules (capsules) to remove.
+        sparsity: f64,
+        /// How to prune.
+        method: SliderMethod,
+    },
+    /// Make the slider's pruning permanent and fine-tune under its mask.
+    Keep(KeepRequest),
+    /// Return to the model as it was loaded (dense), undoing every "Keep".
+    Reset,
+    /// Reconstruct the last inspected digit with the winning capsule's dimensions moved by
+    /// these offsets.
+    Perturb(Vec<f32>),
+    /// Load a model file (dense or compact) and use it.
+    Load(PathBuf),
+    /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
+    Export(PathBuf),
+    /// End the thread.
+    Shutdown,
+}
+
+/// The result of a slider move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliderResult {
+    /// Global weight sparsity reached.
+    pub sparsity: f64,
+    /// How it was pruned.
+    pub method: SliderMethod,
+    /// Accuracy on the held-out digits (None without held-out digits).
+    pub accuracy: Option<f64>,
+    /// Alive map (dense capsule indices).
+    pub alive: Vec<bool>,
+    /// Alive capsules K.
+    pub alive_capsules: usize,
+    /// Types with an alive capsule.
+    pub alive_types: usize,
+    /// Time from request to result, ms.
+    pub elapsed_ms: f64,
+}
+
+/// What the capsule map needs to know about a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    /// Capsule types T.
+    pub types: usize,
+    /// Grid height.
+    pub grid_h: usize,
+    /// Grid width.
+    pub grid_w: usize,
+    /// Input pixels a primary capsule sees along each side (its receptive field).
+    pub receptive_field: usize,
+    /// Input pixels between neighbouring capsules' receptive fields.
+    pub field_stride: usize,
+    /// Alive map (dense indices).
+    pub alive: Vec<bool>,
+    /// |W_i| per dense capsule index (0 for removed capsules).
+    pub w_norms: Vec<f32>,
+    /// Facts stored with the model.
+    pub info: ModelInfo,
+}
+
+impl ModelSummary {
+    /// Summarises `model`.
+    pub fn of(model: &CapsNet, info: ModelInfo) -> Self {
+        let g = model.geometry();
+        let c = &model.config;
+        let map = survival(model).map;
+        let w = HostTensor::from_tensor(model.digit_weight.val());
+        let row = w.values.len() / model.capsules().max(1);
+        let mut w_norms = vec![0.0; map.alive.len()];
+        for (k, i) in model.capsule_indices().into_iter().enumerate() {
+            if let Some(n) = w_norms.get_mut(i) {
+                *n = w.values[k * row..(k + 1) * row]
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f32>()
+                    .sqrt();
+            }
+        }
+        Self {
+            types: c.types,
+            grid_h: g.grid_h,
+            grid_w: g.grid_w,
+            // conv1 (stride 1) then the primary convolution
+            receptive_field: c.conv1_kernel + (c.primary_kernel - 1),
+            field_stride: c.primary_stride,
+            alive: map.alive,
+            w_norms,
+            info,
+        }
+    }
+}
+
+/// Answers of the inspection worker.
+#[derive(Debug, Clone)]
+pub enum InspectEvent {
+    /// A digit was inspected (with the current pruning).
+    Inspected(Box<DigitInspection>),
+    /// The slider's pruning is applied.
+    Pruned(SliderResult),
+    /// A perturbed reconstruction.
+    Reconstruction(Vec<f32>),
+    /// A model is in use (after `SetModel`, `Load` or `Reset`); the slider is at 0.
+    ModelReady(Box<ModelSummary>),
+    /// Fine-tuning after "Keep" made progress.
+    Tuning {
+        /// Steps done.
+        done: usize,
+        /// Steps in all.
+        total: usize,
+    },
+    /// "Keep" finished: this is the fine-tuned model; a `Pruned` with its accuracy follows.
+    Kept(Box<ModelSummary>),
+    /// The current model was exported.
+    Exported {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        bytes: u64,
+        /// Batch-32 inference of the dense (masked) model, ms.
+        dense_ms: f64,
+        /// Batch-32 inference of the compact model, ms.
+        compact_ms: f64,
+    },
+    /// Something failed.
+    Failed(String),
+}
