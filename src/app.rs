@@ -25,8 +25,7 @@ pub use form::{STORAGE_KEY, SavedForm, TrainChoice, TrainForm};
 
 /// The model that ships with the app (MNIST, `small` preset; see README).
 pub static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small.safetensors");
-/// Held-out test digits the slider evaluates on.
-pub const HELD_OUT: usize = 256;
+pub use crate::inspect::HELD_OUT;
 
 /// One progress report, for the curves.
 #[derive(Debug, Clone, Copy, PartialEq)]

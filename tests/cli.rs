@@ -284,3 +284,15 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     assert_eq!(json["lengths"].as_array().unwrap().len(), 10);
     assert_eq!(json["top_capsules"].as_array().unwrap().len(), 10);
 }
+
+#[test]
+fn bench_times_the_apps_slider_and_inspection() {
+    let json = last_json(&sparsecaps(&[
+        "bench", "--preset", "tiny", "--app", "--repeat", "1", "--batch", "8", "--device", "cpu", "--json",
+    ]));
+    for key in ["slider_ms", "slider_capsules_ms", "inspect_ms", "latency_ms"] {
+        let v = json[key].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0, "{key}: {json}");
+    }
+    assert_eq!(json["capsules"], 288);
+}

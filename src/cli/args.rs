@@ -304,6 +304,10 @@ pub struct BenchArgs {
     /// Device: auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Also time the app's interactive actions: a sparsity-slider move (both methods, on
+    /// 256 held-out MNIST digits) and the inspection of one digit.
+    #[arg(long)]
+    pub app: bool,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,

@@ -2,8 +2,11 @@
 
 use super::args::BenchArgs;
 use super::progress::Progress;
+use crate::data::Dataset;
 use crate::device;
 use crate::export::load_model;
+use crate::inspect::HELD_OUT;
+use crate::inspect::latency::app_latency;
 use crate::model::{CapsNet, Preset};
 use crate::prune::survival;
 use crate::train::bench::bench;
@@ -45,8 +48,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         s.map.capsules(),
         dev.name
     );
+    let app = if args.app {
+        let mut test = Dataset::mnist_test()?;
+        let held = test.split_off(HELD_OUT);
+        let c = &model.config;
+        if (held.height, held.width, held.channels) != (c.height, c.width, c.in_channels) {
+            anyhow::bail!("--app times the app on MNIST digits; this model takes other images");
+        }
+        let a = app_latency(model, held, repeat, &dev.device).map_err(anyhow::Error::msg)?;
+        println!(
+            "app: slider move {:.0} ms (capsules {:.0} ms) on {} held-out digits, digit inspection {:.1} ms",
+            a.slider_ms, a.slider_capsules_ms, a.held_out, a.inspect_ms
+        );
+        Some(a)
+    } else {
+        None
+    };
     if args.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "preset": label,
             "model": args.model.as_ref().map(|p| p.display().to_string()),
             "capsules": s.map.capsules(),
@@ -58,6 +77,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "params": params,
             "device": dev.name,
         });
+        if let Some(a) = app {
+            json["slider_ms"] = a.slider_ms.into();
+            json["slider_capsules_ms"] = a.slider_capsules_ms.into();
+            json["inspect_ms"] = a.inspect_ms.into();
+        }
         println!("{json}");
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod digit;
 pub mod image;
+pub mod latency;
 pub mod messages;
 pub mod preprocess;
 pub mod worker;
@@ -11,4 +12,4 @@ pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
 pub use image::{ImageError, load_image};
 pub use messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
 pub use preprocess::mnist_style;
-pub use worker::Inspector;
+pub use worker::{HELD_OUT, Inspector};

@@ -21,6 +21,9 @@ use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::handle::WorkerHandle;
 use crate::train::worker::{EVAL_BATCH, Waker};
 
+/// Held-out test digits the app's slider evaluates on.
+pub const HELD_OUT: usize = 256;
+
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
 

@@ -1,0 +1,91 @@
+//! How long the app's interactive actions take, measured through the inspection worker the
+//! app uses: a slider move (prune, compact, evaluate on the held-out digits) and the
+//! inspection of one digit (what the canvas triggers). For `sparsecaps bench --app`.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+
+use super::messages::{InspectCommand, InspectEvent, SliderMethod};
+use super::worker::Inspector;
+use crate::data::Split;
+use crate::model::CapsNet;
+use crate::train::bench::median;
+
+/// Median times of the app's actions, from command sent to answer received, ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppLatency {
+    /// A magnitude-slider move.
+    pub slider_ms: f64,
+    /// A structured (capsules) slider move.
+    pub slider_capsules_ms: f64,
+    /// Inspection of one digit (batch 1, with routing and reconstruction).
+    pub inspect_ms: f64,
+    /// Held-out digits each slider move is evaluated on.
+    pub held_out: usize,
+}
+
+/// Sends `cmd` and waits for the first answer that `done` accepts; returns the time taken.
+fn round_trip(
+    w: &Inspector,
+    cmd: InspectCommand,
+    done: impl Fn(&InspectEvent) -> bool,
+) -> Result<f64, String> {
+    let started = Instant::now();
+    if !w.send(cmd) {
+        return Err("the inspection worker is gone".into());
+    }
+    loop {
+        match w.recv_event() {
+            Some(InspectEvent::Failed(e)) => return Err(e),
+            Some(e) if done(&e) => return Ok(started.elapsed().as_secs_f64() * 1e3),
+            Some(_) => {}
+            None => return Err("the inspection worker is gone".into()),
+        }
+    }
+}
+
+/// Times `repeat` rounds of slider moves (sparsities 0.3, 0.6, 0.9, each method) and digit
+/// inspections of `model`, with `held_out` as the slider's evaluation set.
+pub fn app_latency(
+    model: CapsNet,
+    held_out: Split,
+    repeat: usize,
+    device: &Device,
+) -> Result<AppLatency, String> {
+    let w = Inspector::spawn(device.clone(), None).map_err(|e| e.to_string())?;
+    let n = held_out.len();
+    let digit = held_out.image_f32(0);
+    round_trip(&w, InspectCommand::SetModel(Box::new(model)), |e| {
+        matches!(e, InspectEvent::ModelReady(_))
+    })?;
+    w.send(InspectCommand::SetHeldOut(Box::new(held_out)));
+    let inspect = |w: &Inspector| {
+        round_trip(w, InspectCommand::Inspect(digit.clone()), |e| {
+            matches!(e, InspectEvent::Inspected(_))
+        })
+    };
+    let slide = |w: &Inspector, sparsity: f64, method: SliderMethod| {
+        round_trip(w, InspectCommand::SetSparsity { sparsity, method }, |e| {
+            matches!(e, InspectEvent::Pruned(_))
+        })
+    };
+    // warm-up: first calls build caches (magnitude order, capsule importance)
+    inspect(&w)?;
+    slide(&w, 0.5, SliderMethod::Magnitude)?;
+    slide(&w, 0.5, SliderMethod::Capsules)?;
+    let (mut magnitude, mut capsules, mut inspections) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        for s in [0.3, 0.6, 0.9] {
+            magnitude.push(slide(&w, s, SliderMethod::Magnitude)?);
+            inspections.push(inspect(&w)?);
+            capsules.push(slide(&w, s, SliderMethod::Capsules)?);
+        }
+    }
+    Ok(AppLatency {
+        slider_ms: median(magnitude),
+        slider_capsules_ms: median(capsules),
+        inspect_ms: median(inspections),
+        held_out: n,
+    })
+}
