@@ -10,8 +10,6 @@ use burn::prelude::*;
 use eframe::egui;
 
 use crate::data::{DataSource, Dataset, Split};
-use crate::export::TensorFile;
-use crate::export::model_file::model_from_file;
 use crate::inspect::{
     DigitInspection, InspectCommand, InspectEvent, Inspector, KeepRequest, ModelSummary, SliderMethod,
     SliderResult, mnist_style,
@@ -25,6 +23,10 @@ pub use form::{STORAGE_KEY, SavedForm, TrainChoice, TrainForm};
 
 /// The model that ships with the app (MNIST, `small` preset; see README).
 pub static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small.safetensors");
+
+/// The models built into the app (see README for the commands that made them); the first
+/// is loaded at start.
+pub static BUILTIN_MODELS: [(&str, &[u8]); 1] = [("MNIST small, dense", BUILTIN_MODEL)];
 pub use crate::inspect::HELD_OUT;
 
 /// One progress report, for the curves.
@@ -174,15 +176,7 @@ impl AppState {
             }
             Err(e) => state.error = Some(e.to_string()),
         }
-        match TensorFile::from_bytes("built-in model", BUILTIN_MODEL)
-            .map_err(|e| e.to_string())
-            .and_then(|f| model_from_file("built-in model", &f, &Device::flex()).map_err(|e| e.to_string()))
-        {
-            Ok((m, _)) => {
-                state.send(InspectCommand::SetModel(Box::new(m)));
-            }
-            Err(e) => state.error = Some(e),
-        }
+        state.load_builtin(0);
         state
     }
 
@@ -302,6 +296,14 @@ impl AppState {
             images,
             epochs: 1,
         }));
+    }
+
+    /// Loads built-in model `i` of [`BUILTIN_MODELS`] into the inspector.
+    pub fn load_builtin(&mut self, i: usize) {
+        if let Some((name, bytes)) = BUILTIN_MODELS.get(i) {
+            self.io_status = Some(format!("loading the built-in {name}..."));
+            self.send(InspectCommand::LoadBytes { name, bytes });
+        }
     }
 
     /// Trains on the IDX files in `dir` from now on (what the "Folder..." dialog calls).

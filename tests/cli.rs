@@ -158,6 +158,49 @@ fn train_then_eval_json_reaches_ninety_percent() {
     assert_eq!(json["capsules"], 288);
 
     prune_export_and_inspect(&run, &model);
+
+    // continue training from the model: it starts where it was, not from scratch
+    let more = dir.path().join("MORE");
+    let out = sparsecaps(&[
+        "train",
+        "--init",
+        model.to_str().unwrap(),
+        "--preset",
+        "paper",
+        "--epochs",
+        "1",
+        "--lr",
+        "3e-4",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "1000",
+        "--device",
+        "cpu",
+        "--out",
+        more.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics = std::fs::read_to_string(more.join("metrics.csv")).unwrap();
+    let test_accuracy: f64 = metrics
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        test_accuracy >= 0.90,
+        "200 more images from a 92% model: {metrics}"
+    );
+    let config = std::fs::read_to_string(more.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"types\": 8"),
+        "the model's config, not --preset's: {config}"
+    );
+    assert!(config.contains("\"init\": \""), "{config}");
 }
 
 fn last_json(out: &Output) -> serde_json::Value {
@@ -196,6 +239,20 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
         &s(&compact),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sparsecaps(&[
+        "train",
+        "--init",
+        &s(&compact),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&run.join("from-compact")),
+    ]);
+    assert_bad_input(&out, "a compact model cannot be trained");
     let dense_bytes = std::fs::metadata(&pruned).unwrap().len();
     let compact_bytes = std::fs::metadata(&compact).unwrap().len();
     assert!(

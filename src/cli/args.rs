@@ -189,6 +189,9 @@ pub struct TrainArgs {
     /// Dataset: mnist (built in), fashion-mnist, or a folder with the four IDX files.
     #[arg(long, default_value = "mnist")]
     pub data: DataSource,
+    /// Continue from this dense model file (its config replaces --preset).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Model size: paper, small or tiny.
     #[arg(long, default_value = "small")]
     pub preset: Preset,

@@ -39,6 +39,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             },
         },
         validation: args.validation,
+        init: args.init.clone(),
         ..TrainRequest::default()
     };
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;

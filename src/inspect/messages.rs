@@ -66,6 +66,13 @@ pub enum InspectCommand {
     Perturb(Vec<f32>),
     /// Load a model file (dense or compact) and use it.
     Load(PathBuf),
+    /// Decode a model file built into the binary and use it.
+    LoadBytes {
+        /// Name for messages.
+        name: &'static str,
+        /// The file's bytes.
+        bytes: &'static [u8],
+    },
     /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
     Export(PathBuf),
     /// End the thread.

@@ -134,6 +134,18 @@ impl State {
                 Ok((m, info)) => Some(self.use_model(m, info)),
                 Err(e) => Some(InspectEvent::Failed(e.to_string())),
             },
+            InspectCommand::LoadBytes { name, bytes } => {
+                let decoded = crate::export::TensorFile::from_bytes(name, bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        crate::export::model_file::model_from_file(name, &f, &self.device)
+                            .map_err(|e| e.to_string())
+                    });
+                Some(match decoded {
+                    Ok((m, info)) => self.use_model(m, info),
+                    Err(e) => InspectEvent::Failed(e),
+                })
+            }
             InspectCommand::Reset => {
                 let (m, info) = self.original.take()?;
                 Some(self.use_model(m, info))

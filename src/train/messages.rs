@@ -79,6 +79,9 @@ pub struct TrainRequest {
     /// Training images held out for validation (default: 10% of the training set, at most
     /// 5,000, when the pruning schedule needs them).
     pub validation: Option<usize>,
+    /// Start from this (dense) model file instead of fresh weights; its config replaces the
+    /// preset's.
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainRequest {
@@ -98,6 +101,7 @@ impl Default for TrainRequest {
             readback_every: 10,
             prune: PruneSchedule::None,
             validation: None,
+            init: None,
         }
     }
 }

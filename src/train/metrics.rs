@@ -53,6 +53,8 @@ struct RunConfig<'a> {
     device: String,
     limit_train: Option<usize>,
     limit_test: Option<usize>,
+    prune: String,
+    init: Option<String>,
     model: &'a CapsNetConfig,
 }
 
@@ -74,6 +76,8 @@ pub fn write_run_config(
         device: device.to_string(),
         limit_train: req.limit_train,
         limit_test: req.limit_test,
+        prune: format!("{:?}", req.prune),
+        init: req.init.as_ref().map(|p| p.display().to_string()),
         model,
     };
     let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();

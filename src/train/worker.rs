@@ -216,7 +216,32 @@ impl<'a> Run<'a> {
             .config()
             .for_input(data.train.channels, data.train.height, data.train.width);
         let ad = device.clone().autodiff();
-        let mut model = CapsNet::init(&config, req.seed, &ad)?;
+        let mut model = match &req.init {
+            Some(path) => {
+                let (m, _) = crate::export::load_model(path, &device)?;
+                let c = &m.config;
+                if m.compact.is_some() {
+                    anyhow::bail!(
+                        "{}: a compact model cannot be trained; start from its dense original",
+                        path.display()
+                    );
+                }
+                if (c.in_channels, c.height, c.width) != (config.in_channels, config.height, config.width) {
+                    anyhow::bail!(
+                        "{} takes {}x{}x{} images, the data has {}x{}x{}",
+                        path.display(),
+                        c.width,
+                        c.height,
+                        c.in_channels,
+                        config.width,
+                        config.height,
+                        config.in_channels
+                    );
+                }
+                m.fork(&ad).train()
+            }
+            None => CapsNet::init(&config, req.seed, &ad)?,
+        };
         let mut optim = AdamConfig::new().init();
         let batch = req.batch.max(1);
         let steps_per_epoch = data.train.len().div_ceil(batch);
@@ -231,7 +256,7 @@ impl<'a> Run<'a> {
         if let Some(dir) = &req.out_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create run folder {}: {e}", dir.display()))?;
-            write_run_config(dir, req, &config, &name)?;
+            write_run_config(dir, req, &model.config, &name)?;
         }
         self.lr = req.lr;
         let readback = req.readback_every.max(1);

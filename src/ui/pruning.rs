@@ -84,6 +84,14 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             s.model_path = p.display().to_string();
         }
     });
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Built in:");
+        for (i, (name, _)) in crate::app::BUILTIN_MODELS.iter().enumerate() {
+            if ui.button(*name).clicked() {
+                s.load_builtin(i);
+            }
+        }
+    });
     if let Some(m) = &s.io_status {
         ui.label(m);
     }
