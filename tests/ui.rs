@@ -11,7 +11,6 @@ fn harness(state: AppState) -> Harness<'static, AppState> {
     // which kittest's accessible-name check does not follow.
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
         .build_ui_state(|ui, s: &mut AppState| s.ui(ui), state)
 }
 
@@ -186,4 +185,28 @@ fn capsule_pruning_is_kept_with_fine_tuning_and_reset() {
     wait_until(&mut h, 30, "the dense model again", |h| {
         has_label(h, "K/N: 576/576")
     });
+}
+
+#[test]
+fn a_dataset_folder_is_chosen_and_built_in_models_load() {
+    let mut h = harness(AppState::new(None));
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    // what the "Folder..." dialog calls
+    let dir = tempfile::tempdir().unwrap();
+    h.state_mut().choose_dataset_folder(dir.path());
+    h.step();
+    assert_eq!(h.state().train.data, dir.path().display().to_string());
+    let shown = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(h.query_by_value(&shown).is_some(), "the combo shows the folder");
+    h.state_mut().choose_dataset_folder(&dir.path().join("missing"));
+    h.step();
+    assert!(has_label(&h, "missing: not a folder"));
+    for (name, _) in sparsecaps::app::BUILTIN_MODELS {
+        h.state_mut().io_status = None;
+        h.get_by_label(name).click();
+        h.step();
+        assert!(has_label(&h, "loading the built-in"));
+        wait_until(&mut h, 30, name, |h| has_label(h, "model: "));
+    }
 }

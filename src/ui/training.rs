@@ -7,11 +7,17 @@ use crate::app::{AppState, TrainChoice};
 use crate::device::DeviceChoice;
 use crate::model::Preset;
 
-/// One labelled row of a grid; the label names the widget for screen readers and tests.
+/// One labelled row of a grid; the label also names the widget for screen readers and tests.
 pub fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
-    let l = ui.label(label);
-    add(ui).labelled_by(l.id);
+    ui.label(label);
+    name(&add(ui), label);
     ui.end_row();
+}
+
+/// Sets the accessible name of a widget that has no text of its own.
+pub fn name(resp: &egui::Response, label: &str) {
+    resp.ctx
+        .accesskit_node_builder(resp.id, |node| node.set_label(label));
 }
 
 /// Draws the training panel.
@@ -29,14 +35,15 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
                         .file_name()
                         .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
                 };
-                egui::ComboBox::from_id_salt("dataset")
+                let combo = egui::ComboBox::from_id_salt("dataset")
                     .selected_text(shown)
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut s.train.data, "mnist".into(), "MNIST");
                         ui.selectable_value(&mut s.train.data, "fashion-mnist".into(), "Fashion-MNIST");
                     })
-                    .response
-                    .on_hover_text(&s.train.data);
+                    .response;
+                name(&combo, "Dataset");
+                combo.on_hover_text(&s.train.data);
                 if ui
                     .button("Folder...")
                     .on_hover_text("A folder with the four IDX files (gzipped or not)")
@@ -47,76 +54,79 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
                 }
             });
             ui.end_row();
-            ui.label("Preset");
-            egui::ComboBox::from_id_salt("preset")
-                .selected_text(s.train.preset.name())
-                .show_ui(ui, |ui| {
-                    for p in Preset::ALL {
-                        ui.selectable_value(&mut s.train.preset, p, p.name());
-                    }
-                });
-            ui.end_row();
-            ui.label("Epochs");
-            ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500));
-            ui.end_row();
-            ui.label("Batch");
-            ui.add(egui::DragValue::new(&mut s.train.batch).range(1..=1024));
-            ui.end_row();
-            ui.label("Learning rate");
-            ui.add(
-                egui::DragValue::new(&mut s.train.lr)
-                    .speed(1e-4)
-                    .range(1e-6..=1.0),
-            );
-            ui.end_row();
-            ui.label("Limit train images");
-            ui.add(egui::DragValue::new(&mut s.train.limit_train).range(0..=60_000));
-            ui.end_row();
-            ui.label("Pruning");
-            egui::ComboBox::from_id_salt("prune")
-                .selected_text(s.train.prune.label())
-                .show_ui(ui, |ui| {
-                    for p in [TrainChoice::None, TrainChoice::Lobster, TrainChoice::Gmp] {
-                        ui.selectable_value(&mut s.train.prune, p, p.label());
-                    }
-                });
-            ui.end_row();
+            row(ui, "Preset", |ui| {
+                egui::ComboBox::from_id_salt("preset")
+                    .selected_text(s.train.preset.name())
+                    .show_ui(ui, |ui| {
+                        for p in Preset::ALL {
+                            ui.selectable_value(&mut s.train.preset, p, p.name());
+                        }
+                    })
+                    .response
+            });
+            row(ui, "Epochs", |ui| {
+                ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500))
+            });
+            row(ui, "Batch", |ui| {
+                ui.add(egui::DragValue::new(&mut s.train.batch).range(1..=1024))
+            });
+            row(ui, "Learning rate", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut s.train.lr)
+                        .speed(1e-4)
+                        .range(1e-6..=1.0),
+                )
+            });
+            row(ui, "Limit train images", |ui| {
+                ui.add(egui::DragValue::new(&mut s.train.limit_train).range(0..=60_000))
+            });
+            row(ui, "Pruning", |ui| {
+                egui::ComboBox::from_id_salt("prune")
+                    .selected_text(s.train.prune.label())
+                    .show_ui(ui, |ui| {
+                        for p in [TrainChoice::None, TrainChoice::Lobster, TrainChoice::Gmp] {
+                            ui.selectable_value(&mut s.train.prune, p, p.label());
+                        }
+                    })
+                    .response
+            });
             match s.train.prune {
                 TrainChoice::Lobster => {
-                    ui.label("LOBSTER lambda");
-                    ui.add(
-                        egui::DragValue::new(&mut s.train.lambda)
-                            .speed(1e-5)
-                            .range(0.0..=1.0),
-                    );
-                    ui.end_row();
-                    ui.label("Patience (pwe)");
-                    ui.add(egui::DragValue::new(&mut s.train.pwe).range(0..=50));
-                    ui.end_row();
-                    ui.label("Tolerance (twt)");
-                    ui.add(
-                        egui::DragValue::new(&mut s.train.twt)
-                            .speed(0.01)
-                            .range(0.0..=1.0),
-                    );
-                    ui.end_row();
+                    row(ui, "LOBSTER lambda", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut s.train.lambda)
+                                .speed(1e-5)
+                                .range(0.0..=1.0),
+                        )
+                    });
+                    row(ui, "Patience (pwe)", |ui| {
+                        ui.add(egui::DragValue::new(&mut s.train.pwe).range(0..=50))
+                    });
+                    row(ui, "Tolerance (twt)", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut s.train.twt)
+                                .speed(0.01)
+                                .range(0.0..=1.0),
+                        )
+                    });
                 }
                 TrainChoice::Gmp => {
-                    ui.label("Target sparsity");
-                    ui.add(egui::Slider::new(&mut s.train.target, 0.0..=0.99));
-                    ui.end_row();
+                    row(ui, "Target sparsity", |ui| {
+                        ui.add(egui::Slider::new(&mut s.train.target, 0.0..=0.99))
+                    });
                 }
                 TrainChoice::None => {}
             }
-            ui.label("Device");
-            egui::ComboBox::from_id_salt("device")
-                .selected_text(format!("{:?}", s.train.device).to_lowercase())
-                .show_ui(ui, |ui| {
-                    for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
-                        ui.selectable_value(&mut s.train.device, d, format!("{d:?}").to_lowercase());
-                    }
-                });
-            ui.end_row();
+            row(ui, "Device", |ui| {
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(format!("{:?}", s.train.device).to_lowercase())
+                    .show_ui(ui, |ui| {
+                        for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+                            ui.selectable_value(&mut s.train.device, d, format!("{d:?}").to_lowercase());
+                        }
+                    })
+                    .response
+            });
         });
     });
     ui.horizontal(|ui| {
