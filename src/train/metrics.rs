@@ -19,7 +19,7 @@ pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
     for m in rows {
         let [s1, s2, s3] = m.layer_sparsity;
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.3},{:.6},{s1:.6},{s2:.6},{s3:.6},{},{},{}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.4e},{:.3},{:.6},{s1:.6},{s2:.6},{s3:.6},{},{},{}\n",
             m.epoch,
             m.train_loss,
             m.train_accuracy,
