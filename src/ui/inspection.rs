@@ -122,13 +122,25 @@ fn routing(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
         _ => {
             let c = &r.coupling[s.routing_iter];
             let classes = c.len() / k;
-            // one colour scale for every iteration of this digit, so they compare
-            let top = r.coupling.iter().flatten().fold(1e-6f32, |a, b| a.max(*b));
-            let pixels = (0..classes * k).map(|p| heat(c[p] / top)).collect();
+            // colour is the departure from uniform routing (1/J), on one scale for every
+            // iteration of this digit so that they compare
+            let uniform = 1.0 / classes.max(1) as f32;
+            let top = r.coupling.iter().flatten().fold(uniform + 1e-6, |a, b| a.max(*b));
+            let pixels = c
+                .iter()
+                .map(|&v| {
+                    // square root: small departures stay visible
+                    if v >= uniform {
+                        heat(((v - uniform) / (top - uniform)).sqrt())
+                    } else {
+                        cold(((uniform - v) / uniform).sqrt())
+                    }
+                })
+                .collect();
             let image = egui::ColorImage::new([k, classes], pixels);
             let t = ui
                 .ctx()
-                .load_texture("routing", image, egui::TextureOptions::NEAREST);
+                .load_texture("routing", image, egui::TextureOptions::LINEAR);
             s.routing_texture = Some((key, t.clone()));
             t
         }
@@ -141,9 +153,15 @@ fn routing(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
     )))
     .on_hover_text("rows: classes 0 (top) to 9; columns: the routed capsules, type by type");
     ui.small(format!(
-        "{k} capsules x {classes} classes; brighter = stronger coupling. Iteration 1 is uniform: \
-         routing sharpens it."
+        "{k} capsules x {classes} classes. Black: uniform coupling (1/{classes}, all of \
+         iteration 1); red to yellow: stronger, blue: weaker."
     ));
+}
+
+/// Black -> blue colour scale for `v` in [0, 1].
+fn cold(v: f32) -> Color32 {
+    let v = v.clamp(0.0, 1.0);
+    Color32::from_rgb(0, (90.0 * v) as u8, (255.0 * v) as u8)
 }
 
 /// Black -> red -> yellow -> white colour scale for `v` in [0, 1].
