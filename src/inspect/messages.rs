@@ -185,3 +185,22 @@ pub enum InspectEvent {
     /// Something failed.
     Failed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_primary_capsule_sees_17_by_17_input_pixels_two_apart() {
+        let dev = burn::prelude::Device::flex();
+        let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 1, &dev).unwrap();
+        let s = ModelSummary::of(&net, ModelInfo::default());
+        // conv1 9x9 stride 1, then 9x9 stride 2: rows 2y..2y+16 of the input
+        assert_eq!((s.receptive_field, s.field_stride), (17, 2));
+        assert_eq!((s.grid_h, s.grid_w, s.types), (6, 6, 8));
+        // the last field ends at input column 26: stride 2 leaves conv1's last column unused
+        assert_eq!((s.grid_w - 1) * s.field_stride + s.receptive_field, 27);
+        assert_eq!(s.w_norms.len(), 288);
+        assert!(s.w_norms.iter().all(|n| *n > 0.0));
+    }
+}
