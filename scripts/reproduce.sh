@@ -71,7 +71,7 @@ sweep() {
     run sweep --model "$model" --method "$method" --sparsities "$sparsities" \
         --data "$(data_arg "$name")" --device "$DEVICE" --repeat "$REPEAT" "${limits[@]}" "$@" --out "$dir"
     mkdir -p "$OUT/$name-sweep-$tag"
-    cp "$dir/sweep.csv" "$dir/sweep.md" "$dir/sweep.png" "$OUT/$name-sweep-$tag/"
+    cp "$dir/sweep.csv" "$dir/sweep.md" "$dir/sweep.svg" "$OUT/$name-sweep-$tag/"
 }
 
 for name in $DATASETS; do

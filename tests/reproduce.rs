@@ -62,7 +62,8 @@ fn reproduce_script_runs_in_miniature() {
         assert_eq!(md.lines().count(), 8, "{md}");
         let md = read(&out.join(format!("{name}-sweep-lobster/sweep.md")));
         assert_eq!(md.lines().count(), 4, "{md}");
-        assert!(out.join(format!("{name}-sweep-magnitude/sweep.png")).is_file());
+        let svg = read(&out.join(format!("{name}-sweep-capsules/sweep.svg")));
+        assert_eq!(svg.matches("<polyline").count(), 4, "{svg}");
     }
     assert!(
         commands.contains("--preset tiny --epochs 1 --seed 42"),

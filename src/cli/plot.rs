@@ -1,12 +1,16 @@
-//! A minimal line chart written as PNG (no fonts: the axes run from 0 to 1 on both sides,
-//! with tick marks every 0.1; README explains the colours).
+//! Minimal line charts: an SVG with labelled axes and a legend, and the same lines as a PNG
+//! (no fonts there: both axes run from 0 to 1 with tick marks every 0.1).
+
+use std::fmt::Write as _;
 
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-/// One line of the chart: points in [0, 1] x [0, 1] and a colour.
+/// One line of the chart: points in [0, 1] x [0, 1], a colour and a name.
 pub struct Series {
+    /// Name in the SVG's legend.
+    pub name: &'static str,
     /// (x, y) points, drawn in order.
     pub points: Vec<(f64, f64)>,
     /// Line colour.
@@ -65,4 +69,127 @@ pub fn save_chart(path: &Path, series: &[Series]) -> Result<(), image::ImageErro
         }
     }
     img.save(path)
+}
+
+/// The series as an SVG chart titled `title`, x from 0 to 1 (labelled `x_label`), y from 0
+/// to the largest of 1 and the series' values.
+pub fn svg_chart(title: &str, x_label: &str, series: &[Series]) -> String {
+    let (w, h, left, right, top, bottom) = (680.0, 400.0, 60.0, 220.0, 40.0, 50.0);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max);
+    let y_max = (y_max * 5.0).ceil() / 5.0;
+    let px = |x: f64| left + x.clamp(0.0, 1.0) * (w - left - right);
+    let py = |y: f64| h - bottom - y.clamp(0.0, y_max) / y_max * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        (left + w - right) / 2.0,
+        escape(title)
+    );
+    for i in 0..=10 {
+        let x = i as f64 / 10.0;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
+             <text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{x:.1}</text>",
+            px(x),
+            py(0.0),
+            py(y_max),
+            py(0.0) + 16.0
+        );
+    }
+    let steps = (y_max / 0.2).round() as usize;
+    for i in 0..=steps {
+        let y = i as f64 * 0.2;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
+             <text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{y:.1}</text>",
+            px(0.0),
+            px(1.0),
+            py(y),
+            px(0.0) - 6.0,
+            py(y) + 4.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+        px(0.5),
+        h - 10.0,
+        escape(x_label)
+    );
+    for (k, s) in series.iter().enumerate() {
+        let [r, g, b] = s.color;
+        let points: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>",
+            points.join(" ")
+        );
+        for &(x, y) in &s.points {
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"rgb({r},{g},{b})\"/>",
+                px(x),
+                py(y)
+            );
+        }
+        let ly = top + 10.0 + 20.0 * k as f64;
+        let lx = w - right + 15.0;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"rgb({r},{g},{b})\" \
+             stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            lx + 20.0,
+            lx + 26.0,
+            ly + 4.0,
+            escape(s.name)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_every_series_and_label() {
+        let series = [
+            Series {
+                name: "accuracy",
+                points: vec![(0.0, 0.99), (0.5, 0.98)],
+                color: [1, 2, 3],
+            },
+            Series {
+                name: "time <ratio>",
+                points: vec![(0.0, 1.0), (0.5, 1.3)],
+                color: [4, 5, 6],
+            },
+        ];
+        let svg = svg_chart("MNIST", "sparsity", &series);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(">time &lt;ratio&gt;</text>"));
+        assert!(
+            svg.contains(">1.4</text>"),
+            "y axis up to the largest value, rounded up"
+        );
+        assert!(svg.contains(">sparsity</text>") && svg.contains(">MNIST</text>"));
+    }
 }

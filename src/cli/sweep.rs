@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::args::{PruneMethod, SweepArgs};
 use super::common::{Loaded, load_with_data};
-use super::plot::{Series, save_chart};
+use super::plot::{Series, save_chart, svg_chart};
 use super::prune::{prune_model, with_sparsity};
 use crate::data::Split;
 use crate::device;
@@ -107,7 +107,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
     eprintln!("device: {dev}");
     let Loaded {
-        model, info, data, ..
+        model,
+        info,
+        data,
+        source,
     } = load_with_data(
         &args.model,
         args.data.clone(),
@@ -135,8 +138,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
          |---|---|---|---|---|---|---|---|---|---|\n"
     );
     md.push_str(&markdown_row("baseline", &base, &base));
-    let mut accuracy = Vec::new();
-    let mut alive = Vec::new();
+    let (mut accuracy, mut alive, mut infer, mut size) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &s in &args.sparsities {
         let settings = FinetuneSettings {
             epochs: args.finetune_epochs,
@@ -172,20 +174,49 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         );
         accuracy.push((s, r.accuracy));
         alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
+        infer.push((s, r.infer_ms / base.infer_ms.max(1e-9)));
+        size.push((s, r.file_bytes as f64 / base.file_bytes.max(1) as f64));
     }
     write_atomic(&args.out.join("sweep.csv"), csv.as_bytes())?;
     write_atomic(&args.out.join("sweep.md"), md.as_bytes())?;
     let chart = [
         Series {
+            name: "test accuracy",
             points: accuracy,
             color: [31, 119, 180],
         },
         Series {
+            name: "alive capsules K/N",
             points: alive,
             color: [214, 39, 40],
         },
+        Series {
+            name: "inference time / baseline",
+            points: infer,
+            color: [44, 160, 44],
+        },
+        Series {
+            name: "file size / baseline",
+            points: size,
+            color: [148, 103, 189],
+        },
     ];
     save_chart(&args.out.join("sweep.png"), &chart).context("cannot write sweep.png")?;
+    // a dataset folder is named by its last component
+    let source = source.to_string();
+    let name = Path::new(&source)
+        .file_name()
+        .map_or(source.clone(), |n| n.to_string_lossy().into_owned());
+    let preset = info.preset.as_deref().unwrap_or("custom");
+    let title = format!("{method} pruning of the {preset} model, {name}");
+    let x_label = match args.method {
+        PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
+        PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
+    };
+    write_atomic(
+        &args.out.join("sweep.svg"),
+        svg_chart(&title, x_label, &chart).as_bytes(),
+    )?;
     print!("{csv}");
     println!(
         "wrote {}, sweep.md and sweep.png",
