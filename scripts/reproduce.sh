@@ -5,12 +5,14 @@
 #
 #   scripts/reproduce.sh                      # the full run (CPU, about 2 hours on 2 cores)
 #   STAGES=sweep scripts/reproduce.sh         # only the sweeps (the trained models exist)
+#   STAGES=ship scripts/reproduce.sh          # only the pruned model shipped in assets/
 #
 # Knobs (environment): SPARSECAPS (the binary), OUT (tables, curves; small files),
 # RUNS (trained and pruned models; large files), PRESET, MNIST_EPOCHS, FASHION_EPOCHS,
 # DATASETS, FASHION (folder with Fashion-MNIST's four IDX files), DEVICE, SEED,
 # LIMIT_TRAIN / LIMIT_TEST (train and test on the first N images only), FINETUNE_LIMIT
-# (images a sweep fine-tunes on), REPEAT (timed repetitions per benchmark), STAGES (train and/or sweep). A run whose model already
+# (images a sweep fine-tunes on), REPEAT (timed repetitions per benchmark), STAGES (train,
+# sweep and/or ship). A run whose model already
 # exists is not trained again, so an interrupted run resumes where it stopped.
 set -euo pipefail
 
@@ -28,7 +30,7 @@ SEED="${SEED:-42}"
 SPARSITIES="${SPARSITIES:-0,0.5,0.9,0.95,0.99}"
 FINETUNE_LIMIT="${FINETUNE_LIMIT:-10000}"
 REPEAT="${REPEAT:-5}"
-STAGES="${STAGES:-train sweep}"
+STAGES="${STAGES:-train sweep ship}"
 # LOBSTER's knobs: lambda, threshold step after every epoch, 5% validation-loss tolerance
 LOBSTER=(--prune lobster --lambda 1e-3 --pwe 0 --twt 0.05)
 
@@ -87,6 +89,12 @@ for name in $DATASETS; do
         sweep "$name" capsules "$SPARSITIES" "$dense" capsules "${ft[@]}"
         # the LOBSTER model as trained, compacted and timed against the dense one
         sweep "$name" magnitude 0 "$RUNS/$name-lobster/model.safetensors" lobster --baseline "$dense"
+    fi
+    if [[ " $STAGES " == *" ship "* && $name == mnist ]]; then
+        # the pruned model in assets/: 75% of the capsules, one full epoch of fine-tuning
+        run prune --model "$RUNS/$name-dense/model.safetensors" --method capsules --sparsity 0.75 \
+            --finetune-epochs 1 --lr 3e-4 --device "$DEVICE" "${limits[@]}" --out "$RUNS/$name-capsules75.safetensors"
+        run export --model "$RUNS/$name-capsules75.safetensors" --compact --out "$RUNS/$name-capsules75-compact.safetensors"
     fi
 done
 echo "reproduce.sh: tables in $OUT" >&2

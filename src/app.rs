@@ -24,9 +24,15 @@ pub use form::{STORAGE_KEY, SavedForm, TrainChoice, TrainForm};
 /// The model that ships with the app (MNIST, `small` preset; see README).
 pub static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small.safetensors");
 
+/// The shipped MNIST model with 75% of its capsules removed, fine-tuned and compacted.
+pub static BUILTIN_PRUNED_MODEL: &[u8] = include_bytes!("../assets/models/mnist-small-pruned.safetensors");
+
 /// The models built into the app (see README for the commands that made them); the first
 /// is loaded at start.
-pub static BUILTIN_MODELS: [(&str, &[u8]); 1] = [("MNIST small, dense", BUILTIN_MODEL)];
+pub static BUILTIN_MODELS: [(&str, &[u8]); 2] = [
+    ("MNIST small, dense", BUILTIN_MODEL),
+    ("MNIST small, 75% capsules pruned", BUILTIN_PRUNED_MODEL),
+];
 pub use crate::inspect::HELD_OUT;
 
 /// One progress report, for the curves.
