@@ -65,10 +65,11 @@ impl fmt::Display for SelectedDevice {
 }
 
 /// wgpu cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("wgpu is not available: {0}")]
 pub struct WgpuUnavailable(pub String);
 
+#[derive(Clone)]
 struct Adapter {
     device: Device,
     name: String,
@@ -89,9 +90,16 @@ pub fn cpu(reason: impl Into<String>) -> SelectedDevice {
     }
 }
 
+/// The wgpu adapter, probed once per process: burn's wgpu runtime can be initialised only
+/// once, so a second probe (a second training run in the app) would fail.
+fn probe_wgpu() -> Result<Adapter, WgpuUnavailable> {
+    static PROBE: std::sync::OnceLock<Result<Adapter, WgpuUnavailable>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(probe_wgpu_once).clone()
+}
+
 /// Initialises burn's wgpu runtime on a Vulkan (or, on macOS, Metal) adapter and checks
 /// that it computes a reduction (Mesa's GL adapter cannot).
-fn probe_wgpu() -> Result<Adapter, WgpuUnavailable> {
+fn probe_wgpu_once() -> Result<Adapter, WgpuUnavailable> {
     let api = if cfg!(target_os = "macos") {
         WgpuBackend::Auto
     } else {
@@ -149,5 +157,23 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, WgpuUnavailable> {
             )),
             Err(e) => cpu(format!("no usable GPU adapter: {}", e.0)),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_selection_sees_the_same_adapter() {
+        // burn's wgpu runtime starts once per process; the second run of the app asks again
+        let first = select(DeviceChoice::Auto).unwrap();
+        let second = select(DeviceChoice::Auto).unwrap();
+        assert!(
+            !second.reason.contains("already initialized"),
+            "{}",
+            second.reason
+        );
+        assert_eq!((first.name, first.reason), (second.name, second.reason));
     }
 }
