@@ -1,10 +1,40 @@
 //! Curves panel: loss, accuracy, sparsity and alive capsules during training, and accuracy
-//! against sparsity from slider moves.
+//! against sparsity from slider moves, beside the sweeps of the shipped MNIST model.
 
 use egui::Ui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::app::AppState;
+
+/// `sweep.csv` of the shipped MNIST model (`results/`, made by `scripts/reproduce.sh`).
+const MNIST_SWEEPS: [(&str, &str); 2] = [
+    (
+        "MNIST sweep: magnitude",
+        include_str!("../../results/mnist-sweep-magnitude/sweep.csv"),
+    ),
+    (
+        "MNIST sweep: capsules",
+        include_str!("../../results/mnist-sweep-capsules/sweep.csv"),
+    ),
+];
+
+/// (weight sparsity, accuracy) of each row of a `sweep.csv`; rows it cannot read are left out.
+pub fn sweep_points(csv: &str) -> Vec<[f64; 2]> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(x), Some(y)) = (col("weight_sparsity"), col("accuracy")) else {
+        return Vec::new();
+    };
+    let mut pts: Vec<[f64; 2]> = lines
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            Some([cells.get(x)?.parse().ok()?, cells.get(y)?.parse().ok()?])
+        })
+        .collect();
+    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    pts
+}
 
 /// Draws the curves panel.
 pub fn show(ui: &mut Ui, s: &AppState) {
@@ -43,5 +73,26 @@ pub fn show(ui: &mut Ui, s: &AppState) {
             let mut pts: Vec<[f64; 2]> = s.slider_history.iter().map(|(sp, acc)| [*sp, *acc]).collect();
             pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
             plot.points(Points::new("held-out accuracy", PlotPoints::from(pts)).radius(3.0));
+            for (name, csv) in MNIST_SWEEPS {
+                plot.line(Line::new(name, PlotPoints::from(sweep_points(csv))));
+            }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_sweeps_parse() {
+        for (name, csv) in MNIST_SWEEPS {
+            let pts = sweep_points(csv);
+            assert_eq!(pts.len(), 5, "{name}");
+            assert!(
+                pts.iter()
+                    .all(|p| (0.0..=1.0).contains(&p[0]) && (0.0..=1.0).contains(&p[1]))
+            );
+        }
+        assert!(sweep_points("a,b\n1,2\n").is_empty(), "no such columns");
+    }
 }
