@@ -9,10 +9,10 @@ use std::time::Instant;
 use burn::prelude::*;
 use eframe::egui;
 
-use crate::data::{DataSource, Dataset, Split};
+use crate::data::{DataSource, Split};
 use crate::inspect::{
     DigitInspection, InspectCommand, InspectEvent, Inspector, KeepRequest, ModelSummary, SliderMethod,
-    SliderResult, mnist_style,
+    SliderResult, mnist_held_out, mnist_style,
 };
 use crate::train::messages::PruneSchedule;
 use crate::train::{Command, EpochMetrics, Event, TrainRequest, Trainer, Waker};
@@ -174,9 +174,8 @@ impl AppState {
             Ok(i) => state.inspector = Some(i),
             Err(e) => state.error = Some(format!("cannot start the inspector: {e}")),
         }
-        match Dataset::mnist_test() {
-            Ok(mut test) => {
-                let held = test.split_off(HELD_OUT);
+        match mnist_held_out() {
+            Ok((test, held)) => {
                 state.send(InspectCommand::SetHeldOut(Box::new(held)));
                 state.test_digits = Some(test);
             }

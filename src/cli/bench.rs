@@ -2,11 +2,11 @@
 
 use super::args::BenchArgs;
 use super::progress::Progress;
-use crate::data::Dataset;
+
 use crate::device;
 use crate::export::load_model;
-use crate::inspect::HELD_OUT;
 use crate::inspect::latency::app_latency;
+use crate::inspect::mnist_held_out;
 use crate::model::{CapsNet, Preset};
 use crate::prune::survival;
 use crate::train::bench::bench;
@@ -49,8 +49,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         dev.name
     );
     let app = if args.app {
-        let mut test = Dataset::mnist_test()?;
-        let held = test.split_off(HELD_OUT);
+        let (_, held) = mnist_held_out()?;
         let c = &model.config;
         if (held.height, held.width, held.channels) != (c.height, c.width, c.in_channels) {
             anyhow::bail!("--app times the app on MNIST digits; this model takes other images");

@@ -80,7 +80,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         epochs: args.finetune_epochs,
         batch: args.batch,
         lr: args.lr,
-        seed: 7,
+        ..FinetuneSettings::default()
     };
     let pruned = prune_model(model, args.method, args.sparsity, settings, &data, &dev.device);
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);

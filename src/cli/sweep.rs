@@ -142,9 +142,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     for &s in &args.sparsities {
         let settings = FinetuneSettings {
             epochs: args.finetune_epochs,
-            batch: 32,
-            lr: 1e-3,
-            seed: 7,
+            ..FinetuneSettings::default()
         };
         let pruned = prune_model(model.clone(), args.method, s, settings, &data, &dev.device);
         let path = args.out.join(format!("{method}-{s}.safetensors"));

@@ -167,6 +167,16 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(CapsNet, ModelInfo), 
     model_from_file(&path.display().to_string(), &file, device)
 }
 
+/// Loads a model file held in memory (`name` for messages), with [`load_model`]'s checks.
+pub fn load_model_bytes(
+    name: &str,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<(CapsNet, ModelInfo), ModelFileError> {
+    let file = TensorFile::from_bytes(name, bytes)?;
+    model_from_file(name, &file, device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use crate::data::{DataSource, Split};
 use crate::export::ModelInfo;
-use crate::model::{CapsNet, HostTensor};
+use crate::model::CapsNet;
+use crate::prune::capsules::w_norms as capsule_w_norms;
 use crate::prune::survival;
 
 use super::digit::DigitInspection;
@@ -125,16 +126,10 @@ impl ModelSummary {
         let g = model.geometry();
         let c = &model.config;
         let map = survival(model).map;
-        let w = HostTensor::from_tensor(model.digit_weight.val());
-        let row = w.values.len() / model.capsules().max(1);
         let mut w_norms = vec![0.0; map.alive.len()];
-        for (k, i) in model.capsule_indices().into_iter().enumerate() {
+        for (i, norm) in model.capsule_indices().into_iter().zip(capsule_w_norms(model)) {
             if let Some(n) = w_norms.get_mut(i) {
-                *n = w.values[k * row..(k + 1) * row]
-                    .iter()
-                    .map(|v| v * v)
-                    .sum::<f32>()
-                    .sqrt();
+                *n = norm;
             }
         }
         Self {

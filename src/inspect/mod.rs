@@ -12,4 +12,4 @@ pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
 pub use image::{ImageError, load_image};
 pub use messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
 pub use preprocess::mnist_style;
-pub use worker::{HELD_OUT, Inspector};
+pub use worker::{HELD_OUT, Inspector, mnist_held_out};

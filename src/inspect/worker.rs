@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::digit::{image_tensor, inspect_digit};
 use super::messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
-use crate::data::{Dataset, Split};
+use crate::data::{DataError, Dataset, Split};
 use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
 use crate::prune::capsules::{capsule_importance, prune_capsules};
@@ -23,6 +23,13 @@ use crate::train::worker::{EVAL_BATCH, Waker};
 
 /// Held-out test digits the app's slider evaluates on.
 pub const HELD_OUT: usize = 256;
+
+/// MNIST's test digits as (the rest, the last [`HELD_OUT`] digits the slider evaluates on).
+pub fn mnist_held_out() -> Result<(Split, Split), DataError> {
+    let mut test = Dataset::mnist_test()?;
+    let held = test.split_off(HELD_OUT);
+    Ok((test, held))
+}
 
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
@@ -135,16 +142,10 @@ impl State {
                 Err(e) => Some(InspectEvent::Failed(e.to_string())),
             },
             InspectCommand::LoadBytes { name, bytes } => {
-                let decoded = crate::export::TensorFile::from_bytes(name, bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| {
-                        crate::export::model_file::model_from_file(name, &f, &self.device)
-                            .map_err(|e| e.to_string())
-                    });
-                Some(match decoded {
-                    Ok((m, info)) => self.use_model(m, info),
-                    Err(e) => InspectEvent::Failed(e),
-                })
+                match crate::export::load_model_bytes(name, bytes, &self.device) {
+                    Ok((m, info)) => Some(self.use_model(m, info)),
+                    Err(e) => Some(InspectEvent::Failed(e.to_string())),
+                }
             }
             InspectCommand::Reset => {
                 let (m, info) = self.original.take()?;
@@ -309,9 +310,7 @@ impl State {
         let masks = Masks::from_nonzero(&pruned);
         let settings = FinetuneSettings {
             epochs: req.epochs,
-            batch: 32,
-            lr: 1e-3,
-            seed: 7,
+            ..FinetuneSettings::default()
         };
         let mut reported = 0;
         let tuned = finetune(

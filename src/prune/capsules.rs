@@ -19,21 +19,27 @@ use crate::model::{CapsNet, HostTensor};
 pub fn capsule_importance(model: &CapsNet, images: Tensor<4>) -> Vec<f32> {
     let (u, _) = model.primary_caps(images, false);
     let activity = HostTensor::from_tensor(u.square().sum_dim(2).sqrt().mean_dim(0).flatten::<1>(0, 2));
+    activity
+        .values
+        .iter()
+        .zip(&w_norms(model))
+        .map(|(a, b)| a * b)
+        .collect()
+}
+
+/// |W_i|: the Frobenius norm of each routed capsule's transformation matrices, in the
+/// model's capsule order ([`CapsNet::capsule_indices`] gives their dense indices).
+pub fn w_norms(model: &CapsNet) -> Vec<f32> {
     let w = model.digit_weight.val();
     let [n, ..] = w.dims();
-    let norms = HostTensor::from_tensor(
+    HostTensor::from_tensor(
         w.square()
             .reshape([n as i32, -1])
             .sum_dim(1)
             .sqrt()
             .flatten::<1>(0, 1),
-    );
-    activity
-        .values
-        .iter()
-        .zip(&norms.values)
-        .map(|(a, b)| a * b)
-        .collect()
+    )
+    .values
 }
 
 /// Which capsules (and whole types) to remove so that `round(fraction * N)` capsules go:

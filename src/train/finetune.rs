@@ -21,6 +21,19 @@ pub struct FinetuneSettings {
     pub seed: u64,
 }
 
+impl Default for FinetuneSettings {
+    /// One epoch at batch 32 and lr 1e-3, shuffled with seed 7 (what `prune`, `sweep` and
+    /// the app's "Keep" use unless told otherwise).
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch: 32,
+            lr: 1e-3,
+            seed: 7,
+        }
+    }
+}
+
 /// Trains `model` for a few epochs with `masks` re-applied after every step, so pruned
 /// weights stay zero. `progress(step, total)` is called after each step. Returns the
 /// network on `device` without autodiff.
