@@ -384,6 +384,9 @@ impl AppState {
             Event::Checkpoint { path, .. } => {
                 self.send(InspectCommand::Load(path));
             }
+            Event::RolledBack { epoch, lr, .. } => {
+                t.status = format!("epoch {epoch}: non-finite loss, rolled back; learning rate {lr:.2e}")
+            }
             Event::Paused => t.paused = true,
             Event::Resumed => t.paused = false,
             Event::Finished {

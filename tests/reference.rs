@@ -50,6 +50,14 @@ impl Fixture {
             .unwrap_or_else(|| panic!("fixture lacks {name}"))
     }
 
+    /// The fixture's alive-capsule map (a u8 tensor, kept as raw bytes).
+    fn alive_capsules(&self) -> Vec<bool> {
+        self.file.bytes["pruned.alive_capsules"]
+            .iter()
+            .map(|v| *v != 0)
+            .collect()
+    }
+
     /// The fixture's model. With `pruned`, a `pruned.param.X` replaces `param.X`, and a tensor
     /// that has only a `pruned.mask.X` is masked by it.
     fn model(&self, device: &Device, pruned: bool) -> CapsNet {
@@ -243,12 +251,7 @@ fn reference_pruned_model_outputs_and_alive_capsules_match_the_fixture() {
         fx.get("pruned.expected.reconstruction"),
     );
     let s = survival(&model);
-    let want: Vec<bool> = fx
-        .get("pruned.alive_capsules")
-        .values
-        .iter()
-        .map(|v| *v != 0.0)
-        .collect();
+    let want = fx.alive_capsules();
     assert_eq!(s.map.alive, want, "alive map");
     let pruning = &fx.json["pruning"];
     assert_eq!(
@@ -268,11 +271,10 @@ fn reference_compact_model_reproduces_the_pruned_outputs() {
     assert_eq!(small.capsules(), want_alive);
     assert_eq!(small.digit_weight.dims()[0], want_alive);
     let kept: Vec<usize> = fx
-        .get("pruned.alive_capsules")
-        .values
+        .alive_capsules()
         .iter()
         .enumerate()
-        .filter(|(_, v)| **v != 0.0)
+        .filter(|(_, a)| **a)
         .map(|(i, _)| i)
         .collect();
     assert_eq!(small.capsule_indices(), kept);

@@ -210,3 +210,48 @@ fn a_dataset_folder_is_chosen_and_built_in_models_load() {
         wait_until(&mut h, 30, name, |h| has_label(h, "model: "));
     }
 }
+
+#[test]
+fn a_failed_run_shows_its_error_and_the_next_run_works() {
+    // a dataset folder whose images file claims 4096x4096 pixels
+    let dir = tempfile::tempdir().unwrap();
+    let mut images = Vec::new();
+    for w in [0x803u32, 1, 4096, 4096] {
+        images.extend_from_slice(&w.to_be_bytes());
+    }
+    let mut labels = Vec::new();
+    for w in [0x801u32, 1] {
+        labels.extend_from_slice(&w.to_be_bytes());
+    }
+    labels.push(0);
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", &images),
+        ("train-labels-idx1-ubyte", &labels),
+        ("t10k-images-idx3-ubyte", &images),
+        ("t10k-labels-idx1-ubyte", &labels),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let mut state = AppState::new(None);
+    state.train.data = dir.path().display().to_string();
+    state.train.limit_train = 64;
+    state.train.device = sparsecaps::device::DeviceChoice::Cpu;
+    let mut h = harness(state);
+    h.run_steps(2);
+    h.get_by_label("Start").click();
+    h.step();
+    wait_until(&mut h, 60, "the failure", |h| h.state().error.is_some());
+    let error = h.state().error.clone().unwrap();
+    assert!(error.contains("4096"), "{error}");
+    assert!(has_label(&h, "4096"), "the error is on screen");
+    assert!(!h.state().training.running);
+    // the app stays usable: a valid run starts and makes progress
+    h.state_mut().train.data = "mnist".into();
+    h.get_by_label("Start").click();
+    h.step();
+    wait_until(&mut h, 60, "progress", |h| h.state().training.step > 0);
+    assert!(h.state().error.is_none());
+    h.get_by_label("Stop").click();
+    h.step();
+    wait_until(&mut h, 60, "the stop", |h| !h.state().training.running);
+}

@@ -1,5 +1,7 @@
 //! `sparsecaps bench`.
 
+use anyhow::Context;
+
 use super::args::BenchArgs;
 use super::progress::Progress;
 
@@ -14,7 +16,6 @@ use crate::train::bench::bench;
 /// Times a model file or a preset and prints the medians.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
-    eprintln!("device: {dev}");
     let (model, label) = match &args.model {
         Some(path) => {
             let (m, info) = load_model(path, &dev.device)?;
@@ -29,6 +30,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             )
         }
     };
+    model.config.check_batch(args.batch as usize)?;
+    eprintln!("device: {dev}");
     let repeat = args.repeat as usize;
     let mut progress = Progress::new(6 * repeat as u64, "bench");
     let r = bench(&model, &dev.device, args.batch as usize, repeat, |d, _| {
@@ -50,10 +53,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let app = if args.app {
         let (_, held) = mnist_held_out()?;
-        let c = &model.config;
-        if (held.height, held.width, held.channels) != (c.height, c.width, c.in_channels) {
-            anyhow::bail!("--app times the app on MNIST digits; this model takes other images");
-        }
+        held.check_fits(model.config.input(), model.config.classes)
+            .context("--app times the app on MNIST digits")?;
         let a = app_latency(model, held, repeat, &dev.device).map_err(anyhow::Error::msg)?;
         println!(
             "app: slider move {:.0} ms (capsules {:.0} ms) on {} held-out digits, digit inspection {:.1} ms",

@@ -40,19 +40,8 @@ pub fn load_with_data(
         .unwrap_or(DataSource::Mnist);
     let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
     data.limit(limits.0, limits.1);
-    let c = &model.config;
-    let t = &data.test;
-    if (t.height, t.width, t.channels) != (c.height, c.width, c.in_channels) {
-        anyhow::bail!(
-            "the model takes {}x{}x{} images but {source} has {}x{}x{}",
-            c.height,
-            c.width,
-            c.in_channels,
-            t.height,
-            t.width,
-            t.channels
-        );
-    }
+    data.check_fits(model.config.input(), model.config.classes)
+        .with_context(|| format!("dataset {source}"))?;
     Ok(Loaded {
         model,
         info,

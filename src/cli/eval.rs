@@ -10,10 +10,11 @@ use crate::train::evaluate::evaluate_with_progress;
 /// Evaluates a model file and prints accuracy, loss, sparsity and alive capsules.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
-    eprintln!("device: {dev}");
     let Loaded {
         model, data, source, ..
     } = load_with_data(&args.model, args.data, (None, args.limit_test), &dev.device, None)?;
+    model.config.check_batch(args.batch as usize)?;
+    eprintln!("device: {dev}");
     let mut progress = Progress::new(data.test.len() as u64, "eval");
     let eval = evaluate_with_progress(&model, &data.test, args.batch as usize, &dev.device, |d, _| {
         progress.update(d as u64, "")

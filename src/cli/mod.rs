@@ -56,7 +56,7 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            eprintln!("error: {}", one_line(&crate::errors::error_chain(&e)));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }

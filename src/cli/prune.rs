@@ -65,8 +65,11 @@ pub fn prune_model(
 
 /// Prunes a model file and writes the pruned (dense, masked) model.
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        anyhow::bail!("--lr must be a positive number, not {}", args.lr);
+    }
+    crate::fsio::check_output_file(&args.out)?;
     let dev = device::select(args.device)?;
-    eprintln!("device: {dev}");
     let Loaded {
         model, info, data, ..
     } = load_with_data(
@@ -76,6 +79,8 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         &dev.device,
         Some("prune"),
     )?;
+    model.config.check_batch(args.batch)?;
+    eprintln!("device: {dev}");
     let settings = FinetuneSettings {
         epochs: args.finetune_epochs,
         batch: args.batch,
@@ -103,6 +108,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
 
 /// Writes a model file again, compacted with `--compact`.
 pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    crate::fsio::check_output_file(&args.out)?;
     let device = Device::flex();
     let (model, info) = load_model(&args.model, &device)?;
     let info = if model.compact.is_none() {

@@ -105,7 +105,6 @@ fn markdown_row(label: &str, r: &Row, base: &Row) -> String {
 /// Runs the sweep.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
-    eprintln!("device: {dev}");
     let Loaded {
         model,
         info,
@@ -128,6 +127,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => load_model(path, &dev.device)?.0,
         None => model.clone(),
     };
+    eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
     let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);
     drop(base_model);

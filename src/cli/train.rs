@@ -15,6 +15,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if !(args.lr_decay.is_finite() && args.lr_decay > 0.0 && args.lr_decay <= 1.0) {
         bail!("--lr-decay must be in (0, 1], not {}", args.lr_decay);
     }
+    if !(args.lambda.is_finite() && args.lambda >= 0.0) {
+        bail!("--lambda must be a non-negative number, not {}", args.lambda);
+    }
+    if !(args.twt.is_finite() && args.twt >= 0.0) {
+        bail!("--twt must be a non-negative number, not {}", args.twt);
+    }
     let req = TrainRequest {
         data: args.data,
         preset: args.preset,
@@ -45,9 +51,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
     trainer.send(Command::Start(Box::new(req)));
     let mut progress: Option<Progress> = None;
+    // printed once the inputs have loaded, so a refused input gives one line only
+    let mut device_line = None;
     while let Some(event) = trainer.recv_event() {
         match event {
-            Event::Device { name, reason } => eprintln!("device: {name} ({reason})"),
+            Event::Device { name, reason } => device_line = Some(format!("device: {name} ({reason})")),
             Event::Started {
                 train_images,
                 test_images,
@@ -55,6 +63,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 params,
                 capsules,
             } => {
+                if let Some(line) = device_line.take() {
+                    eprintln!("{line}");
+                }
                 eprintln!(
                     "training {} on {train_images} images, testing on {test_images}: {params} parameters, {capsules} primary capsules",
                     args.preset
@@ -105,6 +116,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             } => {
                 let line =
                     format!("epoch {epoch}: pruned below |w| = {threshold:.3e}: sparsity {sparsity:.4}");
+                match &progress {
+                    Some(p) => p.println(&line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            Event::RolledBack {
+                epoch,
+                step_in_epoch,
+                lr,
+            } => {
+                let line = format!(
+                    "epoch {epoch}, step {step_in_epoch}: non-finite loss; back to the last finite state, learning rate now {lr:.3e}"
+                );
                 match &progress {
                     Some(p) => p.println(&line),
                     None => eprintln!("{line}"),

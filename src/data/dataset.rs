@@ -65,6 +65,12 @@ pub enum DataError {
     /// An IDX file is malformed.
     #[error(transparent)]
     Idx(#[from] IdxError),
+    /// A file cannot be read (not a regular file, too large, I/O error).
+    #[error(transparent)]
+    Read(#[from] crate::fsio::ReadError),
+    /// The images or labels do not fit the model they are used with.
+    #[error("{0}")]
+    ModelMismatch(String),
     /// A file is missing.
     #[error("{0}: no such file (expected {1}[.gz])")]
     Missing(PathBuf, &'static str),
@@ -195,6 +201,34 @@ impl Split {
     }
 }
 
+impl Split {
+    /// Checks that this split can feed a model taking `input` = (channels, height, width)
+    /// images and `classes` classes: the image size matches and every label is a class.
+    pub fn check_fits(&self, input: (usize, usize, usize), classes: usize) -> Result<(), DataError> {
+        let (c, h, w) = input;
+        if (self.channels, self.height, self.width) != input {
+            return Err(DataError::ModelMismatch(format!(
+                "the model takes {h}x{w}x{c} images (height x width x channels) but the data has {}x{}x{}",
+                self.height, self.width, self.channels
+            )));
+        }
+        if let Some(&label) = self.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(DataError::ModelMismatch(format!(
+                "the data has label {label} but the model has only {classes} classes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Dataset {
+    /// [`Split::check_fits`] for both splits.
+    pub fn check_fits(&self, input: (usize, usize, usize), classes: usize) -> Result<(), DataError> {
+        self.train.check_fits(input, classes)?;
+        self.test.check_fits(input, classes)
+    }
+}
+
 /// A dataset: name, train and test splits.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -270,17 +304,15 @@ fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()]
         .into_iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        // anything by that name: a FIFO or a folder is then refused as not a regular file
+        .find(|p| p.exists())
 }
 
 fn read_dir_files(dir: &Path) -> Result<[(String, Vec<u8>); 4], DataError> {
     let read = |stem: &'static str| -> Result<(String, Vec<u8>), DataError> {
         let path = find_file(dir, stem).ok_or_else(|| DataError::Missing(dir.join(stem), stem))?;
         let name = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|source| IdxError::Io {
-            name: name.clone(),
-            source,
-        })?;
+        let bytes = crate::fsio::read_capped(&path, crate::fsio::MAX_IDX_FILE_BYTES)?;
         Ok((name, bytes))
     };
     Ok([

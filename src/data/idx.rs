@@ -41,6 +41,14 @@ pub enum IdxError {
         /// Bytes found.
         found: usize,
     },
+    /// The data goes on past the size the header declares (reading stopped there).
+    #[error("{name}: holds more data than the {expected} bytes its header promises")]
+    TooLong {
+        /// File name.
+        name: String,
+        /// Bytes expected.
+        expected: usize,
+    },
     /// A dimension is zero or absurd.
     #[error("{name}: bad dimensions {dims:?}")]
     Dims {
@@ -74,77 +82,132 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Decompresses `bytes` if they are gzipped (magic 1f 8b), else returns them as they are.
-pub fn maybe_gunzip(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|source| IdxError::Io {
-                name: name.to_string(),
-                source,
-            })?;
-        Ok(out)
-    } else {
-        Ok(bytes)
-    }
+/// Most bytes of pixel or label data an IDX file may declare (decompressed).
+pub const MAX_IDX_DATA_BYTES: usize = 1 << 30;
+/// Largest image side an IDX file may declare.
+pub const MAX_IDX_SIDE: usize = 1024;
+
+/// Whether `bytes` start with the gzip magic (1f 8b).
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
 }
 
-fn header(name: &str, bytes: &[u8], magic: u32, ndims: usize) -> Result<Vec<u32>, IdxError> {
-    let short = || IdxError::ShortHeader {
+/// The header and payload of an IDX file, read from a possibly gzipped stream without
+/// trusting it: the payload size is computed from the header (checked against
+/// [`MAX_IDX_DATA_BYTES`] before anything is allocated) and the stream must hold exactly
+/// that many bytes, so a decompression bomb is refused after `declared + 1` bytes.
+struct Decoded {
+    magic: u32,
+    dims: Vec<u32>,
+    data: Vec<u8>,
+}
+
+/// Reads an IDX stream. `ndims_of` maps an accepted magic number to its dimension count
+/// (`None`: wrong magic, reported as `expected`). `check_dims` vets the dimensions before
+/// the payload is read.
+fn decode(
+    name: &str,
+    bytes: &[u8],
+    expected: u32,
+    ndims_of: impl Fn(u32) -> Option<usize>,
+    check_dims: impl Fn(&[u32]) -> bool,
+) -> Result<Decoded, IdxError> {
+    let mut reader: Box<dyn Read + '_> = if is_gzip(bytes) {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    let io = |source| IdxError::Io {
         name: name.to_string(),
-        len: bytes.len(),
+        source,
     };
-    let word = |i: usize| -> Result<u32, IdxError> {
-        let b = bytes.get(i..i + 4).ok_or_else(short)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    // read the header word by word; a short stream is a short header
+    let mut header = Vec::with_capacity(20);
+    let mut word = |header: &mut Vec<u8>| -> Result<Option<u32>, IdxError> {
+        let mut w = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match reader.read(&mut w[got..]) {
+                Ok(0) => return Ok(None),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        header.extend_from_slice(&w);
+        Ok(Some(u32::from_be_bytes(w)))
     };
-    let found = word(0)?;
-    if found != magic {
-        return Err(IdxError::Magic {
+    let short = |len: usize| IdxError::ShortHeader {
+        name: name.to_string(),
+        len,
+    };
+    let magic = word(&mut header)?.ok_or_else(|| short(header.len()))?;
+    let ndims = ndims_of(magic).ok_or(IdxError::Magic {
+        name: name.to_string(),
+        found: magic,
+        expected,
+    })?;
+    let mut dims = Vec::with_capacity(ndims);
+    for _ in 0..ndims {
+        dims.push(word(&mut header)?.ok_or_else(|| short(header.len()))?);
+    }
+    let bad_dims = || IdxError::Dims {
+        name: name.to_string(),
+        dims: dims.clone(),
+    };
+    if !check_dims(&dims) {
+        return Err(bad_dims());
+    }
+    let declared = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .filter(|&n| n <= MAX_IDX_DATA_BYTES)
+        .ok_or_else(bad_dims)?;
+    let mut data = Vec::with_capacity(declared.min(bytes.len().saturating_mul(8).max(1 << 16)));
+    reader
+        .take(declared as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    if data.len() > declared {
+        return Err(IdxError::TooLong {
             name: name.to_string(),
-            found,
-            expected: magic,
+            expected: declared,
         });
     }
-    (0..ndims).map(|d| word(4 + 4 * d)).collect()
-}
-
-fn check_size(name: &str, data: &[u8], expected: usize) -> Result<(), IdxError> {
-    if data.len() != expected {
+    if data.len() != declared {
         return Err(IdxError::Size {
             name: name.to_string(),
-            expected,
+            expected: declared,
             found: data.len(),
         });
     }
-    Ok(())
+    Ok(Decoded { magic, dims, data })
 }
 
 /// Parses an images file (gzipped or raw): grey (`0x803`: count, rows, cols) or colour
 /// (`0x804`: count, rows, cols, channels, stored channel-last and returned channel-first).
+/// Sides above [`MAX_IDX_SIDE`], more than 4 channels or more than
+/// [`MAX_IDX_DATA_BYTES`] of pixels are refused before the pixels are read.
 pub fn parse_images(name: &str, bytes: Vec<u8>) -> Result<IdxImages, IdxError> {
-    let bytes = maybe_gunzip(name, bytes)?;
-    let color = bytes.get(..4) == Some(&COLOR_IMAGES_MAGIC.to_be_bytes()[..]);
-    let (magic, ndims) = if color {
-        (COLOR_IMAGES_MAGIC, 4)
-    } else {
-        (IMAGES_MAGIC, 3)
+    let ndims_of = |m| match m {
+        IMAGES_MAGIC => Some(3),
+        COLOR_IMAGES_MAGIC => Some(4),
+        _ => None,
     };
-    let dims = header(name, &bytes, magic, ndims)?;
+    let sane = |dims: &[u32]| {
+        let side = |d: u32| (1..=MAX_IDX_SIDE).contains(&(d as usize));
+        side(dims[1]) && side(dims[2]) && dims.get(3).is_none_or(|&c| (1..=4).contains(&c))
+    };
+    let Decoded { magic, dims, data } = decode(name, &bytes, IMAGES_MAGIC, ndims_of, sane)?;
     let (count, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-    let channels = if color { dims[3] as usize } else { 1 };
-    if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 || channels == 0 || channels > 4 {
-        return Err(IdxError::Dims {
-            name: name.to_string(),
-            dims,
-        });
-    }
-    let data = &bytes[4 + 4 * ndims..];
+    let channels = if magic == COLOR_IMAGES_MAGIC {
+        dims[3] as usize
+    } else {
+        1
+    };
     let per_image = rows * cols * channels;
-    check_size(name, data, count * per_image)?;
     let pixels = if channels == 1 {
-        data.to_vec()
+        data
     } else {
         let mut out = vec![0u8; data.len()];
         for (i, img) in data.chunks_exact(per_image).enumerate() {
@@ -167,11 +230,8 @@ pub fn parse_images(name: &str, bytes: Vec<u8>) -> Result<IdxImages, IdxError> {
 
 /// Parses a labels file (gzipped or raw).
 pub fn parse_labels(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, IdxError> {
-    let bytes = maybe_gunzip(name, bytes)?;
-    let dims = header(name, &bytes, LABELS_MAGIC, 1)?;
-    let data = &bytes[8..];
-    check_size(name, data, dims[0] as usize)?;
-    Ok(data.to_vec())
+    let ndims_of = |m| (m == LABELS_MAGIC).then_some(1);
+    Ok(decode(name, &bytes, LABELS_MAGIC, ndims_of, |_| true)?.data)
 }
 
 #[cfg(test)]
@@ -275,11 +335,47 @@ pub(crate) mod tests {
         raw.push(0);
         assert!(matches!(
             parse_labels("y", raw).unwrap_err(),
-            IdxError::Size { .. }
+            IdxError::TooLong { expected: 2, .. }
         ));
         assert!(matches!(
             parse_images("x", images_file(1, 0, 4, 0)).unwrap_err(),
             IdxError::Dims { .. }
+        ));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_after_the_declared_size() {
+        // the header promises 2 images of 2x2; the stream goes on for 64 MiB
+        let mut raw = images_file(2, 2, 2, 1);
+        raw.resize(64 << 20, 0);
+        let gz = gzip(&raw);
+        assert!(gz.len() < 1 << 20, "compresses well");
+        let err = parse_images("bomb", gz).unwrap_err();
+        assert!(matches!(err, IdxError::TooLong { expected: 8, .. }), "{err}");
+    }
+
+    #[test]
+    fn huge_or_overflowing_dimensions_are_refused_before_reading() {
+        // sides over the cap
+        let mut v = Vec::new();
+        for w in [IMAGES_MAGIC, 1, 4096, 4096] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        assert!(matches!(parse_images("x", v).unwrap_err(), IdxError::Dims { .. }));
+        // a count whose product with the sides is terabytes
+        let mut v = Vec::new();
+        for w in [IMAGES_MAGIC, u32::MAX, 1024, 1024] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        assert!(matches!(parse_images("x", v).unwrap_err(), IdxError::Dims { .. }));
+        // labels declaring 4 billion entries with none present
+        let mut v = Vec::new();
+        for w in [LABELS_MAGIC, u32::MAX] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        assert!(matches!(
+            parse_labels("y", v).unwrap_err(),
+            IdxError::Dims { .. } | IdxError::Size { found: 0, .. }
         ));
     }
 }

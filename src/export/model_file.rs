@@ -67,6 +67,14 @@ pub enum ModelFileError {
         /// What is wrong.
         reason: String,
     },
+    /// A model with non-finite weights is not written.
+    #[error("{path}: not written: tensor '{name}' holds NaN or infinite values (the training diverged)")]
+    NotFinite {
+        /// The file that was not written.
+        path: String,
+        /// The first tensor with a non-finite value.
+        name: String,
+    },
     /// The weights do not fit the config.
     #[error("{path}: {source}")]
     Params {
@@ -99,9 +107,22 @@ pub fn model_to_file(model: &CapsNet, info: &ModelInfo) -> TensorFile {
     file
 }
 
-/// Saves a model atomically.
+/// Saves a model atomically; a model with a NaN or infinite weight is refused and nothing
+/// is written.
 pub fn save_model(model: &CapsNet, info: &ModelInfo, path: &Path) -> Result<(), ModelFileError> {
-    Ok(model_to_file(model, info).write(path)?)
+    let file = model_to_file(model, info);
+    let mut names: Vec<&String> = file.tensors.keys().collect();
+    names.sort();
+    if let Some(name) = names
+        .into_iter()
+        .find(|n| file.tensors[*n].values.iter().any(|v| !v.is_finite()))
+    {
+        return Err(ModelFileError::NotFinite {
+            path: path.display().to_string(),
+            name: name.clone(),
+        });
+    }
+    Ok(file.write(path)?)
 }
 
 /// Rebuilds a model from a parsed file; `path` only names the source in errors.
@@ -151,13 +172,29 @@ pub fn model_from_file(
         }
         None => None,
     };
-    let get = |n: &str| file.tensors.get(n).cloned();
+    let mut used: Vec<String> = Vec::new();
+    let get = |n: &str| {
+        used.push(n.to_string());
+        file.tensors.get(n).cloned()
+    };
     let model = CapsNet::from_named_compact(&config, compact, get, device).map_err(|source| {
         ModelFileError::Params {
             path: path.to_string(),
             source,
         }
     })?;
+    let mut extra: Vec<&String> = file
+        .tensors
+        .keys()
+        .chain(file.bytes.keys())
+        .filter(|n| !used.contains(n))
+        .collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(config_error(format!(
+            "tensor '{name}' is not part of a model of this config"
+        )));
+    }
     Ok((model, info))
 }
 

@@ -81,12 +81,21 @@ pub fn densify(file: &mut TensorFile) -> Result<(), SparseError> {
             .tensors
             .remove(&format!("{name}.values"))
             .ok_or_else(|| err("values missing"))?;
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= crate::model::validate::MAX_PARAMS)
+            .ok_or_else(|| err("declared shape is larger than any model's tensor"))?;
         if mask.len() != n.div_ceil(8) {
             return Err(err("mask size does not match the shape"));
         }
         let set = |i: usize| mask[i / 8] & (1 << (i % 8)) != 0;
-        if (0..n).filter(|&i| set(i)).count() != values.values.len() {
+        // the bits past the last element must be clear
+        let set_bits: usize = mask.iter().map(|b| b.count_ones() as usize).sum();
+        if (0..n).filter(|&i| set(i)).count() != set_bits {
+            return Err(err("mask has bits set past the end of the tensor"));
+        }
+        if set_bits != values.values.len() {
             return Err(err("mask and values disagree"));
         }
         let mut dense = vec![0.0; n];
@@ -152,6 +161,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("disagree")
+        );
+        let mut overflow = file.clone();
+        overflow
+            .metadata
+            .insert(SPARSE_KEY.into(), r#"{"w":[18446744073709551615,2]}"#.into());
+        assert!(
+            densify(&mut overflow)
+                .unwrap_err()
+                .to_string()
+                .contains("larger than any")
         );
         file.bytes.remove("w.mask");
         assert!(

@@ -19,6 +19,9 @@ pub enum TensorFileError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file cannot be read (not a regular file, too large, I/O error).
+    #[error(transparent)]
+    Read(#[from] crate::fsio::ReadError),
     /// Not a valid safetensors file.
     #[error("{path}: not a valid safetensors file ({reason})")]
     Format {
@@ -46,11 +49,25 @@ pub struct TensorFile {
     pub tensors: HashMap<String, HostTensor>,
     /// The `__metadata__` string map.
     pub metadata: HashMap<String, String>,
-    /// Raw bytes of the u8 tensors (1-D when written; when read, u8 tensors of any shape are
-    /// here and, converted, in `tensors` too).
+    /// Raw bytes of the u8 tensors (sparse masks; 1-D when written, any shape when read).
     pub bytes: HashMap<String, Vec<u8>>,
 }
 
+/// Converts IEEE half-precision bits to f32.
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = if bits & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+    let exp = i32::from((bits >> 10) & 0x1f);
+    let frac = f32::from(bits & 0x3ff);
+    match exp {
+        0 => sign * frac * (-24f32).exp2(),
+        31 if frac == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        _ => sign * (1.0 + frac / 1024.0) * ((exp - 15) as f32).exp2(),
+    }
+}
+
+/// Converts a float or integer tensor to f32 (at most twice its size in memory); other
+/// element types are refused (u8 tensors are kept as raw bytes by the caller instead).
 fn convert(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, TensorFileError> {
     let data = view.data();
     let chunks = |n: usize| data.chunks_exact(n);
@@ -59,16 +76,20 @@ fn convert(path: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, Te
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
         Dtype::F64 => chunks(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
         Dtype::I64 => chunks(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
         Dtype::I32 => chunks(4)
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
             .collect(),
-        Dtype::U8 => data.iter().map(|&b| b as f32).collect(),
-        Dtype::BOOL => data.iter().map(|&b| (b != 0) as u8 as f32).collect(),
+        Dtype::F16 => chunks(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        Dtype::BF16 => chunks(2)
+            .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+            .collect(),
         dtype => {
             return Err(TensorFileError::Dtype {
                 path: path.to_string(),
@@ -92,7 +113,9 @@ impl TensorFile {
         let mut raw = HashMap::new();
         for (name, view) in st.iter() {
             if view.dtype() == Dtype::U8 {
+                // bit masks of sparse tensors; never widened to f32 (4x the memory)
                 raw.insert(name.to_string(), view.data().to_vec());
+                continue;
             }
             let values = convert(path, name, &view)?;
             tensors.insert(
@@ -113,10 +136,7 @@ impl TensorFile {
     /// Reads a safetensors file.
     pub fn read(path: &Path) -> Result<Self, TensorFileError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TensorFileError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let bytes = crate::fsio::read_capped(path, crate::fsio::MAX_MODEL_FILE_BYTES)?;
         Self::from_bytes(&p, &bytes)
     }
 
@@ -172,12 +192,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    // unique per process and per call, so two writers never share a temporary file
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.tmp{}-{n}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // make the rename itself durable (best effort: not every file system allows it)
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -12,7 +12,13 @@ pub struct ImageError {
     pub reason: String,
 }
 
-/// Reads an image (PNG or JPEG), converts it to grey, resizes it to `height x width` and
+/// Largest side of an image accepted for inspection, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Most memory the decoder may allocate for one image (bytes).
+pub const MAX_IMAGE_ALLOC_BYTES: u64 = 256 << 20;
+
+/// Reads an image (PNG or JPEG; a regular file of at most
+/// [`crate::fsio::MAX_IMAGE_FILE_BYTES`], at most [`MAX_IMAGE_SIDE`] pixels a side), converts it to grey, resizes it to `height x width` and
 /// scales it to [0, 1]. A light background (mean above one half) is inverted, so a dark
 /// digit on white paper looks like MNIST's white digit on black.
 pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, ImageError> {
@@ -20,7 +26,20 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, 
         path: path.display().to_string(),
         reason,
     };
-    let img = image::open(path).map_err(|e| err(e.to_string()))?;
+    let bytes =
+        crate::fsio::read_capped(path, crate::fsio::MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| err(e.to_string()))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(err("the image has no pixels".into()));
+    }
     let grey = img
         .resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle)
         .to_luma8();

@@ -116,13 +116,17 @@ impl State {
                     InspectCommand::Shutdown => return,
                     InspectCommand::SetSparsity { .. } if Some(i) != last_sparsity => vec![],
                     InspectCommand::Inspect(_) if Some(i) != last_inspect => vec![],
-                    // progress is dropped rather than waited for when the UI lags behind
-                    InspectCommand::Keep(req) => self.keep(&req, |e| {
-                        if events.try_send(e).is_ok() {
-                            wake();
-                        }
-                    }),
-                    cmd => self.handle(cmd).into_iter().collect(),
+                    // a panic answers as an error; the worker keeps serving
+                    cmd => crate::train::handle::catch_panic(|| match cmd {
+                        // progress is dropped rather than waited for when the UI lags behind
+                        InspectCommand::Keep(req) => self.keep(&req, |e| {
+                            if events.try_send(e).is_ok() {
+                                wake();
+                            }
+                        }),
+                        cmd => self.handle(cmd).into_iter().collect(),
+                    })
+                    .unwrap_or_else(|e| vec![InspectEvent::Failed(e)]),
                 };
                 for a in answers {
                     if events.send(a).is_err() {
@@ -250,6 +254,8 @@ impl State {
                         .held_out
                         .as_ref()
                         .ok_or("capsule pruning ranks capsules on held-out digits: none loaded")?;
+                    held.check_fits(dense.config.input(), dense.config.classes)
+                        .map_err(|e| format!("capsule pruning ranks capsules on held-out digits: {e}"))?;
                     let sample: Vec<usize> = (0..held.len()).collect();
                     let (images, _) = held.batch(&sample, &self.device);
                     self.importance = Some(capsule_importance(dense, images));
@@ -268,9 +274,11 @@ impl State {
         };
         // evaluate the compact form: same outputs, less work
         let fast = compact(&pruned).unwrap_or_else(|_| pruned.clone());
+        // held-out digits that do not fit the model (other size or classes) give no accuracy
         let accuracy = self
             .held_out
             .as_ref()
+            .filter(|h| h.check_fits(fast.config.input(), fast.config.classes).is_ok())
             .map(|h| evaluate(&fast, h, EVAL_BATCH, &self.device).accuracy);
         let surv = survival(&pruned);
         let weight_sparsity = surv.dense_sparsity(&pruned.config);
@@ -298,13 +306,8 @@ impl State {
             Ok(d) => d,
             Err(e) => return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))],
         };
-        let c = &pruned.config;
-        let t = &data.train;
-        if (t.height, t.width, t.channels) != (c.height, c.width, c.in_channels) {
-            return vec![InspectEvent::Failed(format!(
-                "{} has {}x{}x{} images, the model takes {}x{}x{}",
-                req.data, t.height, t.width, t.channels, c.height, c.width, c.in_channels
-            ))];
+        if let Err(e) = data.check_fits(pruned.config.input(), pruned.config.classes) {
+            return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))];
         }
         data.train.truncate(req.images);
         let masks = Masks::from_nonzero(&pruned);

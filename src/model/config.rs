@@ -104,11 +104,56 @@ pub enum ConfigError {
     /// A size that must be positive is zero.
     #[error("config field `{0}` must be positive")]
     Zero(&'static str),
+    /// A field is outside the range this program can run.
+    #[error("config field `{field}` is {value}, outside {range} ({reason})")]
+    Range {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The allowed range.
+        range: String,
+        /// Why the range is what it is.
+        reason: &'static str,
+    },
+    /// A product of sizes does not fit a machine word.
+    #[error("config sizes overflow when computing the {0}")]
+    Overflow(&'static str),
+    /// The model would need more memory than allowed.
+    #[error("the model needs {needed} {what}, more than the {limit} allowed")]
+    Budget {
+        /// What is counted.
+        what: &'static str,
+        /// How many are needed.
+        needed: usize,
+        /// The budget.
+        limit: usize,
+    },
+    /// A batch would need more working memory than allowed.
+    #[error(
+        "a batch of {batch} images needs about {needed_mb} MiB of working memory, more than the {limit_mb} MiB allowed; use a smaller batch"
+    )]
+    BatchBudget {
+        /// The batch size.
+        batch: usize,
+        /// Estimated need (MiB).
+        needed_mb: usize,
+        /// The budget (MiB).
+        limit_mb: usize,
+    },
 }
 
 impl CapsNetConfig {
-    /// Checks the sizes and derives the feature-map geometry.
+    /// Checks the whole config (ranges, overflow, memory budget; see
+    /// [`super::validate`]) and derives the feature-map geometry.
     pub fn geometry(&self) -> Result<Geometry, ConfigError> {
+        self.footprint()?;
+        self.raw_geometry()
+    }
+
+    /// The feature-map geometry after the range check alone.
+    pub(crate) fn raw_geometry(&self) -> Result<Geometry, ConfigError> {
+        self.check_ranges()?;
         let positive = [
             ("in_channels", self.in_channels),
             ("conv1_channels", self.conv1_channels),
@@ -159,6 +204,11 @@ impl CapsNetConfig {
     /// Pixels of one input image (`in_channels * height * width`).
     pub fn pixels(&self) -> usize {
         self.in_channels * self.height * self.width
+    }
+
+    /// The input image size as (channels, height, width).
+    pub fn input(&self) -> (usize, usize, usize) {
+        (self.in_channels, self.height, self.width)
     }
 
     /// Whether the reconstruction decoder is present.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod loss;
 pub mod params;
 pub mod routing;
+pub mod validate;
 
 pub use capsnet::{CapsNet, CapsOutput, Compaction, LossParts};
 pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};

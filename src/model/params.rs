@@ -50,6 +50,16 @@ pub enum ParamsError {
         /// Shape expected.
         expected: Vec<usize>,
     },
+    /// A tensor holds NaN or an infinity (also an f64 value too large for f32).
+    #[error("tensor '{name}' holds a non-finite value ({value}) at element {index}")]
+    NonFinite {
+        /// Tensor name.
+        name: String,
+        /// First bad element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
     /// The config is invalid.
     #[error("invalid model config: {0}")]
     Config(#[from] ConfigError),
@@ -62,6 +72,9 @@ impl Compaction {
     /// Checks the record against the dense config (`cells` capsules per type).
     pub fn check(&self, c: &CapsNetConfig, cells: usize) -> Result<(), ParamsError> {
         let bad = |m: &str| Err(ParamsError::Compaction(m.to_string()));
+        if self.capsules.is_empty() || self.live_types.is_empty() || self.conv1_channels.is_empty() {
+            return bad("it keeps no capsule, capsule type or conv1 channel; such a model computes nothing");
+        }
         let ascending =
             |v: &[usize], limit: usize| v.windows(2).all(|w| w[0] < w[1]) && v.iter().all(|&i| i < limit);
         if !ascending(&self.conv1_channels, c.conv1_channels) {
@@ -219,6 +232,13 @@ impl CapsNet {
                     name: name.to_string(),
                     found: t.shape,
                     expected,
+                });
+            }
+            if let Some(index) = t.values.iter().position(|v| !v.is_finite()) {
+                return Err(ParamsError::NonFinite {
+                    name: name.to_string(),
+                    index,
+                    value: t.values[index],
                 });
             }
             Ok(t)

@@ -4,6 +4,19 @@
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+/// Runs `f`, turning a panic into an error message, so one failing command does not end a
+/// worker thread (the UI shows the message and stays usable).
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        format!("internal error in a worker thread: {what}")
+    })
+}
+
 /// Handle to a named worker thread. Dropping it sends the shutdown command and joins the
 /// thread, draining its events so a blocked sender can finish.
 pub struct WorkerHandle<C, E> {
@@ -63,5 +76,33 @@ impl<C, E> Drop for WorkerHandle<C, E> {
             }
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_command_becomes_an_error_and_the_worker_serves_the_next() {
+        let w = WorkerHandle::start("t", (4, 4), None, |rx, tx| {
+            while let Ok(Some(n)) = rx.recv() {
+                let r = catch_panic(|| {
+                    if n == 0 {
+                        panic!("boom");
+                    }
+                    100 / n
+                });
+                if tx.send(r).is_err() {
+                    return;
+                }
+            }
+        })
+        .unwrap();
+        assert!(w.send(Some(0)));
+        let err = w.recv_event().unwrap().unwrap_err();
+        assert!(err.contains("boom"), "{err}");
+        assert!(w.send(Some(5)));
+        assert_eq!(w.recv_event().unwrap(), Ok(20));
     }
 }

@@ -216,6 +216,16 @@ pub enum Event {
         /// Global sparsity afterwards.
         sparsity: f64,
     },
+    /// The loss became NaN or infinite: the run went back to its last finite state, reset
+    /// the optimiser and lowered the learning rate.
+    RolledBack {
+        /// Epoch number.
+        epoch: usize,
+        /// Step within the epoch where it was noticed.
+        step_in_epoch: usize,
+        /// The new base learning rate.
+        lr: f64,
+    },
     /// A checkpoint was written.
     Checkpoint {
         /// The model file.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Instant;
 
+use anyhow::Context;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 
@@ -94,14 +95,20 @@ impl Emitter {
     }
 }
 
+/// How often a run may fall back to its last finite state before it gives up.
+const MAX_ROLLBACKS: usize = 3;
+/// Factor applied to the learning rate at each fallback.
+const ROLLBACK_LR_FACTOR: f64 = 0.1;
+
 fn worker_loop(commands: &Receiver<Command>, emit: &Emitter) {
     while let Ok(cmd) = commands.recv() {
         match cmd {
             Command::Start(req) => {
                 let mut run = Run::new(commands, emit);
-                match run.train(&req) {
-                    Ok(()) => {}
-                    Err(e) => emit.send(Event::Failed(format!("{e:#}"))),
+                match super::handle::catch_panic(|| run.train(&req)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => emit.send(Event::Failed(crate::errors::error_chain(&e))),
+                    Err(panic) => emit.send(Event::Failed(panic)),
                 }
                 if run.shutdown {
                     break;
@@ -226,24 +233,16 @@ impl<'a> Run<'a> {
                         path.display()
                     );
                 }
-                if (c.in_channels, c.height, c.width) != (config.in_channels, config.height, config.width) {
-                    anyhow::bail!(
-                        "{} takes {}x{}x{} images, the data has {}x{}x{}",
-                        path.display(),
-                        c.width,
-                        c.height,
-                        c.in_channels,
-                        config.width,
-                        config.height,
-                        config.in_channels
-                    );
-                }
+                data.check_fits(c.input(), c.classes)
+                    .with_context(|| path.display().to_string())?;
                 m.fork(&ad).train()
             }
             None => CapsNet::init(&config, req.seed, &ad)?,
         };
+        data.check_fits(model.config.input(), model.config.classes)?;
         let mut optim = AdamConfig::new().init();
         let batch = req.batch.max(1);
+        model.config.check_batch(batch)?;
         let steps_per_epoch = data.train.len().div_ceil(batch);
         let total_steps = steps_per_epoch * req.epochs;
         self.emit.send(Event::Started {
@@ -262,6 +261,10 @@ impl<'a> Run<'a> {
         let readback = req.readback_every.max(1);
         let mut history: Vec<EpochMetrics> = Vec::new();
         let mut global_step = 0;
+        // the model after the last readback whose loss was finite, and how often the run
+        // has fallen back to it
+        let mut last_good = model.clone();
+        let mut rollbacks = 0;
         for epoch in 1..=req.epochs {
             let epoch_start = Instant::now();
             let decay = req.lr_decay.powi(epoch as i32 - 1);
@@ -298,6 +301,29 @@ impl<'a> Run<'a> {
                 if window_steps == readback || last {
                     if let Some((l, c)) = window.take() {
                         let loss_sum = l.into_scalar::<f64>();
+                        if !loss_sum.is_finite() {
+                            rollbacks += 1;
+                            if rollbacks > MAX_ROLLBACKS {
+                                anyhow::bail!(
+                                    "training diverged: the loss became non-finite {rollbacks} times (last at epoch {epoch}, step {}), even at learning rate {:.3e}; try a lower --lr (nothing non-finite was saved)",
+                                    i + 1,
+                                    self.lr
+                                );
+                            }
+                            model = last_good.clone();
+                            optim = AdamConfig::new().init();
+                            self.lr *= ROLLBACK_LR_FACTOR;
+                            self.emit.send(Event::RolledBack {
+                                epoch,
+                                step_in_epoch: i + 1,
+                                lr: self.lr,
+                            });
+                            window_steps = 0;
+                            window_images = 0;
+                            window_start = Instant::now();
+                            continue;
+                        }
+                        last_good = model.clone();
                         let correct = c.into_scalar::<i64>() as f64;
                         epoch_loss += loss_sum;
                         epoch_correct += correct;
