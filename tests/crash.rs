@@ -15,6 +15,26 @@ fn bin() -> Command {
     c
 }
 
+/// `train` of the tiny preset on the CPU (8 test images, batch 16) into `out`, plus `extra`.
+fn tiny_train(out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args([
+        "train",
+        "--preset",
+        "tiny",
+        "--limit-test",
+        "8",
+        "--batch",
+        "16",
+        "--device",
+        "cpu",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(out);
+    c
+}
+
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run sparsecaps")
 }
@@ -54,24 +74,7 @@ fn sigkill_during_checkpoint_writes_leaves_a_loadable_model() {
     let mut kills_mid_write = 0;
     for round in 0..12 {
         // tiny epochs, so a checkpoint is written every few tens of milliseconds
-        let mut child = bin()
-            .args([
-                "train",
-                "--preset",
-                "tiny",
-                "--limit-train",
-                "16",
-                "--limit-test",
-                "8",
-                "--batch",
-                "16",
-                "--epochs",
-                "10000",
-                "--device",
-                "cpu",
-                "--out",
-            ])
-            .arg(&run_dir)
+        let mut child = tiny_train(&run_dir, &["--limit-train", "16", "--epochs", "10000"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -122,21 +125,9 @@ fn a_full_disk_is_a_clear_error_and_the_saved_model_survives() {
     let result = std::panic::catch_unwind(|| {
         let src = dir.path().join("tiny.safetensors");
         let run_dir = dir.path().join("run");
-        let out = run(&[
-            "train",
-            "--preset",
-            "tiny",
-            "--limit-train",
-            "16",
-            "--limit-test",
-            "8",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--out",
-            run_dir.to_str().unwrap(),
-        ]);
+        let out = tiny_train(&run_dir, &["--limit-train", "16", "--epochs", "1"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         std::fs::copy(run_dir.join("model.safetensors"), &src).unwrap();
         let first = small.join("a.safetensors");
@@ -181,25 +172,12 @@ fn a_full_disk_is_a_clear_error_and_the_saved_model_survives() {
 fn a_diverging_run_rolls_back_then_stops_and_never_writes_nan() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let out = run(&[
-        "train",
-        "--preset",
-        "tiny",
-        "--limit-train",
-        "32",
-        "--limit-test",
-        "8",
-        "--batch",
-        "16",
-        "--epochs",
-        "20",
-        "--lr",
-        "1e30",
-        "--device",
-        "cpu",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ]);
+    let out = tiny_train(
+        &run_dir,
+        &["--limit-train", "32", "--epochs", "20", "--lr", "1e30"],
+    )
+    .output()
+    .unwrap();
     let lines = stderr_lines(&out);
     assert_eq!(out.status.code(), Some(2), "{lines:?}");
     assert!(
