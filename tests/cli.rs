@@ -353,3 +353,37 @@ fn bench_times_the_apps_slider_and_inspection() {
     }
     assert_eq!(json["capsules"], 288);
 }
+
+#[test]
+fn bench_profile_times_every_stage_of_a_training_step() {
+    let out = sparsecaps(&[
+        "bench",
+        "--preset",
+        "tiny",
+        "--profile",
+        "--repeat",
+        "1",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("training step by stage at batch 4"), "{stdout}");
+    let json = last_json(&out);
+    let stages = json["profile_ms"].as_object().expect("profile_ms");
+    for stage in [
+        "conv1",
+        "primary conv",
+        "votes",
+        "routing",
+        "decoder + loss",
+        "backward",
+        "optimizer step",
+    ] {
+        let ms = stages[stage].as_f64().unwrap_or(-1.0);
+        assert!(ms >= 0.0, "{stage}: {json}");
+    }
+    assert!(json["train_step_ms"].as_f64().unwrap_or(0.0) > 0.0);
+}

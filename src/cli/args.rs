@@ -311,6 +311,10 @@ pub struct BenchArgs {
     /// 256 held-out MNIST digits) and the inspection of one digit.
     #[arg(long)]
     pub app: bool,
+    /// Also time each stage of a training step (conv1, primary conv, votes, routing,
+    /// decoder + loss, backward, optimizer step), with a device sync between stages.
+    #[arg(long)]
+    pub profile: bool,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,

@@ -12,6 +12,7 @@ use crate::inspect::mnist_held_out;
 use crate::model::{CapsNet, Preset};
 use crate::prune::survival;
 use crate::train::bench::bench;
+use crate::train::profile::profile_step;
 
 /// Times a model file or a preset and prints the medians.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -55,12 +56,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (_, held) = mnist_held_out()?;
         held.check_fits(model.config.input(), model.config.classes)
             .context("--app times the app on MNIST digits")?;
-        let a = app_latency(model, held, repeat, &dev.device).map_err(anyhow::Error::msg)?;
+        let a = app_latency(model.clone(), held, repeat, &dev.device).map_err(anyhow::Error::msg)?;
         println!(
             "app: slider move {:.0} ms (capsules {:.0} ms) on {} held-out digits, digit inspection {:.1} ms",
             a.slider_ms, a.slider_capsules_ms, a.held_out, a.inspect_ms
         );
         Some(a)
+    } else {
+        None
+    };
+    let profile = if args.profile {
+        let mut progress = Progress::new(repeat as u64, "profile");
+        let p = profile_step(&model, &dev.device, args.batch as usize, repeat, |d, _| {
+            progress.update(d as u64, "")
+        });
+        progress.finish();
+        let total = p.total_ms().max(1e-9);
+        println!(
+            "training step by stage at batch {} (medians, device synced between stages; sum {:.1} ms):",
+            p.batch,
+            p.total_ms()
+        );
+        for (stage, ms) in p.named() {
+            println!("  {stage:<15} {ms:9.1} ms  {:5.1}%", 100.0 * ms / total);
+        }
+        Some(p)
     } else {
         None
     };
@@ -81,6 +101,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             json["slider_ms"] = a.slider_ms.into();
             json["slider_capsules_ms"] = a.slider_capsules_ms.into();
             json["inspect_ms"] = a.inspect_ms.into();
+        }
+        if let Some(p) = profile {
+            let stages: serde_json::Map<String, serde_json::Value> =
+                p.named().map(|(s, ms)| (s.to_string(), ms.into())).collect();
+            json["profile_ms"] = stages.into();
         }
         println!("{json}");
     }

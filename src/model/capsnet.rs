@@ -218,15 +218,32 @@ impl CapsNet {
     /// - `images`: `[B, C, H, W]` in [0, 1]
     /// - returns `[B, N, D]` and optionally `[B, C1, H1, W1]`
     pub fn primary_caps(&self, images: Tensor<4>, keep_conv1: bool) -> (Tensor<3>, Option<Tensor<4>>) {
-        let c = &self.config;
-        let [b, _, _, _] = images.dims();
-        let h = relu(conv2d(
+        let h = self.conv1(images);
+        (self.primary_from_conv1(h.clone()), keep_conv1.then_some(h))
+    }
+
+    /// conv1 and its ReLU.
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]` -> `[B, C1, H1, W1]`
+    pub fn conv1(&self, images: Tensor<4>) -> Tensor<4> {
+        relu(conv2d(
             images,
             self.conv1_weight.val(),
             Some(self.conv1_bias.val()),
             ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        ));
-        let p = self.primary_conv(h.clone(), b < IM2COL_MAX_BATCH);
+        ))
+    }
+
+    /// Squashed primary capsules from conv1's activations.
+    ///
+    /// # Shapes
+    /// - `h`: `[B, C1, H1, W1]` -> `[B, N, D]`
+    pub fn primary_from_conv1(&self, h: Tensor<4>) -> Tensor<3> {
+        let c = &self.config;
+        let [b, _, _, _] = h.dims();
+        let device = h.device();
+        let p = self.primary_conv(h, b < IM2COL_MAX_BATCH);
         let [_, _, gh, gw] = p.dims();
         let d = c.primary_dim;
         let types = self.primary_types();
@@ -238,14 +255,11 @@ impl CapsNet {
             Some(select) => {
                 let idx: Vec<i64> = select.iter().map(|&i| i as i64).collect();
                 let n = idx.len();
-                u.select(
-                    1,
-                    Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &h.device()),
-                )
+                u.select(1, Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &device))
             }
             None => u,
         };
-        (squash(u), keep_conv1.then_some(h))
+        squash(u)
     }
 
     /// The primary-capsule convolution (before reshaping and squashing). With `im2col`, the

@@ -43,7 +43,11 @@ fn time_ms(device: &Device, f: impl FnOnce()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn inputs(model: &CapsNet, batch: usize, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+/// Random images in [0, 1] and cycling labels for timing runs.
+///
+/// # Shapes
+/// returns images `[batch, C, H, W]` and labels `[batch]`
+pub(crate) fn random_inputs(model: &CapsNet, batch: usize, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let c = &model.config;
     let images = Tensor::random(
         [batch, c.in_channels, c.height, c.width],
@@ -74,7 +78,7 @@ pub fn bench(
     let ad = device.clone().autodiff();
     let mut train_model = model.clone().fork(&ad).train();
     let mut optim = AdamConfig::new().init();
-    let (x, y) = inputs(model, batch, &ad);
+    let (x, y) = random_inputs(model, batch, &ad);
     let mut train_times = Vec::new();
     for i in 0..=repeat {
         let ms = time_ms(device, || {
@@ -91,7 +95,7 @@ pub fn bench(
     }
     drop(train_model);
     // batch inference
-    let (x, _) = inputs(model, batch, device);
+    let (x, _) = random_inputs(model, batch, device);
     let mut infer_times = Vec::new();
     for i in 0..=repeat {
         let ms = time_ms(device, || {
@@ -104,7 +108,7 @@ pub fn bench(
         }
     }
     // latency
-    let (x1, _) = inputs(model, 1, device);
+    let (x1, _) = random_inputs(model, 1, device);
     let mut latency = Vec::new();
     for i in 0..=4 * repeat {
         let ms = time_ms(device, || {

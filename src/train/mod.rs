@@ -12,3 +12,4 @@ pub use evaluate::{Evaluation, evaluate};
 pub use messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 pub use worker::{Trainer, Waker};
 pub mod bench;
+pub mod profile;
