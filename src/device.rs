@@ -19,6 +19,16 @@ pub enum DeviceChoice {
     Wgpu,
 }
 
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Wgpu => "wgpu",
+        })
+    }
+}
+
 /// An unknown device name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown device '{0}' (expected auto, cpu or wgpu)")]

@@ -356,3 +356,90 @@ fn wgpu_forward_matches_cpu_on_a_small_batch() {
     let loss_b = b.loss(&lb, x_gpu, y_gpu).total.into_scalar::<f32>();
     assert!((loss_a - loss_b).abs() < 1e-3, "{loss_a} vs {loss_b}");
 }
+
+/// Trains the tiny preset through the CLI into `out` with `extra` flags.
+fn cli_train(out: &std::path::Path, extra: &[&str]) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args([
+            "train",
+            "--preset",
+            "tiny",
+            "--limit-train",
+            "96",
+            "--limit-test",
+            "16",
+            "--batch",
+            "16",
+            "--device",
+            "cpu",
+        ])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Resumes the run in `dir` for `epochs` epochs in all.
+fn cli_resume(dir: &std::path::Path, epochs: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args(["train", "--epochs", epochs, "--resume"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn weights(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let (m, _) = sparsecaps::export::load_model(path, &Device::flex()).unwrap();
+    let mut named: Vec<(String, Vec<f32>)> = m.to_named().into_iter().map(|(n, t)| (n, t.values)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+#[test]
+fn two_epochs_straight_equal_one_epoch_then_a_resume() {
+    for prune in [
+        vec![],
+        vec![
+            "--prune", "lobster", "--lambda", "1e-3", "--pwe", "0", "--twt", "0.05",
+        ],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (straight, split) = (dir.path().join("straight"), dir.path().join("split"));
+        cli_train(&straight, &[&["--epochs", "2"], prune.as_slice()].concat());
+        cli_train(&split, &[&["--epochs", "1"], prune.as_slice()].concat());
+        let o = cli_resume(&split, "2");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (a, b) = (
+            weights(&straight.join("model.safetensors")),
+            weights(&split.join("model.safetensors")),
+        );
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            assert!(x == y, "{prune:?}: {name} differs after a resume");
+        }
+        // metrics.csv goes on, and only the last checkpoint's resume pair is kept
+        let csv = std::fs::read_to_string(split.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+        let straight_csv = std::fs::read_to_string(straight.join("metrics.csv")).unwrap();
+        let col = |s: &str, i: usize| -> Vec<String> {
+            s.lines()
+                .skip(1)
+                .map(|l| l.split(',').nth(i).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(col(&csv, 3), col(&straight_csv, 3), "test loss per epoch");
+        let mut pair: Vec<String> = std::fs::read_dir(split.join("resume"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        pair.sort();
+        assert_eq!(pair, ["epoch-2.bpk", "epoch-2.json"]);
+        // a finished run asks for more epochs; a folder that is no run is refused
+        let o = cli_resume(&split, "2");
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("already trained 2 of 2"));
+    }
+    let o = cli_resume(std::path::Path::new("/nonexistent-run"), "2");
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -195,9 +195,14 @@ pub struct TrainArgs {
     /// Model size: paper, small or tiny.
     #[arg(long, default_value = "small")]
     pub preset: Preset,
-    /// Epochs.
-    #[arg(long, default_value_t = 3, value_parser = positive)]
-    pub epochs: usize,
+    /// Epochs (3 by default); with --resume, the new total.
+    #[arg(long, value_parser = positive)]
+    pub epochs: Option<usize>,
+    /// Continue an interrupted or finished run from its folder's last checkpoint: weights,
+    /// Adam state, masks, learning-rate and LOBSTER state, epoch counter and shuffling
+    /// (the run's other settings are kept).
+    #[arg(long, conflicts_with_all = ["init", "out"])]
+    pub resume: Option<PathBuf>,
     /// Batch size (default: 128 for paper, 32 for small, 16 for tiny).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: Option<u32>,
@@ -239,8 +244,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = positive)]
     pub validation: Option<usize>,
     /// Run folder.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
 }
 
 /// Pruning while training.

@@ -4,11 +4,27 @@ use anyhow::{Context, bail};
 
 use super::args::{PruneKind, TrainArgs};
 use super::progress::Progress;
-use crate::train::messages::PruneSchedule;
+use std::path::Path;
+
+use crate::train::messages::{PruneSchedule, ResumePoint};
+use crate::train::resume::read_resume;
 use crate::train::{Command, Event, TrainRequest, Trainer};
+
+/// Epochs of a new run when `--epochs` is not given.
+pub const DEFAULT_EPOCHS: usize = 3;
 
 /// Runs a training run in the trainer thread and reports its progress.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    check_numbers(&args)?;
+    let req = match &args.resume {
+        Some(dir) => resume_request(dir, args.epochs)?,
+        None => new_request(&args),
+    };
+    drive(req)
+}
+
+/// Checks the numeric flags.
+fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, not {}", args.lr);
     }
@@ -21,10 +37,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if !(args.twt.is_finite() && args.twt >= 0.0) {
         bail!("--twt must be a non-negative number, not {}", args.twt);
     }
-    let req = TrainRequest {
-        data: args.data,
+    Ok(())
+}
+
+/// The request of a new run from the command line.
+fn new_request(args: &TrainArgs) -> TrainRequest {
+    TrainRequest {
+        data: args.data.clone(),
         preset: args.preset,
-        epochs: args.epochs,
+        epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
         batch: args.batch.map_or(args.preset.default_batch(), |b| b as usize),
         lr: args.lr,
         lr_decay: args.lr_decay,
@@ -32,7 +53,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         device: args.device,
         limit_train: args.limit_train,
         limit_test: args.limit_test,
-        out_dir: Some(args.out.clone()),
+        out_dir: args.out.clone(),
         prune: match args.prune {
             PruneKind::None => PruneSchedule::None,
             PruneKind::Lobster => PruneSchedule::Lobster {
@@ -47,6 +68,42 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         validation: args.validation,
         init: args.init.clone(),
         ..TrainRequest::default()
+    }
+}
+
+/// The request that continues the run in `dir` from its last checkpoint, for `epochs`
+/// epochs in all (the run's own count if `None`).
+fn resume_request(dir: &Path, epochs: Option<usize>) -> anyhow::Result<TrainRequest> {
+    let model = dir.join("model.safetensors");
+    let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
+        .with_context(|| format!("cannot resume {}", dir.display()))?;
+    let epoch = info.epochs.unwrap_or(0);
+    let r = read_resume(dir, epoch)?;
+    let mut req = r.request;
+    if let Some(n) = epochs {
+        req.epochs = n;
+    }
+    if req.epochs <= epoch {
+        bail!(
+            "{} has already trained {epoch} of {} epochs; give a larger --epochs to continue",
+            dir.display(),
+            req.epochs
+        );
+    }
+    req.init = Some(model);
+    req.resume = Some(Box::new(ResumePoint {
+        state: r.state,
+        optimizer: r.optimizer,
+    }));
+    Ok(req)
+}
+
+/// Sends `req` to a trainer thread and reports its progress until it ends.
+fn drive(req: TrainRequest) -> anyhow::Result<()> {
+    let out = req.out_dir.clone().unwrap_or_default();
+    let preset = match &req.init {
+        Some(_) => "model".to_string(),
+        None => req.preset.to_string(),
     };
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
     trainer.send(Command::Start(Box::new(req)));
@@ -68,7 +125,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 }
                 eprintln!(
                     "training {} on {train_images} images, testing on {test_images}: {params} parameters, {capsules} primary capsules",
-                    args.preset
+                    preset
                 );
                 progress = Some(Progress::new(total_steps as u64, "train"));
             }
@@ -150,7 +207,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 println!(
                     "{} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
                     if stopped { "stopped" } else { "finished" },
-                    args.out.join("model.safetensors").display()
+                    out.join("model.safetensors").display()
                 );
                 return Ok(());
             }

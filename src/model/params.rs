@@ -153,6 +153,50 @@ fn transpose2(t: &HostTensor) -> HostTensor {
 }
 
 impl CapsNet {
+    /// The ids of every parameter in a fixed order (conv1, primary and digit weight and
+    /// bias, then each decoder layer's weight and bias); an optimiser's state is keyed by
+    /// them, so a resumed run gives its reloaded network the ids it trained with.
+    pub fn param_ids(&self) -> Vec<u64> {
+        let mut ids = vec![
+            self.conv1_weight.id.val(),
+            self.conv1_bias.id.val(),
+            self.primary_weight.id.val(),
+            self.primary_bias.id.val(),
+            self.digit_weight.id.val(),
+            self.digit_bias.id.val(),
+        ];
+        for layer in &self.decoder {
+            ids.push(layer.weight.id.val());
+            if let Some(b) = &layer.bias {
+                ids.push(b.id.val());
+            }
+        }
+        ids
+    }
+
+    /// Gives the parameters the ids of [`CapsNet::param_ids`] order; false (and nothing
+    /// changed) if the count differs.
+    pub fn set_param_ids(&mut self, ids: &[u64]) -> bool {
+        if ids.len() != self.param_ids().len() {
+            return false;
+        }
+        let mut it = ids.iter().map(|&v| burn::module::ParamId::from(v));
+        let mut next = || it.next().unwrap_or_default();
+        self.conv1_weight.id = next();
+        self.conv1_bias.id = next();
+        self.primary_weight.id = next();
+        self.primary_bias.id = next();
+        self.digit_weight.id = next();
+        self.digit_bias.id = next();
+        for layer in &mut self.decoder {
+            layer.weight.id = next();
+            if let Some(b) = &mut layer.bias {
+                b.id = next();
+            }
+        }
+        true
+    }
+
     /// All parameters as named host tensors in the file layout.
     pub fn to_named(&self) -> Vec<(String, HostTensor)> {
         let c = &self.config;

@@ -9,7 +9,7 @@ use crate::device::DeviceChoice;
 use crate::model::Preset;
 
 /// How a run prunes while it trains.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub enum PruneSchedule {
     /// No pruning.
     #[default]
@@ -82,6 +82,26 @@ pub struct TrainRequest {
     /// Start from this (dense) model file instead of fresh weights; its config replaces the
     /// preset's.
     pub init: Option<PathBuf>,
+    /// Continue a run from its last checkpoint (`init` names that checkpoint's model).
+    pub resume: Option<Box<ResumePoint>>,
+}
+
+/// Where a resumed run starts: the loop state and Adam's record of its last checkpoint.
+#[derive(Clone)]
+pub struct ResumePoint {
+    /// The loop state.
+    pub state: super::resume::RunState,
+    /// The optimiser record (burnpack bytes).
+    pub optimizer: Vec<u8>,
+}
+
+impl std::fmt::Debug for ResumePoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumePoint")
+            .field("epoch", &self.state.epoch)
+            .field("optimizer_bytes", &self.optimizer.len())
+            .finish()
+    }
 }
 
 impl Default for TrainRequest {
@@ -102,6 +122,7 @@ impl Default for TrainRequest {
             prune: PruneSchedule::None,
             validation: None,
             init: None,
+            resume: None,
         }
     }
 }

@@ -13,3 +13,4 @@ pub use messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 pub use worker::{Trainer, Waker};
 pub mod bench;
 pub mod profile;
+pub mod resume;

@@ -7,13 +7,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::optim::AdamConfig;
+use burn::optim::record::OptimizerRecord;
 use burn::prelude::*;
+use burn::tensor::Bytes;
 
 use super::evaluate::evaluate;
 use super::handle::WorkerHandle;
 use super::messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 use super::messages::{PruneSchedule, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
+use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
 use crate::data::Dataset;
 use crate::data::Split;
@@ -261,11 +264,30 @@ impl<'a> Run<'a> {
         let readback = req.readback_every.max(1);
         let mut history: Vec<EpochMetrics> = Vec::new();
         let mut global_step = 0;
+        let mut first_epoch = 1;
+        if let Some(r) = &req.resume {
+            let s = &r.state;
+            if !model.set_param_ids(&s.param_ids) {
+                anyhow::bail!("the resume record does not match the checkpoint's parameters");
+            }
+            let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
+                .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
+            optim = optim.load_record(record);
+            self.lr = s.base_lr;
+            best_val = s.best_val.unwrap_or(f64::INFINITY);
+            stale_epochs = s.stale_epochs;
+            if s.masks_active {
+                pruning.masks = Some(Masks::from_nonzero(&model.valid()).to_device(&ad));
+            }
+            history = s.history.clone();
+            global_step = s.global_step;
+            first_epoch = s.epoch + 1;
+        }
         // the model after the last readback whose loss was finite, and how often the run
         // has fallen back to it
         let mut last_good = model.clone();
         let mut rollbacks = 0;
-        for epoch in 1..=req.epochs {
+        for epoch in first_epoch..=req.epochs {
             let epoch_start = Instant::now();
             let decay = req.lr_decay.powi(epoch as i32 - 1);
             let mut lr = self.lr * decay;
@@ -415,8 +437,25 @@ impl<'a> Run<'a> {
                             .collect(),
                     ),
                 };
+                let state = RunState {
+                    epoch,
+                    global_step,
+                    base_lr: self.lr,
+                    best_val: best_val.is_finite().then_some(best_val),
+                    stale_epochs,
+                    masks_active: pruning.masks.is_some(),
+                    param_ids: model.param_ids(),
+                    history: history.clone(),
+                };
+                let record = optim
+                    .to_record()
+                    .into_bytes()
+                    .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
+                // the resume pair first, the model last: the model's epoch names its pair
+                write_resume(dir, req, &state, &record)?;
                 save_model(&valid, &info, &path)?;
                 write_metrics(dir, &history)?;
+                prune_old_resume(dir, epoch);
                 self.emit.send(Event::Checkpoint { path, epoch });
             }
         }

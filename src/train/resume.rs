@@ -1,0 +1,226 @@
+//! What a run needs to continue exactly where its last checkpoint left it: the request,
+//! the loop state (epoch, learning rate, LOBSTER's plateau, masks, history) and Adam's
+//! moments, kept beside `model.safetensors` in `RUN_DIR/resume/`.
+//!
+//! A checkpoint of epoch E writes `resume/epoch-E.json` and `resume/epoch-E.bpk` (the
+//! optimiser record) first and the model last; the model's epoch then names the matching
+//! pair, and older pairs are removed. A crash anywhere in between leaves a model whose
+//! pair is still there.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::messages::{EpochMetrics, PruneSchedule, TrainRequest};
+use crate::data::DataSource;
+use crate::device::DeviceChoice;
+use crate::export::{TensorFileError, write_atomic};
+use crate::model::Preset;
+
+/// Folder of the resume files inside a run folder.
+pub const RESUME_DIR: &str = "resume";
+/// Version of the resume files.
+pub const RESUME_VERSION: u32 = 1;
+
+/// Why a run cannot be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// A file is missing or unreadable.
+    #[error("{path}: {reason} (was the run started by this version of sparsecaps with --out?)")]
+    Missing {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file is not what this version writes.
+    #[error("{path}: not a resume record of this version: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The loop state at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub global_step: usize,
+    /// Base learning rate (before the per-epoch decay), after any change during the run.
+    pub base_lr: f64,
+    /// LOBSTER: best validation loss since the last threshold step (`None`: none yet).
+    pub best_val: Option<f64>,
+    /// LOBSTER: epochs without a better validation loss.
+    pub stale_epochs: usize,
+    /// Whether pruning masks are in force (they are the zeros of the saved weights).
+    pub masks_active: bool,
+    /// Parameter ids of the network in [`crate::model::CapsNet::param_ids`] order; Adam's
+    /// state is keyed by them.
+    pub param_ids: Vec<u64>,
+    /// Metrics of every epoch so far.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// The request of a run, as saved for resuming.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedRequest {
+    data: String,
+    preset: String,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    lr_decay: f64,
+    seed: u64,
+    device: String,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+    readback_every: usize,
+    prune: PruneSchedule,
+    validation: Option<usize>,
+    init: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResumeFile {
+    version: u32,
+    request: SavedRequest,
+    state: RunState,
+}
+
+fn state_path(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(RESUME_DIR).join(format!("epoch-{epoch}.json"))
+}
+
+fn optimizer_path(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(RESUME_DIR).join(format!("epoch-{epoch}.bpk"))
+}
+
+/// Writes the resume pair of `state.epoch` (before the model is written).
+pub fn write_resume(
+    dir: &Path,
+    req: &TrainRequest,
+    state: &RunState,
+    optimizer: &[u8],
+) -> Result<(), TensorFileError> {
+    let folder = dir.join(RESUME_DIR);
+    std::fs::create_dir_all(&folder).map_err(|source| TensorFileError::Io {
+        path: folder.display().to_string(),
+        source,
+    })?;
+    let file = ResumeFile {
+        version: RESUME_VERSION,
+        request: SavedRequest {
+            data: req.data.to_string(),
+            preset: req.preset.to_string(),
+            epochs: req.epochs,
+            batch: req.batch,
+            lr: req.lr,
+            lr_decay: req.lr_decay,
+            seed: req.seed,
+            device: req.device.to_string(),
+            limit_train: req.limit_train,
+            limit_test: req.limit_test,
+            readback_every: req.readback_every,
+            prune: req.prune,
+            validation: req.validation,
+            init: req.init.clone(),
+        },
+        state: state.clone(),
+    };
+    write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
+    let json = serde_json::to_string(&file).unwrap_or_default();
+    write_atomic(&state_path(dir, state.epoch), json.as_bytes())
+}
+
+/// Removes the resume pairs of epochs other than `keep` (after the model of `keep` is
+/// written).
+pub fn prune_old_resume(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir.join(RESUME_DIR)) else {
+        return;
+    };
+    let keep_names = [format!("epoch-{keep}.json"), format!("epoch-{keep}.bpk")];
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("epoch-") && !keep_names.contains(&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A run read back for resuming: its request (with `out_dir` set to `dir`), its state and
+/// Adam's record bytes.
+pub struct Resumed {
+    /// The request the run was started with.
+    pub request: TrainRequest,
+    /// The loop state at the checkpoint.
+    pub state: RunState,
+    /// The optimiser record (burnpack bytes).
+    pub optimizer: Vec<u8>,
+}
+
+/// Reads the resume pair matching epoch `epoch` (the epoch of the run's model).
+pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
+    let path = state_path(dir, epoch);
+    let p = path.display().to_string();
+    let missing = |reason: String| ResumeError::Missing {
+        path: p.clone(),
+        reason,
+    };
+    let bytes = crate::fsio::read_capped(&path, 256 << 20).map_err(|e| missing(e.to_string()))?;
+    let format = |reason: String| ResumeError::Format {
+        path: p.clone(),
+        reason,
+    };
+    let file: ResumeFile = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+    if file.version != RESUME_VERSION || file.state.epoch != epoch {
+        return Err(format(format!(
+            "version {} for epoch {}, expected version {RESUME_VERSION} for epoch {epoch}",
+            file.version, file.state.epoch
+        )));
+    }
+    let r = file.request;
+    let preset: Preset = r
+        .preset
+        .parse()
+        .map_err(|e: crate::model::config::UnknownPreset| format(e.to_string()))?;
+    let device: DeviceChoice = r
+        .device
+        .parse()
+        .map_err(|e: crate::device::UnknownDevice| format(e.to_string()))?;
+    let data: DataSource = r.data.parse().unwrap_or(DataSource::Mnist);
+    let request = TrainRequest {
+        data,
+        preset,
+        epochs: r.epochs,
+        batch: r.batch,
+        lr: r.lr,
+        lr_decay: r.lr_decay,
+        seed: r.seed,
+        device,
+        limit_train: r.limit_train,
+        limit_test: r.limit_test,
+        out_dir: Some(dir.to_path_buf()),
+        readback_every: r.readback_every,
+        prune: r.prune,
+        validation: r.validation,
+        init: r.init,
+        resume: None,
+    };
+    let opt_path = optimizer_path(dir, epoch);
+    let optimizer =
+        crate::fsio::read_capped(&opt_path, crate::fsio::MAX_MODEL_FILE_BYTES * 4).map_err(|e| {
+            ResumeError::Missing {
+                path: opt_path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+    Ok(Resumed {
+        request,
+        state: file.state,
+        optimizer,
+    })
+}
