@@ -217,6 +217,8 @@ impl AppState {
                     lambda: f.lambda,
                     pwe: f.pwe,
                     twt: f.twt,
+                    lambda_decay: 1.0,
+                    tolerance: 0.0,
                 },
                 TrainChoice::Gmp => PruneSchedule::Gmp { target: f.target },
             },

@@ -197,6 +197,8 @@ fn lobster_prunes_at_threshold_steps_and_keeps_pruned_weights_at_zero() {
         lambda: 1e-3,
         pwe: 0,
         twt: 0.05,
+        lambda_decay: 1.0,
+        tolerance: 0.0,
     };
     req.validation = Some(500);
     trainer.send(Command::Start(Box::new(req)));
@@ -442,4 +444,89 @@ fn two_epochs_straight_equal_one_epoch_then_a_resume() {
     }
     let o = cli_resume(std::path::Path::new("/nonexistent-run"), "2");
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn the_rem_recipe_in_miniature_prunes_every_epoch_without_a_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("rem");
+    cli_train(
+        &run,
+        &[
+            "--recipe",
+            "rem",
+            "--validation",
+            "16",
+            "--patience",
+            "1",
+            "--epochs",
+            "3",
+        ],
+    );
+    let (model, info) =
+        sparsecaps::export::load_model(&run.join("model.safetensors"), &Device::flex()).unwrap();
+    assert!(model.decoder.is_empty(), "the recipe trains without a decoder");
+    let epochs = info.epochs.unwrap();
+    // the recipe's settings are what the run recorded
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("resume").join(format!("epoch-{epochs}.json"))).unwrap(),
+    )
+    .unwrap();
+    let r = &state["request"];
+    assert_eq!(r["batch"], 128);
+    assert_eq!(r["lr"], 1e-3);
+    assert_eq!(r["lr_decay"], 0.99);
+    let lobster = &r["prune"]["Lobster"];
+    assert_eq!(lobster["lambda"], 1e-4);
+    assert_eq!(lobster["lambda_decay"], 0.99);
+    assert_eq!(lobster["pwe"], 0);
+    assert_eq!(lobster["twt"], 0.0);
+    assert_eq!(lobster["tolerance"], 0.01);
+    // a threshold step after every epoch: sparsity from the first epoch on, never falling
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let sparsity: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(7).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sparsity.len(), epochs);
+    assert!(sparsity[0] > 0.0, "{csv}");
+    assert!(sparsity.windows(2).all(|w| w[1] >= w[0]), "{csv}");
+}
+
+#[test]
+fn patience_stops_a_run_whose_validation_loss_stops_improving() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("p");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args([
+            "train",
+            "--preset",
+            "tiny",
+            "--limit-train",
+            "64",
+            "--limit-test",
+            "8",
+            "--batch",
+            "16",
+            "--device",
+            "cpu",
+            "--epochs",
+            "40",
+            "--patience",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("stopped early"), "{stdout}");
+    let rows = std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert!((2..40).contains(&rows), "{rows} epochs");
 }

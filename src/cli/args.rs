@@ -240,12 +240,42 @@ pub struct TrainArgs {
     /// GMP: final sparsity (reached after the last epoch).
     #[arg(long, default_value_t = 0.95, value_parser = fraction)]
     pub target_sparsity: f64,
+    /// LOBSTER: factor applied to lambda after every epoch.
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda_decay: f64,
+    /// LOBSTER: relative margin by which the validation loss must improve to count as
+    /// better when waiting --pwe epochs.
+    #[arg(long, default_value_t = 0.0)]
+    pub plateau_tolerance: f64,
+    /// Build the network without the reconstruction decoder.
+    #[arg(long)]
+    pub no_decoder: bool,
+    /// A published training recipe; `rem` is LOBSTER as its authors ran it on the CapsNet
+    /// (EIDOSLAB/REM): lambda 1e-4 x 0.99 per epoch, a threshold step every epoch, twt 0,
+    /// plateau tolerance 0.01, Adam 1e-3 x 0.99 per epoch, batch 128, no decoder, 5,500
+    /// validation images, stop after 200 epochs without a better validation loss (at most
+    /// --epochs, 1,000 by default). It replaces those flags (--validation and --patience,
+    /// when given, replace its 5,500 and 200); --preset, --data, --seed, --device and the
+    /// limits still apply.
+    #[arg(long)]
+    pub recipe: Option<Recipe>,
+    /// Stop after N epochs without a better validation loss (holds out a validation split
+    /// as for LOBSTER).
+    #[arg(long, value_parser = positive)]
+    pub patience: Option<usize>,
     /// Training images held out for validation (LOBSTER; default 10%, at most 5,000).
     #[arg(long, value_parser = positive)]
     pub validation: Option<usize>,
     /// Run folder.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
+}
+
+/// Published training recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recipe {
+    /// LOBSTER as EIDOSLAB/REM ran it on the MNIST CapsNet.
+    Rem,
 }
 
 /// Pruning while training.

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use super::args::{PruneKind, TrainArgs};
+use super::args::{PruneKind, Recipe, TrainArgs};
 use super::progress::Progress;
 use std::path::Path;
 
@@ -12,6 +12,9 @@ use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Epochs of a new run when `--epochs` is not given.
 pub const DEFAULT_EPOCHS: usize = 3;
+/// Most epochs of a `--recipe rem` run when `--epochs` is not given (its patience of 200
+/// usually ends it first).
+pub const REM_MAX_EPOCHS: usize = 1_000;
 
 /// Runs a training run in the trainer thread and reports its progress.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -37,12 +40,21 @@ fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
     if !(args.twt.is_finite() && args.twt >= 0.0) {
         bail!("--twt must be a non-negative number, not {}", args.twt);
     }
+    if !(args.lambda_decay.is_finite() && args.lambda_decay > 0.0 && args.lambda_decay <= 1.0) {
+        bail!("--lambda-decay must be in (0, 1], not {}", args.lambda_decay);
+    }
+    if !(args.plateau_tolerance.is_finite() && (0.0..1.0).contains(&args.plateau_tolerance)) {
+        bail!(
+            "--plateau-tolerance must be in [0, 1), not {}",
+            args.plateau_tolerance
+        );
+    }
     Ok(())
 }
 
 /// The request of a new run from the command line.
 fn new_request(args: &TrainArgs) -> TrainRequest {
-    TrainRequest {
+    let req = TrainRequest {
         data: args.data.clone(),
         preset: args.preset,
         epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
@@ -60,6 +72,8 @@ fn new_request(args: &TrainArgs) -> TrainRequest {
                 lambda: args.lambda,
                 pwe: args.pwe,
                 twt: args.twt,
+                lambda_decay: args.lambda_decay,
+                tolerance: args.plateau_tolerance,
             },
             PruneKind::Gmp => PruneSchedule::Gmp {
                 target: args.target_sparsity,
@@ -67,7 +81,35 @@ fn new_request(args: &TrainArgs) -> TrainRequest {
         },
         validation: args.validation,
         init: args.init.clone(),
+        patience: args.patience,
+        no_decoder: args.no_decoder,
         ..TrainRequest::default()
+    };
+    match args.recipe {
+        Some(Recipe::Rem) => rem_recipe(req, args.epochs),
+        None => req,
+    }
+}
+
+/// LOBSTER as EIDOSLAB/REM ran it on the MNIST CapsNet (`src/configs/mnist_pruning.json`
+/// and its training loop): see `--recipe` in [`super::args::TrainArgs`].
+pub fn rem_recipe(req: TrainRequest, epochs: Option<usize>) -> TrainRequest {
+    TrainRequest {
+        epochs: epochs.unwrap_or(REM_MAX_EPOCHS),
+        batch: 128,
+        lr: 1e-3,
+        lr_decay: 0.99,
+        prune: PruneSchedule::Lobster {
+            lambda: 1e-4,
+            pwe: 0,
+            twt: 0.0,
+            lambda_decay: 0.99,
+            tolerance: 0.01,
+        },
+        validation: req.validation.or(Some(5_500)),
+        no_decoder: true,
+        patience: req.patience.or(Some(200)),
+        ..req
     }
 }
 
@@ -197,6 +239,7 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 epochs,
                 test_accuracy,
                 wall_s,
+                early_stopped,
             } => {
                 if let Some(p) = &progress {
                     p.finish();
@@ -206,7 +249,11 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                     .unwrap_or_else(|| "-".into());
                 println!(
                     "{} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
-                    if stopped { "stopped" } else { "finished" },
+                    match (stopped, early_stopped) {
+                        (true, _) => "stopped",
+                        (false, true) => "stopped early (no better validation loss within --patience epochs)",
+                        (false, false) => "finished",
+                    },
                     out.join("model.safetensors").display()
                 );
                 return Ok(());

@@ -24,6 +24,11 @@ pub enum PruneSchedule {
         pwe: usize,
         /// Tolerated relative loss increase.
         twt: f64,
+        /// Factor applied to `lambda` after every epoch (1: constant).
+        lambda_decay: f64,
+        /// Relative margin by which the validation loss must improve to reset the wait
+        /// (0: any decrease).
+        tolerance: f64,
     },
     /// Gradual magnitude pruning: after epoch e of E, global magnitude pruning to
     /// `target * (1 - (1 - e/E)^3)`.
@@ -82,6 +87,11 @@ pub struct TrainRequest {
     /// Start from this (dense) model file instead of fresh weights; its config replaces the
     /// preset's.
     pub init: Option<PathBuf>,
+    /// Build a fresh network without the reconstruction decoder.
+    pub no_decoder: bool,
+    /// Stop after this many epochs without a better validation loss (a validation split
+    /// is then held out as for LOBSTER).
+    pub patience: Option<usize>,
     /// Continue a run from its last checkpoint (`init` names that checkpoint's model).
     pub resume: Option<Box<ResumePoint>>,
 }
@@ -122,6 +132,8 @@ impl Default for TrainRequest {
             prune: PruneSchedule::None,
             validation: None,
             init: None,
+            no_decoder: false,
+            patience: None,
             resume: None,
         }
     }
@@ -268,6 +280,8 @@ pub enum Event {
         test_accuracy: Option<f64>,
         /// Wall time of the run, seconds.
         wall_s: f64,
+        /// Whether `patience` epochs without a better validation loss ended it.
+        early_stopped: bool,
     },
     /// The run failed.
     Failed(String),

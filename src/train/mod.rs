@@ -12,5 +12,6 @@ pub use evaluate::{Evaluation, evaluate};
 pub use messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 pub use worker::{Trainer, Waker};
 pub mod bench;
+pub mod plateau;
 pub mod profile;
 pub mod resume;

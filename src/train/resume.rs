@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{EpochMetrics, PruneSchedule, TrainRequest};
+use super::plateau::Plateau;
 use crate::data::DataSource;
 use crate::device::DeviceChoice;
 use crate::export::{TensorFileError, write_atomic};
@@ -52,10 +53,10 @@ pub struct RunState {
     pub global_step: usize,
     /// Base learning rate (before the per-epoch decay), after any change during the run.
     pub base_lr: f64,
-    /// LOBSTER: best validation loss since the last threshold step (`None`: none yet).
-    pub best_val: Option<f64>,
-    /// LOBSTER: epochs without a better validation loss.
-    pub stale_epochs: usize,
+    /// LOBSTER: the validation loss since the last threshold step.
+    pub lobster: Plateau,
+    /// Early stopping: the validation loss over the whole run.
+    pub early_stop: Plateau,
     /// Whether pruning masks are in force (they are the zeros of the saved weights).
     pub masks_active: bool,
     /// Parameter ids of the network in [`crate::model::CapsNet::param_ids`] order; Adam's
@@ -82,6 +83,8 @@ struct SavedRequest {
     prune: PruneSchedule,
     validation: Option<usize>,
     init: Option<PathBuf>,
+    patience: Option<usize>,
+    no_decoder: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +131,8 @@ pub fn write_resume(
             prune: req.prune,
             validation: req.validation,
             init: req.init.clone(),
+            patience: req.patience,
+            no_decoder: req.no_decoder,
         },
         state: state.clone(),
     };
@@ -208,6 +213,8 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         prune: r.prune,
         validation: r.validation,
         init: r.init,
+        patience: r.patience,
+        no_decoder: r.no_decoder,
         resume: None,
     };
     let opt_path = optimizer_path(dir, epoch);

@@ -16,6 +16,7 @@ use super::handle::WorkerHandle;
 use super::messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
 use super::messages::{PruneSchedule, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
+use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
 use crate::data::Dataset;
@@ -202,7 +203,9 @@ impl<'a> Run<'a> {
         data.limit(req.limit_train, req.limit_test);
         let held_out = match req.validation {
             Some(n) => n,
-            None if req.prune.needs_validation() => (data.train.len() / 10).min(5000),
+            None if req.prune.needs_validation() || req.patience.is_some() => {
+                (data.train.len() / 10).min(5000)
+            }
             None => 0,
         };
         if held_out >= data.train.len() {
@@ -219,12 +222,20 @@ impl<'a> Run<'a> {
                 _ => None,
             },
         };
-        let mut best_val = f64::INFINITY;
-        let mut stale_epochs = 0;
+        let mut lobster_plateau = Plateau::new(match req.prune {
+            PruneSchedule::Lobster { tolerance, .. } => tolerance,
+            _ => 0.0,
+        });
+        let mut early_stop = Plateau::new(0.0);
         let config = req
             .preset
             .config()
             .for_input(data.train.channels, data.train.height, data.train.width);
+        let config = if req.no_decoder {
+            config.with_decoder_hidden(vec![])
+        } else {
+            config
+        };
         let ad = device.clone().autodiff();
         let mut model = match &req.init {
             Some(path) => {
@@ -274,8 +285,8 @@ impl<'a> Run<'a> {
                 .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
             optim = optim.load_record(record);
             self.lr = s.base_lr;
-            best_val = s.best_val.unwrap_or(f64::INFINITY);
-            stale_epochs = s.stale_epochs;
+            lobster_plateau = s.lobster;
+            early_stop = s.early_stop;
             if s.masks_active {
                 pruning.masks = Some(Masks::from_nonzero(&model.valid()).to_device(&ad));
             }
@@ -291,6 +302,12 @@ impl<'a> Run<'a> {
             let epoch_start = Instant::now();
             let decay = req.lr_decay.powi(epoch as i32 - 1);
             let mut lr = self.lr * decay;
+            if let PruneSchedule::Lobster {
+                lambda, lambda_decay, ..
+            } = req.prune
+            {
+                pruning.lobster_lambda = Some(lambda * lambda_decay.powi(epoch as i32 - 1));
+            }
             let mut window: Option<(Tensor<1>, Tensor<1, Int>)> = None;
             let mut window_steps = 0;
             let mut window_images = 0;
@@ -303,7 +320,7 @@ impl<'a> Run<'a> {
                 .batches(batch, Some(req.seed.wrapping_add(epoch as u64)));
             for (i, indices) in batches.iter().enumerate() {
                 if let Flow::Stop = self.poll() {
-                    return self.finish(true, &history, started);
+                    return self.finish(true, false, &history, started);
                 }
                 // the base rate may have been changed by a command
                 lr = self.lr * decay;
@@ -377,19 +394,13 @@ impl<'a> Run<'a> {
                 PruneSchedule::Lobster { pwe, twt, .. } if !validation.is_empty() => {
                     let snapshot = model.valid();
                     let val_loss = evaluate(&snapshot, &validation, EVAL_BATCH, &device).loss;
-                    if val_loss < best_val {
-                        best_val = val_loss;
-                        stale_epochs = 0;
-                    } else {
-                        stale_epochs += 1;
-                    }
-                    if stale_epochs >= pwe {
+                    lobster_plateau.observe(val_loss);
+                    if lobster_plateau.stale >= pwe {
                         let (masks, threshold) = lobster_threshold(&snapshot, &validation, twt, &device);
                         let on_device = masks.to_device(&ad);
                         model = apply_masks(model, &on_device);
                         pruning.masks = Some(on_device);
-                        stale_epochs = 0;
-                        best_val = f64::INFINITY;
+                        lobster_plateau.reset();
                         self.emit.send(Event::Pruned {
                             epoch,
                             threshold,
@@ -398,6 +409,9 @@ impl<'a> Run<'a> {
                     }
                 }
                 _ => {}
+            }
+            if req.patience.is_some() && !validation.is_empty() {
+                early_stop.observe(evaluate(&model.valid(), &validation, EVAL_BATCH, &device).loss);
             }
             self.emit.send(Event::Evaluating { epoch });
             let valid = model.valid();
@@ -441,8 +455,8 @@ impl<'a> Run<'a> {
                     epoch,
                     global_step,
                     base_lr: self.lr,
-                    best_val: best_val.is_finite().then_some(best_val),
-                    stale_epochs,
+                    lobster: lobster_plateau,
+                    early_stop,
                     masks_active: pruning.masks.is_some(),
                     param_ids: model.param_ids(),
                     history: history.clone(),
@@ -458,13 +472,23 @@ impl<'a> Run<'a> {
                 prune_old_resume(dir, epoch);
                 self.emit.send(Event::Checkpoint { path, epoch });
             }
+            if req.patience.is_some_and(|p| early_stop.stale >= p) {
+                return self.finish(false, true, &history, started);
+            }
         }
-        self.finish(false, &history, started)
+        self.finish(false, false, &history, started)
     }
 
-    fn finish(&self, stopped: bool, history: &[EpochMetrics], started: Instant) -> anyhow::Result<()> {
+    fn finish(
+        &self,
+        stopped: bool,
+        early_stopped: bool,
+        history: &[EpochMetrics],
+        started: Instant,
+    ) -> anyhow::Result<()> {
         self.emit.send(Event::Finished {
             stopped,
+            early_stopped,
             epochs: history.len(),
             test_accuracy: history.last().map(|m| m.test_accuracy),
             wall_s: started.elapsed().as_secs_f64(),
