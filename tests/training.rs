@@ -404,7 +404,16 @@ fn two_epochs_straight_equal_one_epoch_then_a_resume() {
     for prune in [
         vec![],
         vec![
-            "--prune", "lobster", "--lambda", "1e-3", "--pwe", "0", "--twt", "0.05",
+            "--prune",
+            "lobster",
+            "--lambda",
+            "1e-3",
+            "--pwe",
+            "0",
+            "--twt",
+            "0.05",
+            "--augment",
+            "shift",
         ],
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ use super::args::{PruneKind, Recipe, TrainArgs};
 use super::progress::Progress;
 use std::path::Path;
 
+use crate::data::Augment;
 use crate::train::messages::{PruneSchedule, ResumePoint};
 use crate::train::resume::read_resume;
 use crate::train::{Command, Event, TrainRequest, Trainer};
@@ -83,6 +84,7 @@ fn new_request(args: &TrainArgs) -> TrainRequest {
         init: args.init.clone(),
         patience: args.patience,
         no_decoder: args.no_decoder,
+        augment: args.augment,
         ..TrainRequest::default()
     };
     match args.recipe {
@@ -108,6 +110,7 @@ pub fn rem_recipe(req: TrainRequest, epochs: Option<usize>) -> TrainRequest {
         },
         validation: req.validation.or(Some(5_500)),
         no_decoder: true,
+        augment: Augment::SHIFT2,
         patience: req.patience.or(Some(200)),
         ..req
     }

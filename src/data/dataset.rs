@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 
+use super::augment::{Augment, push_augmented};
 use super::idx::{IdxError, parse_images, parse_labels};
 use crate::rng::Rng;
 
@@ -177,10 +178,26 @@ impl Split {
     /// # Shapes
     /// returns images `[B, C, H, W]` and labels `[B]`
     pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        self.batch_augmented(indices, device, Augment::None, 0)
+    }
+
+    /// [`Split::batch`] with every image varied by `augment`, drawn from `seed`.
+    ///
+    /// # Shapes
+    /// returns images `[B, C, H, W]` and labels `[B]`
+    pub fn batch_augmented(
+        &self,
+        indices: &[usize],
+        device: &Device,
+        augment: Augment,
+        seed: u64,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
         let s = self.image_size();
         let mut px = Vec::with_capacity(indices.len() * s);
+        let mut rng = Rng::new(seed);
+        let dims = (self.channels, self.height, self.width);
         for &i in indices {
-            px.extend(self.pixels[i * s..(i + 1) * s].iter().map(|&p| p as f32 / 255.0));
+            push_augmented(&self.pixels[i * s..(i + 1) * s], dims, augment, &mut rng, &mut px);
         }
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         let images = Tensor::from_data(

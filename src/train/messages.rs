@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataSource;
+use crate::data::{Augment, DataSource};
 use crate::device::DeviceChoice;
 use crate::model::Preset;
 
@@ -87,6 +87,8 @@ pub struct TrainRequest {
     /// Start from this (dense) model file instead of fresh weights; its config replaces the
     /// preset's.
     pub init: Option<PathBuf>,
+    /// How training images are varied.
+    pub augment: Augment,
     /// Build a fresh network without the reconstruction decoder.
     pub no_decoder: bool,
     /// Stop after this many epochs without a better validation loss (a validation split
@@ -132,6 +134,7 @@ impl Default for TrainRequest {
             prune: PruneSchedule::None,
             validation: None,
             init: None,
+            augment: Augment::None,
             no_decoder: false,
             patience: None,
             resume: None,

@@ -85,6 +85,7 @@ struct SavedRequest {
     init: Option<PathBuf>,
     patience: Option<usize>,
     no_decoder: bool,
+    augment: crate::data::Augment,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +134,7 @@ pub fn write_resume(
             init: req.init.clone(),
             patience: req.patience,
             no_decoder: req.no_decoder,
+            augment: req.augment,
         },
         state: state.clone(),
     };
@@ -215,6 +217,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         init: r.init,
         patience: r.patience,
         no_decoder: r.no_decoder,
+        augment: r.augment,
         resume: None,
     };
     let opt_path = optimizer_path(dir, epoch);

@@ -21,6 +21,7 @@ use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
 use crate::data::Dataset;
 use crate::data::Split;
+use crate::data::augment::batch_seed;
 use crate::device::{self, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
@@ -325,7 +326,8 @@ impl<'a> Run<'a> {
                 // the base rate may have been changed by a command
                 lr = self.lr * decay;
                 let n = indices.len();
-                let (images, labels) = data.train.batch(indices, &ad);
+                let seed = batch_seed(req.seed, epoch, i);
+                let (images, labels) = data.train.batch_augmented(indices, &ad, req.augment, seed);
                 let (next, stats) = train_step(model, &mut optim, lr, images, labels, &pruning);
                 model = next;
                 let (sample_loss, hits) = (stats.loss_sum, stats.hits);
