@@ -15,3 +15,4 @@ pub mod bench;
 pub mod plateau;
 pub mod profile;
 pub mod resume;
+mod run;

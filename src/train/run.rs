@@ -1,0 +1,463 @@
+//! One training run on the trainer thread, epoch by epoch: setup (device, data, network,
+//! resume), the steps with their loss read back every few steps (and a fallback when it
+//! is not finite), pruning at the end of an epoch, evaluation and the checkpoint.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::optim::record::OptimizerRecord;
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+
+use super::evaluate::evaluate;
+use super::messages::{EpochMetrics, Event, PruneSchedule, StepReport, TrainRequest, gmp_sparsity};
+use super::metrics::{write_metrics, write_run_config};
+use super::plateau::Plateau;
+use super::resume::{RunState, prune_old_resume, write_resume};
+use super::step::{StepPruning, train_step};
+use super::worker::{EVAL_BATCH, Flow, Run, lobster_threshold};
+use crate::data::augment::batch_seed;
+use crate::data::{Dataset, Split};
+use crate::device::{self, SelectedDevice};
+use crate::export::{ModelInfo, save_model};
+use crate::model::CapsNet;
+use crate::prune::survival::Survival;
+use crate::prune::{Masks, apply_masks, magnitude_masks, survival};
+
+/// How often a run may fall back to its last finite state before it gives up.
+const MAX_ROLLBACKS: usize = 3;
+/// Factor applied to the learning rate at each fallback.
+const ROLLBACK_LR_FACTOR: f64 = 0.1;
+
+/// Everything a run carries from epoch to epoch.
+struct Loop {
+    device: Device,
+    ad: Device,
+    data: Dataset,
+    validation: Split,
+    batch: usize,
+    total_steps: usize,
+    model: CapsNet,
+    optim: ModuleOptimizer,
+    pruning: StepPruning,
+    lobster: Plateau,
+    early_stop: Plateau,
+    history: Vec<EpochMetrics>,
+    global_step: usize,
+    first_epoch: usize,
+    /// The network after the last read-back whose loss was finite.
+    last_good: CapsNet,
+    rollbacks: usize,
+    started: Instant,
+}
+
+/// Sums over the read-backs of one epoch.
+#[derive(Default)]
+struct EpochSums {
+    loss: f64,
+    correct: f64,
+    images: usize,
+}
+
+/// Loss and correct predictions accumulated on the device since the last read-back.
+struct Window {
+    sums: Option<(Tensor<1>, Tensor<1, Int>)>,
+    steps: usize,
+    images: usize,
+    start: Instant,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            sums: None,
+            steps: 0,
+            images: 0,
+            start: Instant::now(),
+        }
+    }
+}
+
+/// The dataset with `limit`s applied and the validation split held out of the training set.
+fn load_data(req: &TrainRequest) -> anyhow::Result<(Dataset, Split)> {
+    let mut data = Dataset::load(&req.data)?;
+    data.limit(req.limit_train, req.limit_test);
+    let held_out = match req.validation {
+        Some(n) => n,
+        None if req.prune.needs_validation() || req.patience.is_some() => (data.train.len() / 10).min(5000),
+        None => 0,
+    };
+    if held_out >= data.train.len() {
+        anyhow::bail!(
+            "validation split of {held_out} leaves no training images (of {})",
+            data.train.len()
+        );
+    }
+    let validation = data.train.split_off(held_out);
+    Ok((data, validation))
+}
+
+/// A fresh network of the preset for the data, or the `init` model, on `ad`.
+fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device) -> anyhow::Result<CapsNet> {
+    let model = match &req.init {
+        Some(path) => {
+            let (m, _) = crate::export::load_model(path, device)?;
+            if m.compact.is_some() {
+                anyhow::bail!(
+                    "{}: a compact model cannot be trained; start from its dense original",
+                    path.display()
+                );
+            }
+            data.check_fits(m.config.input(), m.config.classes)
+                .with_context(|| path.display().to_string())?;
+            m.fork(ad).train()
+        }
+        None => {
+            let t = &data.train;
+            let config = req.preset.config().for_input(t.channels, t.height, t.width);
+            let config = if req.no_decoder {
+                config.with_decoder_hidden(vec![])
+            } else {
+                config
+            };
+            CapsNet::init(&config, req.seed, ad)?
+        }
+    };
+    data.check_fits(model.config.input(), model.config.classes)?;
+    model.config.check_batch(req.batch.max(1))?;
+    Ok(model)
+}
+
+impl Run<'_> {
+    /// Trains as `req` asks, reporting through events.
+    pub(super) fn train(&mut self, req: &TrainRequest) -> anyhow::Result<()> {
+        let mut l = self.prepare(req)?;
+        for epoch in l.first_epoch..=req.epochs {
+            let epoch_start = Instant::now();
+            let Some(sums) = self.train_epoch(req, &mut l, epoch)? else {
+                return self.finish(true, false, &l);
+            };
+            self.prune_after_epoch(req, &mut l, epoch);
+            if req.patience.is_some() && !l.validation.is_empty() {
+                let loss = evaluate(&l.model.valid(), &l.validation, EVAL_BATCH, &l.device).loss;
+                l.early_stop.observe(loss);
+            }
+            self.end_epoch(req, &mut l, epoch, sums, epoch_start)?;
+            if req.patience.is_some_and(|p| l.early_stop.stale >= p) {
+                return self.finish(false, true, &l);
+            }
+        }
+        self.finish(false, false, &l)
+    }
+
+    /// Device, data, network and optimiser; the run folder; the state of a resumed run.
+    fn prepare(&mut self, req: &TrainRequest) -> anyhow::Result<Loop> {
+        let started = Instant::now();
+        let SelectedDevice {
+            device, name, reason, ..
+        } = device::select(req.device)?;
+        self.emit.send(Event::Device {
+            name: name.clone(),
+            reason,
+        });
+        let (data, validation) = load_data(req)?;
+        let ad = device.clone().autodiff();
+        let model = build_model(req, &data, &device, &ad)?;
+        let batch = req.batch.max(1);
+        let total_steps = data.train.len().div_ceil(batch) * req.epochs;
+        self.emit.send(Event::Started {
+            train_images: data.train.len(),
+            test_images: data.test.len(),
+            total_steps,
+            params: model.param_count(),
+            capsules: model.capsules(),
+        });
+        if let Some(dir) = &req.out_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create run folder {}: {e}", dir.display()))?;
+            write_run_config(dir, req, &model.config, &name)?;
+        }
+        self.lr = req.lr;
+        let tolerance = match req.prune {
+            PruneSchedule::Lobster { tolerance, .. } => tolerance,
+            _ => 0.0,
+        };
+        let mut l = Loop {
+            device,
+            ad,
+            data,
+            validation,
+            batch,
+            total_steps,
+            last_good: model.clone(),
+            model,
+            optim: AdamConfig::new().init(),
+            pruning: StepPruning {
+                masks: None,
+                lobster_lambda: None,
+            },
+            lobster: Plateau::new(tolerance),
+            early_stop: Plateau::new(0.0),
+            history: Vec::new(),
+            global_step: 0,
+            first_epoch: 1,
+            rollbacks: 0,
+            started,
+        };
+        self.restore(req, &mut l)?;
+        Ok(l)
+    }
+
+    /// Puts a resumed run back where its checkpoint left it.
+    fn restore(&mut self, req: &TrainRequest, l: &mut Loop) -> anyhow::Result<()> {
+        let Some(r) = &req.resume else {
+            return Ok(());
+        };
+        let s = &r.state;
+        if !l.model.set_param_ids(&s.param_ids) {
+            anyhow::bail!("the resume record does not match the checkpoint's parameters");
+        }
+        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
+            .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
+        l.optim = std::mem::replace(&mut l.optim, AdamConfig::new().init()).load_record(record);
+        self.lr = s.base_lr;
+        l.lobster = s.lobster;
+        l.early_stop = s.early_stop;
+        if s.masks_active {
+            l.pruning.masks = Some(Masks::from_nonzero(&l.model.valid()).to_device(&l.ad));
+        }
+        l.history = s.history.clone();
+        l.global_step = s.global_step;
+        l.first_epoch = s.epoch + 1;
+        l.last_good = l.model.clone();
+        Ok(())
+    }
+
+    /// One pass over the training set; `None` when a stop command ended it.
+    fn train_epoch(
+        &mut self,
+        req: &TrainRequest,
+        l: &mut Loop,
+        epoch: usize,
+    ) -> anyhow::Result<Option<EpochSums>> {
+        let decay = req.lr_decay.powi(epoch as i32 - 1);
+        if let PruneSchedule::Lobster {
+            lambda, lambda_decay, ..
+        } = req.prune
+        {
+            l.pruning.lobster_lambda = Some(lambda * lambda_decay.powi(epoch as i32 - 1));
+        }
+        let readback = req.readback_every.max(1);
+        let mut sums = EpochSums::default();
+        let mut window = Window::new();
+        let batches = l
+            .data
+            .train
+            .batches(l.batch, Some(req.seed.wrapping_add(epoch as u64)));
+        for (i, indices) in batches.iter().enumerate() {
+            if let Flow::Stop = self.poll() {
+                return Ok(None);
+            }
+            // the base rate may have been changed by a command
+            let lr = self.lr * decay;
+            let seed = batch_seed(req.seed, epoch, i);
+            let (images, labels) = l.data.train.batch_augmented(indices, &l.ad, req.augment, seed);
+            let model = std::mem::replace(&mut l.model, l.last_good.clone());
+            let (next, stats) = train_step(model, &mut l.optim, lr, images, labels, &l.pruning);
+            l.model = next;
+            window.sums = Some(match window.sums.take() {
+                Some((s, c)) => (s + stats.loss_sum, c + stats.hits),
+                None => (stats.loss_sum, stats.hits),
+            });
+            window.steps += 1;
+            window.images += indices.len();
+            l.global_step += 1;
+            if window.steps == readback || i + 1 == batches.len() {
+                self.read_back(l, &mut window, &mut sums, (epoch, i + 1, batches.len()))?;
+                window = Window::new();
+            }
+        }
+        Ok(Some(sums))
+    }
+
+    /// Reads the window's loss back from the device and reports it; a non-finite loss
+    /// sends the run back to its last finite state with a lower learning rate.
+    fn read_back(
+        &mut self,
+        l: &mut Loop,
+        window: &mut Window,
+        sums: &mut EpochSums,
+        (epoch, step, steps): (usize, usize, usize),
+    ) -> anyhow::Result<()> {
+        let Some((loss, hits)) = window.sums.take() else {
+            return Ok(());
+        };
+        let loss_sum = loss.into_scalar::<f64>();
+        if !loss_sum.is_finite() {
+            l.rollbacks += 1;
+            if l.rollbacks > MAX_ROLLBACKS {
+                anyhow::bail!(
+                    "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; try a lower --lr (nothing non-finite was saved)",
+                    l.rollbacks,
+                    self.lr
+                );
+            }
+            l.model = l.last_good.clone();
+            l.optim = AdamConfig::new().init();
+            self.lr *= ROLLBACK_LR_FACTOR;
+            self.emit.send(Event::RolledBack {
+                epoch,
+                step_in_epoch: step,
+                lr: self.lr,
+            });
+            return Ok(());
+        }
+        l.last_good = l.model.clone();
+        let correct = hits.into_scalar::<i64>() as f64;
+        sums.loss += loss_sum;
+        sums.correct += correct;
+        sums.images += window.images;
+        let secs = window.start.elapsed().as_secs_f64().max(1e-9);
+        self.emit.progress(Event::Step(StepReport {
+            epoch,
+            step_in_epoch: step,
+            steps_per_epoch: steps,
+            global_step: l.global_step,
+            total_steps: l.total_steps,
+            loss: loss_sum / window.images as f64,
+            accuracy: correct / window.images as f64,
+            images_per_s: window.images as f64 / secs,
+        }));
+        Ok(())
+    }
+
+    /// Gradual magnitude pruning, or LOBSTER's threshold step once the validation loss has
+    /// waited `pwe` epochs without improving.
+    fn prune_after_epoch(&mut self, req: &TrainRequest, l: &mut Loop, epoch: usize) {
+        let masks = match req.prune {
+            PruneSchedule::Gmp { target } => {
+                magnitude_masks(&l.model, gmp_sparsity(target, epoch, req.epochs))
+            }
+            PruneSchedule::Lobster { pwe, twt, .. } if !l.validation.is_empty() => {
+                let snapshot = l.model.valid();
+                let val_loss = evaluate(&snapshot, &l.validation, EVAL_BATCH, &l.device).loss;
+                l.lobster.observe(val_loss);
+                if l.lobster.stale < pwe {
+                    return;
+                }
+                let (masks, threshold) = lobster_threshold(&snapshot, &l.validation, twt, &l.device);
+                l.lobster.reset();
+                self.emit.send(Event::Pruned {
+                    epoch,
+                    threshold,
+                    sparsity: masks.sparsity(),
+                });
+                masks
+            }
+            _ => return,
+        };
+        let on_device = masks.to_device(&l.ad);
+        let model = std::mem::replace(&mut l.model, l.last_good.clone());
+        l.model = apply_masks(model, &on_device);
+        l.pruning.masks = Some(on_device);
+    }
+
+    /// Evaluates the epoch, reports its metrics and writes the checkpoint.
+    fn end_epoch(
+        &mut self,
+        req: &TrainRequest,
+        l: &mut Loop,
+        epoch: usize,
+        sums: EpochSums,
+        epoch_start: Instant,
+    ) -> anyhow::Result<()> {
+        self.emit.send(Event::Evaluating { epoch });
+        let valid = l.model.valid();
+        let eval = evaluate(&valid, &l.data.test, EVAL_BATCH, &l.device);
+        let surv = survival(&valid);
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: sums.loss / sums.images.max(1) as f64,
+            train_accuracy: sums.correct / sums.images.max(1) as f64,
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            lr: self.lr * req.lr_decay.powi(epoch as i32 - 1),
+            epoch_s: epoch_start.elapsed().as_secs_f64(),
+            sparsity: surv.dense_sparsity(&valid.config),
+            layer_sparsity: [0, 1, 2].map(|i| surv.layers[i].sparsity()),
+            alive_capsules: surv.map.alive_count(),
+            capsules: surv.map.capsules(),
+            alive_types: surv.map.alive_types(),
+            alive: surv.map.alive.clone(),
+        };
+        l.history.push(metrics.clone());
+        self.emit.send(Event::Epoch(metrics));
+        self.checkpoint(req, l, &valid, &surv)
+    }
+
+    /// Writes the resume pair, then the model and the metrics, into the run folder.
+    fn checkpoint(
+        &mut self,
+        req: &TrainRequest,
+        l: &Loop,
+        valid: &CapsNet,
+        surv: &Survival,
+    ) -> anyhow::Result<()> {
+        let Some(dir) = &req.out_dir else {
+            return Ok(());
+        };
+        let Some(last) = l.history.last() else {
+            return Ok(());
+        };
+        let epoch = last.epoch;
+        let path = dir.join("model.safetensors");
+        let info = ModelInfo {
+            dataset: Some(l.data.name.clone()),
+            preset: Some(req.preset.to_string()),
+            epochs: Some(epoch),
+            test_accuracy: Some(last.test_accuracy),
+            sparsity: Some(last.sparsity),
+            layer_sparsity: Some(
+                surv.layers
+                    .iter()
+                    .map(|layer| (layer.name.to_string(), layer.sparsity()))
+                    .collect(),
+            ),
+        };
+        let state = RunState {
+            epoch,
+            global_step: l.global_step,
+            base_lr: self.lr,
+            lobster: l.lobster,
+            early_stop: l.early_stop,
+            masks_active: l.pruning.masks.is_some(),
+            param_ids: l.model.param_ids(),
+            history: l.history.clone(),
+        };
+        let record = l
+            .optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
+        // the resume pair first, the model last: the model's epoch names its pair
+        write_resume(dir, req, &state, &record)?;
+        save_model(valid, &info, &path)?;
+        write_metrics(dir, &l.history)?;
+        prune_old_resume(dir, epoch);
+        self.emit.send(Event::Checkpoint { path, epoch });
+        Ok(())
+    }
+
+    /// Reports the end of the run.
+    fn finish(&self, stopped: bool, early_stopped: bool, l: &Loop) -> anyhow::Result<()> {
+        self.emit.send(Event::Finished {
+            stopped,
+            early_stopped,
+            epochs: l.history.len(),
+            test_accuracy: l.history.last().map(|m| m.test_accuracy),
+            wall_s: l.started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+}
