@@ -328,11 +328,24 @@ impl CapsNet {
     pub fn forward(&self, images: Tensor<4>, inspect: bool) -> CapsOutput {
         let (primary, conv1) = self.primary_caps(images, inspect);
         let votes = self.votes(primary.clone());
+        CapsOutput {
+            conv1,
+            ..self.route_votes(primary, votes, inspect)
+        }
+    }
+
+    /// Routing of the votes to the class capsules and their lengths (the forward pass after
+    /// the votes; `conv1` is left empty). With `keep_coupling`, the coupling coefficients of
+    /// every iteration are kept.
+    ///
+    /// # Shapes
+    /// - `primary`: `[B, N, D]`, `votes`: `[B, J, N, E]`
+    pub fn route_votes(&self, primary: Tensor<3>, votes: Tensor<4>, keep_coupling: bool) -> CapsOutput {
         let routed = route(
             votes.clone(),
             self.digit_bias.val(),
             self.config.routing_iters,
-            inspect,
+            keep_coupling,
         );
         let lengths = routed
             .class_caps
@@ -342,7 +355,7 @@ impl CapsNet {
             .sqrt()
             .squeeze_dim::<2>(2);
         CapsOutput {
-            conv1,
+            conv1: None,
             primary,
             votes,
             coupling: routed.coupling,

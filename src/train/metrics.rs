@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::messages::{EpochMetrics, TrainRequest};
+use super::resume::SavedRequest;
 use crate::export::{TensorFileError, write_atomic};
 use crate::model::CapsNetConfig;
 
@@ -43,22 +44,15 @@ pub fn write_metrics(dir: &Path, rows: &[EpochMetrics]) -> Result<(), TensorFile
 
 #[derive(Serialize)]
 struct RunConfig<'a> {
-    data: String,
-    preset: String,
-    epochs: usize,
-    batch: usize,
-    lr: f64,
-    lr_decay: f64,
-    seed: u64,
-    device: String,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-    prune: String,
-    init: Option<String>,
+    #[serde(flatten)]
+    request: SavedRequest,
+    /// The device the run used (a name, e.g. `cpu (2 threads)`).
+    device_used: &'a str,
     model: &'a CapsNetConfig,
 }
 
-/// Writes `config.json` (the run's settings and the model config) atomically.
+/// Writes `config.json` (the run's settings, the device it ran on and the model config)
+/// atomically.
 pub fn write_run_config(
     dir: &Path,
     req: &TrainRequest,
@@ -66,18 +60,8 @@ pub fn write_run_config(
     device: &str,
 ) -> Result<(), TensorFileError> {
     let cfg = RunConfig {
-        data: req.data.to_string(),
-        preset: req.preset.to_string(),
-        epochs: req.epochs,
-        batch: req.batch,
-        lr: req.lr,
-        lr_decay: req.lr_decay,
-        seed: req.seed,
-        device: device.to_string(),
-        limit_train: req.limit_train,
-        limit_test: req.limit_test,
-        prune: format!("{:?}", req.prune),
-        init: req.init.as_ref().map(|p| p.display().to_string()),
+        request: SavedRequest::of(req),
+        device_used: device,
         model,
     };
     let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();

@@ -7,8 +7,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 
 use super::bench::{median, random_inputs};
-use crate::model::routing::route;
-use crate::model::{CapsNet, CapsOutput};
+use crate::model::CapsNet;
 
 /// The stages of a training step, in order.
 pub const STAGES: [&str; 7] = [
@@ -90,28 +89,8 @@ pub fn profile_step(
         let t_primary = clock.lap();
         let votes = net.votes(primary.clone());
         let t_votes = clock.lap();
-        let routed = route(
-            votes.clone(),
-            net.digit_bias.val(),
-            net.config.routing_iters,
-            false,
-        );
-        let lengths = routed
-            .class_caps
-            .clone()
-            .square()
-            .sum_dim(2)
-            .sqrt()
-            .squeeze_dim::<2>(2);
+        let out = net.route_votes(primary, votes, false);
         let t_routing = clock.lap();
-        let out = CapsOutput {
-            conv1: None,
-            primary,
-            votes,
-            coupling: routed.coupling,
-            class_caps: routed.class_caps,
-            lengths,
-        };
         let loss = net.loss(&out, x.clone(), y.clone()).total;
         let t_loss = clock.lap();
         let grads = GradientsParams::from_grads(loss.backward(), &net);

@@ -66,9 +66,9 @@ pub struct RunState {
     pub history: Vec<EpochMetrics>,
 }
 
-/// The request of a run, as saved for resuming.
+/// The settings of a run as saved in `config.json` and in the resume records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SavedRequest {
+pub struct SavedRequest {
     data: String,
     preset: String,
     epochs: usize,
@@ -86,6 +86,31 @@ struct SavedRequest {
     patience: Option<usize>,
     no_decoder: bool,
     augment: crate::data::Augment,
+}
+
+impl SavedRequest {
+    /// The savable part of `req`.
+    pub fn of(req: &TrainRequest) -> Self {
+        Self {
+            data: req.data.to_string(),
+            preset: req.preset.to_string(),
+            epochs: req.epochs,
+            batch: req.batch,
+            lr: req.lr,
+            lr_decay: req.lr_decay,
+            seed: req.seed,
+            device: req.device.to_string(),
+            limit_train: req.limit_train,
+            limit_test: req.limit_test,
+            readback_every: req.readback_every,
+            prune: req.prune,
+            validation: req.validation,
+            init: req.init.clone(),
+            patience: req.patience,
+            no_decoder: req.no_decoder,
+            augment: req.augment,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,25 +142,7 @@ pub fn write_resume(
     })?;
     let file = ResumeFile {
         version: RESUME_VERSION,
-        request: SavedRequest {
-            data: req.data.to_string(),
-            preset: req.preset.to_string(),
-            epochs: req.epochs,
-            batch: req.batch,
-            lr: req.lr,
-            lr_decay: req.lr_decay,
-            seed: req.seed,
-            device: req.device.to_string(),
-            limit_train: req.limit_train,
-            limit_test: req.limit_test,
-            readback_every: req.readback_every,
-            prune: req.prune,
-            validation: req.validation,
-            init: req.init.clone(),
-            patience: req.patience,
-            no_decoder: req.no_decoder,
-            augment: req.augment,
-        },
+        request: SavedRequest::of(req),
         state: state.clone(),
     };
     write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
