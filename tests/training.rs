@@ -359,8 +359,9 @@ fn wgpu_forward_matches_cpu_on_a_small_batch() {
     assert!((loss_a - loss_b).abs() < 1e-3, "{loss_a} vs {loss_b}");
 }
 
-/// Trains the tiny preset through the CLI into `out` with `extra` flags.
-fn cli_train(out: &std::path::Path, extra: &[&str]) {
+/// Trains the tiny preset through the CLI into `out` with `extra` flags; the run must
+/// succeed, and its output is returned.
+fn cli_train(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
         .args([
             "train",
@@ -381,6 +382,7 @@ fn cli_train(out: &std::path::Path, extra: &[&str]) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
 }
 
 /// Resumes the run in `dir` for `epochs` epochs in all.
@@ -507,29 +509,7 @@ fn the_rem_recipe_in_miniature_prunes_every_epoch_without_a_decoder() {
 fn patience_stops_a_run_whose_validation_loss_stops_improving() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("p");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
-        .args([
-            "train",
-            "--preset",
-            "tiny",
-            "--limit-train",
-            "64",
-            "--limit-test",
-            "8",
-            "--batch",
-            "16",
-            "--device",
-            "cpu",
-            "--epochs",
-            "40",
-            "--patience",
-            "1",
-        ])
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli_train(&run, &["--epochs", "40", "--patience", "1"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("stopped early"), "{stdout}");
     let rows = std::fs::read_to_string(run.join("metrics.csv"))

@@ -12,7 +12,7 @@ use crate::inspect::mnist_held_out;
 use crate::model::{CapsNet, Preset};
 use crate::prune::survival;
 use crate::train::bench::bench;
-use crate::train::profile::profile_step;
+use crate::train::profile::{StageProfile, profile_step};
 
 /// Times a model file or a preset and prints the medians.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -66,21 +66,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     };
     let profile = if args.profile {
-        let mut progress = Progress::new(repeat as u64, "profile");
-        let p = profile_step(&model, &dev.device, args.batch as usize, repeat, |d, _| {
-            progress.update(d as u64, "")
-        });
-        progress.finish();
-        let total = p.total_ms().max(1e-9);
-        println!(
-            "training step by stage at batch {} (medians, device synced between stages; sum {:.1} ms):",
-            p.batch,
-            p.total_ms()
-        );
-        for (stage, ms) in p.named() {
-            println!("  {stage:<15} {ms:9.1} ms  {:5.1}%", 100.0 * ms / total);
-        }
-        Some(p)
+        Some(profile(&model, &dev.device, args.batch as usize, repeat))
     } else {
         None
     };
@@ -110,4 +96,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{json}");
     }
     Ok(())
+}
+
+/// Times and prints each stage of a training step (`--profile`).
+fn profile(model: &CapsNet, device: &burn::prelude::Device, batch: usize, repeat: usize) -> StageProfile {
+    let mut progress = Progress::new(repeat as u64, "profile");
+    let p = profile_step(model, device, batch, repeat, |d, _| progress.update(d as u64, ""));
+    progress.finish();
+    let total = p.total_ms().max(1e-9);
+    println!(
+        "training step by stage at batch {} (medians, device synced between stages; sum {:.1} ms):",
+        p.batch,
+        p.total_ms()
+    );
+    for (stage, ms) in p.named() {
+        println!("  {stage:<15} {ms:9.1} ms  {:5.1}%", 100.0 * ms / total);
+    }
+    p
 }

@@ -143,6 +143,39 @@ fn resume_request(dir: &Path, epochs: Option<usize>) -> anyhow::Result<TrainRequ
     Ok(req)
 }
 
+/// The line reporting an epoch's events (`None` for the others).
+fn report_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Evaluating { epoch } => format!("epoch {epoch}: evaluating on the test set..."),
+        Event::Epoch(m) => format!(
+            "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | sparsity {:.4}, capsules {}/{} | {:.1} s",
+            m.epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.sparsity,
+            m.alive_capsules,
+            m.capsules,
+            m.epoch_s
+        ),
+        Event::Checkpoint { path, epoch } => format!("epoch {epoch}: wrote {}", path.display()),
+        Event::Pruned {
+            epoch,
+            threshold,
+            sparsity,
+        } => format!("epoch {epoch}: pruned below |w| = {threshold:.3e}: sparsity {sparsity:.4}"),
+        Event::RolledBack {
+            epoch,
+            step_in_epoch,
+            lr,
+        } => format!(
+            "epoch {epoch}, step {step_in_epoch}: non-finite loss; back to the last finite state, learning rate now {lr:.3e}"
+        ),
+        _ => return None,
+    })
+}
+
 /// Sends `req` to a trainer thread and reports its progress until it ends.
 fn drive(req: TrainRequest) -> anyhow::Result<()> {
     let out = req.out_dir.clone().unwrap_or_default();
@@ -183,57 +216,16 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                     p.update(s.global_step as u64, &msg);
                 }
             }
-            Event::Evaluating { epoch } => {
-                if let Some(p) = &progress {
-                    p.println(&format!("epoch {epoch}: evaluating on the test set..."));
-                }
-            }
-            Event::Epoch(m) => {
-                let line = format!(
-                    "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | sparsity {:.4}, capsules {}/{} | {:.1} s",
-                    m.epoch,
-                    m.train_loss,
-                    m.train_accuracy,
-                    m.test_loss,
-                    m.test_accuracy,
-                    m.sparsity,
-                    m.alive_capsules,
-                    m.capsules,
-                    m.epoch_s
-                );
-                match &progress {
-                    Some(p) => p.println(&line),
-                    None => eprintln!("{line}"),
-                }
-            }
-            Event::Checkpoint { path, epoch } => {
-                if let Some(p) = &progress {
-                    p.println(&format!("epoch {epoch}: wrote {}", path.display()));
-                }
-            }
-            Event::Pruned {
-                epoch,
-                threshold,
-                sparsity,
-            } => {
-                let line =
-                    format!("epoch {epoch}: pruned below |w| = {threshold:.3e}: sparsity {sparsity:.4}");
-                match &progress {
-                    Some(p) => p.println(&line),
-                    None => eprintln!("{line}"),
-                }
-            }
-            Event::RolledBack {
-                epoch,
-                step_in_epoch,
-                lr,
-            } => {
-                let line = format!(
-                    "epoch {epoch}, step {step_in_epoch}: non-finite loss; back to the last finite state, learning rate now {lr:.3e}"
-                );
-                match &progress {
-                    Some(p) => p.println(&line),
-                    None => eprintln!("{line}"),
+            Event::Evaluating { .. }
+            | Event::Epoch(_)
+            | Event::Checkpoint { .. }
+            | Event::Pruned { .. }
+            | Event::RolledBack { .. } => {
+                if let Some(line) = report_line(&event) {
+                    match &progress {
+                        Some(p) => p.println(&line),
+                        None => eprintln!("{line}"),
+                    }
                 }
             }
             Event::Paused | Event::Resumed => {}

@@ -101,9 +101,6 @@ pub enum ConfigError {
         /// primary kernel.
         k2: usize,
     },
-    /// A size that must be positive is zero.
-    #[error("config field `{0}` must be positive")]
-    Zero(&'static str),
     /// A field is outside the range this program can run.
     #[error("config field `{field}` is {value}, outside {range} ({reason})")]
     Range {
@@ -147,28 +144,14 @@ impl CapsNetConfig {
     /// Checks the whole config (ranges, overflow, memory budget; see
     /// [`super::validate`]) and derives the feature-map geometry.
     pub fn geometry(&self) -> Result<Geometry, ConfigError> {
-        self.footprint()?;
-        self.raw_geometry()
+        let g = self.raw_geometry()?;
+        self.footprint_of(g)?;
+        Ok(g)
     }
 
     /// The feature-map geometry after the range check alone.
     pub(crate) fn raw_geometry(&self) -> Result<Geometry, ConfigError> {
         self.check_ranges()?;
-        let positive = [
-            ("in_channels", self.in_channels),
-            ("conv1_channels", self.conv1_channels),
-            ("conv1_kernel", self.conv1_kernel),
-            ("primary_kernel", self.primary_kernel),
-            ("primary_stride", self.primary_stride),
-            ("types", self.types),
-            ("primary_dim", self.primary_dim),
-            ("classes", self.classes),
-            ("class_dim", self.class_dim),
-            ("routing_iters", self.routing_iters),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Zero(name));
-        }
         let too_small = ConfigError::InputTooSmall {
             h: self.height,
             w: self.width,

@@ -2,7 +2,7 @@
 //! range that has a reason, every product of sizes computed with checked arithmetic, and
 //! the parameters and per-image activations within a memory budget.
 
-use super::config::{CapsNetConfig, ConfigError};
+use super::config::{CapsNetConfig, ConfigError, Geometry};
 
 /// Most input channels (grey, RGB, RGBA).
 pub const MAX_IN_CHANNELS: usize = 4;
@@ -54,7 +54,14 @@ pub struct Footprint {
 impl CapsNetConfig {
     /// Checks every field against its range (see the `MAX_*` constants of this module).
     pub(crate) fn check_ranges(&self) -> Result<(), ConfigError> {
-        let ranges: [(&'static str, usize, usize, usize, &'static str); 11] = [
+        self.check_sizes()?;
+        self.check_decoder()?;
+        self.check_reals()
+    }
+
+    /// The size fields, each within its range.
+    fn check_sizes(&self) -> Result<(), ConfigError> {
+        let ranges: [(&'static str, usize, usize, usize, &'static str); 12] = [
             (
                 "in_channels",
                 self.in_channels,
@@ -83,6 +90,7 @@ impl CapsNetConfig {
                 MAX_CLASSES,
                 "a classifier needs two classes",
             ),
+            ("class_dim", self.class_dim, 1, 256, "capsule dimensions"),
             (
                 "routing_iters",
                 self.routing_iters,
@@ -91,24 +99,22 @@ impl CapsNetConfig {
                 "routing converges in a few",
             ),
         ];
-        for (field, value, min, max, reason) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::Range {
-                    field,
-                    value: value.to_string(),
-                    range: format!("{min}..={max}"),
-                    reason,
-                });
-            }
+        match ranges
+            .into_iter()
+            .find(|(_, v, min, max, _)| !(min..=max).contains(&v))
+        {
+            Some((field, value, min, max, reason)) => Err(ConfigError::Range {
+                field,
+                value: value.to_string(),
+                range: format!("{min}..={max}"),
+                reason,
+            }),
+            None => Ok(()),
         }
-        if !(1..=256).contains(&self.class_dim) {
-            return Err(ConfigError::Range {
-                field: "class_dim",
-                value: self.class_dim.to_string(),
-                range: "1..=256".into(),
-                reason: "capsule dimensions",
-            });
-        }
+    }
+
+    /// The decoder's depth and layer widths.
+    fn check_decoder(&self) -> Result<(), ConfigError> {
         if self.decoder_hidden.len() > MAX_DECODER_LAYERS {
             return Err(ConfigError::Range {
                 field: "decoder_hidden",
@@ -117,18 +123,23 @@ impl CapsNetConfig {
                 reason: "decoder depth",
             });
         }
-        if let Some(&h) = self
+        match self
             .decoder_hidden
             .iter()
             .find(|&&h| !(1..=MAX_LAYER).contains(&h))
         {
-            return Err(ConfigError::Range {
+            Some(&h) => Err(ConfigError::Range {
                 field: "decoder_hidden",
                 value: h.to_string(),
                 range: format!("1..={MAX_LAYER}"),
                 reason: "a decoder layer needs units",
-            });
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The loss and init settings: finite and within their ranges.
+    fn check_reals(&self) -> Result<(), ConfigError> {
         let reals = [
             ("reconstruction_weight", self.reconstruction_weight, 0.0, 1e6),
             ("m_plus", self.m_plus, 0.0, 1.0),
@@ -136,23 +147,28 @@ impl CapsNetConfig {
             ("lambda_", self.lambda_, 0.0, 1e6),
             ("digit_init_std", self.digit_init_std, 0.0, 1e3),
         ];
-        for (field, value, min, max) in reals {
-            // written so that NaN fails too
-            if !(value >= min && value <= max) {
-                return Err(ConfigError::Range {
-                    field,
-                    value: format!("{value:?}"),
-                    range: format!("{min:?}..={max:?}"),
-                    reason: "a finite loss or init setting",
-                });
-            }
+        // written so that NaN fails too
+        match reals
+            .into_iter()
+            .find(|&(_, v, min, max)| !(v >= min && v <= max))
+        {
+            Some((field, value, min, max)) => Err(ConfigError::Range {
+                field,
+                value: format!("{value:?}"),
+                range: format!("{min:?}..={max:?}"),
+                reason: "a finite loss or init setting",
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Parameter and per-image activation counts, with overflow and budget checks.
     pub fn footprint(&self) -> Result<Footprint, ConfigError> {
-        let g = self.raw_geometry()?;
+        self.footprint_of(self.raw_geometry()?)
+    }
+
+    /// [`CapsNetConfig::footprint`] for the already checked geometry `g`.
+    pub(crate) fn footprint_of(&self, g: Geometry) -> Result<Footprint, ConfigError> {
         let c = self;
         let n = product("capsules", &[c.types, g.cells()])?;
         let conv1 = product(
