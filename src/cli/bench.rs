@@ -7,7 +7,7 @@ use super::progress::Progress;
 
 use crate::device;
 use crate::export::load_model;
-use crate::inspect::latency::app_latency;
+use crate::inspect::latency::{AppLatency, app_latency};
 use crate::inspect::mnist_held_out;
 use crate::model::{CapsNet, Preset};
 use crate::prune::survival;
@@ -53,15 +53,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         dev.name
     );
     let app = if args.app {
-        let (_, held) = mnist_held_out()?;
-        held.check_fits(model.config.input(), model.config.classes)
-            .context("--app times the app on MNIST digits")?;
-        let a = app_latency(model.clone(), held, repeat, &dev.device).map_err(anyhow::Error::msg)?;
-        println!(
-            "app: slider move {:.0} ms (capsules {:.0} ms) on {} held-out digits, digit inspection {:.1} ms",
-            a.slider_ms, a.slider_capsules_ms, a.held_out, a.inspect_ms
-        );
-        Some(a)
+        Some(app(&model, &dev.device, repeat)?)
     } else {
         None
     };
@@ -113,4 +105,17 @@ fn profile(model: &CapsNet, device: &burn::prelude::Device, batch: usize, repeat
         println!("  {stage:<15} {ms:9.1} ms  {:5.1}%", 100.0 * ms / total);
     }
     p
+}
+
+/// Times and prints the app's slider move and digit inspection (`--app`).
+fn app(model: &CapsNet, device: &burn::prelude::Device, repeat: usize) -> anyhow::Result<AppLatency> {
+    let (_, held) = mnist_held_out()?;
+    held.check_fits(model.config.input(), model.config.classes)
+        .context("--app times the app on MNIST digits")?;
+    let a = app_latency(model.clone(), held, repeat, device).map_err(anyhow::Error::msg)?;
+    println!(
+        "app: slider move {:.0} ms (capsules {:.0} ms) on {} held-out digits, digit inspection {:.1} ms",
+        a.slider_ms, a.slider_capsules_ms, a.held_out, a.inspect_ms
+    );
+    Ok(a)
 }

@@ -176,6 +176,32 @@ fn report_line(event: &Event) -> Option<String> {
     })
 }
 
+/// The last line of a run: how it ended, its test accuracy and where the model is.
+fn finished_line(event: &Event, out: &Path) -> String {
+    let Event::Finished {
+        stopped,
+        epochs,
+        test_accuracy,
+        wall_s,
+        early_stopped,
+    } = event
+    else {
+        return String::new();
+    };
+    let acc = test_accuracy
+        .map(|a| format!("{a:.4}"))
+        .unwrap_or_else(|| "-".into());
+    let how = match (stopped, early_stopped) {
+        (true, _) => "stopped",
+        (false, true) => "stopped early (no better validation loss within --patience epochs)",
+        (false, false) => "finished",
+    };
+    format!(
+        "{how} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
+        out.join("model.safetensors").display()
+    )
+}
+
 /// Sends `req` to a trainer thread and reports its progress until it ends.
 fn drive(req: TrainRequest) -> anyhow::Result<()> {
     let out = req.out_dir.clone().unwrap_or_default();
@@ -229,28 +255,11 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 }
             }
             Event::Paused | Event::Resumed => {}
-            Event::Finished {
-                stopped,
-                epochs,
-                test_accuracy,
-                wall_s,
-                early_stopped,
-            } => {
+            Event::Finished { .. } => {
                 if let Some(p) = &progress {
                     p.finish();
                 }
-                let acc = test_accuracy
-                    .map(|a| format!("{a:.4}"))
-                    .unwrap_or_else(|| "-".into());
-                println!(
-                    "{} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
-                    match (stopped, early_stopped) {
-                        (true, _) => "stopped",
-                        (false, true) => "stopped early (no better validation loss within --patience epochs)",
-                        (false, false) => "finished",
-                    },
-                    out.join("model.safetensors").display()
-                );
+                println!("{}", finished_line(&event, &out));
                 return Ok(());
             }
             Event::Failed(e) => {
