@@ -360,6 +360,7 @@ impl AppState {
         let t = &mut self.training;
         match e {
             Event::Device { name, reason } => t.device = Some(format!("{name} ({reason})")),
+            Event::Loading(p) => t.status = format!("loading images: {} of {}", p.done, p.total),
             Event::Started { total_steps, .. } => {
                 t.total_steps = total_steps;
                 t.status = "training".into();

@@ -247,9 +247,10 @@ pub struct TrainArgs {
     /// better when waiting --pwe epochs.
     #[arg(long, default_value_t = 0.0)]
     pub plateau_tolerance: f64,
-    /// Vary the training images: none, shift (by up to 2 pixels, for digits) or crop-flip
-    /// (4 pixels of padding, random crop, horizontal flip; for colour images).
-    #[arg(long, default_value = "none")]
+    /// Vary the training images: auto (crop-flip for colour images, none for grey ones),
+    /// none, shift (by up to 2 pixels, for digits) or crop-flip (4 pixels of padding,
+    /// random crop, horizontal flip; for colour images).
+    #[arg(long, default_value = "auto")]
     pub augment: crate::data::Augment,
     /// Build the network without the reconstruction decoder.
     #[arg(long)]

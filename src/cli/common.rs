@@ -9,6 +9,22 @@ use crate::data::{DataSource, Dataset};
 use crate::export::{ModelInfo, load_model};
 use crate::model::CapsNet;
 
+/// Loads a dataset keeping at most `limits` = (train, test) images, with a progress bar
+/// on a terminal while an image folder decodes.
+pub fn load_dataset(source: &DataSource, limits: (Option<usize>, Option<usize>)) -> anyhow::Result<Dataset> {
+    let bar = std::sync::Mutex::new(None::<super::progress::Progress>);
+    let data = Dataset::load_with(source, limits, &|p| {
+        if let Ok(mut bar) = bar.lock() {
+            bar.get_or_insert_with(|| super::progress::Progress::bar_only(p.total as u64, "load"))
+                .update(p.done as u64, "images decoded");
+        }
+    });
+    if let Ok(Some(bar)) = bar.into_inner() {
+        bar.finish();
+    }
+    data.with_context(|| format!("dataset {source}"))
+}
+
 /// A model file, its facts and its dataset.
 pub struct Loaded {
     /// The network.
@@ -38,8 +54,7 @@ pub fn load_with_data(
     let source = data
         .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
         .unwrap_or(DataSource::Mnist);
-    let mut data = Dataset::load(&source).with_context(|| format!("dataset {source}"))?;
-    data.limit(limits.0, limits.1);
+    let data = load_dataset(&source, limits)?;
     data.check_fits(model.config.input(), model.config.classes)
         .with_context(|| format!("dataset {source}"))?;
     Ok(Loaded {

@@ -9,6 +9,7 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     last_line_pct: Option<u64>,
     total: u64,
+    plain_lines: bool,
 }
 
 impl Progress {
@@ -27,6 +28,16 @@ impl Progress {
             bar,
             last_line_pct: None,
             total: total.max(1),
+            plain_lines: true,
+        }
+    }
+
+    /// A progress bar on a terminal, and nothing otherwise (for work that often ends in an
+    /// error, whose message must stay the only line).
+    pub fn bar_only(total: u64, what: &str) -> Self {
+        Self {
+            plain_lines: false,
+            ..Self::new(total, what)
         }
     }
 
@@ -37,6 +48,7 @@ impl Progress {
                 bar.set_position(pos);
                 bar.set_message(msg.to_string());
             }
+            None if !self.plain_lines => {}
             None => {
                 // Plain lines, at most one per 5% of the work.
                 let pct = pos * 100 / self.total;

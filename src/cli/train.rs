@@ -212,11 +212,17 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
     trainer.send(Command::Start(Box::new(req)));
     let mut progress: Option<Progress> = None;
+    let mut loading: Option<Progress> = None;
     // printed once the inputs have loaded, so a refused input gives one line only
     let mut device_line = None;
     while let Some(event) = trainer.recv_event() {
         match event {
             Event::Device { name, reason } => device_line = Some(format!("device: {name} ({reason})")),
+            Event::Loading(p) => {
+                // a bar on a terminal only: a refused input still gives one line
+                let bar = loading.get_or_insert_with(|| Progress::bar_only(p.total as u64, "load"));
+                bar.update(p.done as u64, "images decoded");
+            }
             Event::Started {
                 train_images,
                 test_images,
@@ -224,6 +230,9 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 params,
                 capsules,
             } => {
+                if let Some(bar) = loading.take() {
+                    bar.finish();
+                }
                 if let Some(line) = device_line.take() {
                     eprintln!("{line}");
                 }

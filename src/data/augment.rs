@@ -13,8 +13,11 @@ use crate::rng::Rng;
 /// How training images are varied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Augment {
-    /// Images as they are.
+    /// What fits the data, decided when the data is loaded ([`Augment::resolve`]): crop
+    /// and flip for colour images, nothing for grey ones.
     #[default]
+    Auto,
+    /// Images as they are.
     None,
     /// Shift by up to `max` pixels in x and y, filling with zeros.
     Shift {
@@ -30,6 +33,18 @@ pub enum Augment {
 }
 
 impl Augment {
+    /// The augmentation used for images with `channels` channels: `Auto` becomes
+    /// [`Augment::CROP4_FLIP`] for colour and [`Augment::None`] for grey images (digits
+    /// are not flipped, and their shift is left to `--augment shift` so that short runs
+    /// compare with the published one-epoch numbers); other choices stay as they are.
+    pub fn resolve(self, channels: usize) -> Augment {
+        match self {
+            Augment::Auto if channels > 1 => Augment::CROP4_FLIP,
+            Augment::Auto => Augment::None,
+            other => other,
+        }
+    }
+
     /// Sabour et al.'s shift of digits by up to 2 pixels.
     pub const SHIFT2: Augment = Augment::Shift { max: 2 };
     /// The usual CIFAR augmentation: 4 pixels of padding, random crop and flip.
@@ -39,6 +54,7 @@ impl Augment {
 impl fmt::Display for Augment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Augment::Auto => f.write_str("auto"),
             Augment::None => f.write_str("none"),
             Augment::Shift { max } => write!(f, "shift{max}"),
             Augment::CropFlip { pad } => write!(f, "crop{pad}-flip"),
@@ -48,13 +64,16 @@ impl fmt::Display for Augment {
 
 /// An unknown augmentation name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown augmentation '{0}' (expected none, shift (2 pixels) or crop-flip (4 pixels of padding))")]
+#[error(
+    "unknown augmentation '{0}' (expected auto, none, shift (2 pixels) or crop-flip (4 pixels of padding))"
+)]
 pub struct UnknownAugment(pub String);
 
 impl FromStr for Augment {
     type Err = UnknownAugment;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Augment::Auto),
             "none" | "off" => Ok(Augment::None),
             "shift" | "shift2" => Ok(Augment::SHIFT2),
             "crop-flip" | "crop4-flip" => Ok(Augment::CROP4_FLIP),
@@ -81,7 +100,7 @@ pub fn push_augmented(
     out: &mut Vec<f32>,
 ) {
     let (max, flip) = match augment {
-        Augment::None => {
+        Augment::None | Augment::Auto => {
             out.extend(pixels.iter().map(|&p| p as f32 / 255.0));
             return;
         }

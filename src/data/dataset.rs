@@ -1,4 +1,6 @@
-//! Datasets: MNIST built into the binary, Fashion-MNIST, or any folder of IDX files.
+//! Datasets: MNIST built into the binary, Fashion-MNIST, CIFAR-10, or a folder holding
+//! IDX files, an image-folder dataset (`train/CLASS/*`, `test/CLASS/*`) or the CIFAR-10
+//! binary batches.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,12 @@ pub const FASHION_ENV: &str = "SPARSECAPS_FASHION_MNIST";
 /// Where Debian's `dataset-fashion-mnist` package installs the files.
 pub const FASHION_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Environment variable naming a CIFAR-10 folder (checked first).
+pub const CIFAR10_ENV: &str = "SPARSECAPS_CIFAR10";
+/// Where `--data cifar10` looks after `$SPARSECAPS_CIFAR10`, in order: `~/.local/share/`
+/// below the home folder, then relative to the working folder.
+pub const CIFAR10_DIRS: [&str; 2] = [".local/share/sparsecaps/cifar-10", "../shared/datasets/cifar-10"];
+
 /// The four IDX files of a dataset folder (each also accepted without `.gz`).
 pub const IDX_FILES: [&str; 4] = [
     "train-images-idx3-ubyte",
@@ -35,7 +43,10 @@ pub enum DataSource {
     Mnist,
     /// Fashion-MNIST from `$SPARSECAPS_FASHION_MNIST` or `/usr/share/datasets/fashion-mnist`.
     FashionMnist,
-    /// A folder with the four IDX files.
+    /// CIFAR-10 from `$SPARSECAPS_CIFAR10` or [`CIFAR10_DIRS`] (image folders or the
+    /// binary release).
+    Cifar10,
+    /// A folder with the four IDX files, an image-folder dataset or the CIFAR-10 batches.
     Dir(PathBuf),
 }
 
@@ -45,6 +56,7 @@ impl FromStr for DataSource {
         Ok(match s.to_ascii_lowercase().as_str() {
             "mnist" => DataSource::Mnist,
             "fashion-mnist" | "fashion" | "fashion_mnist" => DataSource::FashionMnist,
+            "cifar10" | "cifar-10" => DataSource::Cifar10,
             _ => DataSource::Dir(PathBuf::from(s)),
         })
     }
@@ -55,6 +67,7 @@ impl fmt::Display for DataSource {
         match self {
             DataSource::Mnist => f.write_str("mnist"),
             DataSource::FashionMnist => f.write_str("fashion-mnist"),
+            DataSource::Cifar10 => f.write_str("cifar10"),
             DataSource::Dir(p) => write!(f, "{}", p.display()),
         }
     }
@@ -108,9 +121,37 @@ pub enum DataError {
     /// A split has no images.
     #[error("{0} split is empty")]
     Empty(&'static str),
+    /// An image-folder dataset is malformed.
+    #[error(transparent)]
+    Folder(#[from] super::folder::FolderError),
+    /// The CIFAR-10 binary batches are malformed.
+    #[error(transparent)]
+    CifarBin(#[from] super::cifar_bin::CifarBinError),
+    /// CIFAR-10 was not found.
+    #[error(
+        "CIFAR-10 not found: set {CIFAR10_ENV} to a folder with train/ and test/ class folders or the binary batches (looked in ~/{}, {})", CIFAR10_DIRS[0], CIFAR10_DIRS[1]
+    )]
+    Cifar10Missing,
+    /// The folder does not exist.
+    #[error("{0}: no such folder")]
+    NoFolder(PathBuf),
+    /// The folder holds no dataset this program reads.
+    #[error(
+        "{0}: not a dataset (expected the four IDX files, train/ and test/ class folders, or CIFAR-10's data_batch_*.bin)"
+    )]
+    NotADataset(PathBuf),
 }
 
-/// Most classes a dataset may have (labels are bytes).
+/// How far the loading of a dataset is (images decoded so far of all to decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    /// Images done.
+    pub done: usize,
+    /// Images in all.
+    pub total: usize,
+}
+
+/// Most classes an IDX dataset may have.
 pub const MAX_CLASSES: usize = 10;
 
 /// One split (train or test) of a dataset, kept on the host as bytes.
@@ -208,6 +249,31 @@ impl Split {
         (images, labels)
     }
 
+    /// Mean and standard deviation of each channel's pixels, scaled to [0, 1] (the std
+    /// never below 1e-3, so a constant channel still normalises).
+    pub fn channel_stats(&self) -> (Vec<f64>, Vec<f64>) {
+        let plane = self.height * self.width;
+        let mut sums = vec![(0.0f64, 0.0f64); self.channels];
+        for image in self.pixels.chunks_exact(self.image_size().max(1)) {
+            for (c, px) in image.chunks_exact(plane.max(1)).enumerate() {
+                let (s, s2) = px.iter().fold((0u64, 0u64), |(s, s2), &p| {
+                    let p = u64::from(p);
+                    (s + p, s2 + p * p)
+                });
+                sums[c].0 += s as f64;
+                sums[c].1 += s2 as f64;
+            }
+        }
+        let n = (self.len() * plane).max(1) as f64;
+        sums.iter()
+            .map(|&(s, s2)| {
+                let mean = s / n / 255.0;
+                let var = (s2 / n / (255.0 * 255.0) - mean * mean).max(0.0);
+                (mean, var.sqrt().max(1e-3))
+            })
+            .unzip()
+    }
+
     /// Batches of indices covering the split once; shuffled with `seed` when given.
     pub fn batches(&self, batch: usize, shuffle: Option<u64>) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.len()).collect();
@@ -249,8 +315,10 @@ impl Dataset {
 /// A dataset: name, train and test splits.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Display name (`mnist`, `fashion-mnist` or the folder).
+    /// Display name (`mnist`, `fashion-mnist`, `cifar10` or the folder).
     pub name: String,
+    /// Class names by label; empty when the classes are just numbers (IDX datasets).
+    pub classes: Vec<String>,
     /// Training images.
     pub train: Split,
     /// Test images.
@@ -260,31 +328,69 @@ pub struct Dataset {
 impl Dataset {
     /// Loads a dataset and checks it.
     pub fn load(source: &DataSource) -> Result<Self, DataError> {
+        Self::load_with(source, (None, None), &|_| {})
+    }
+
+    /// Loads a dataset keeping at most `limits` = (train, test) images of each split (an
+    /// image folder decodes only those), reporting how far decoding is to `progress`.
+    pub fn load_with(
+        source: &DataSource,
+        limits: (Option<usize>, Option<usize>),
+        progress: &(dyn Fn(LoadProgress) + Sync),
+    ) -> Result<Self, DataError> {
         let name = source.to_string();
-        let files: [(String, Vec<u8>); 4] = match source {
-            DataSource::Mnist => [
-                (IDX_FILES[0].into(), MNIST_TRAIN_IMAGES.to_vec()),
-                (IDX_FILES[1].into(), MNIST_TRAIN_LABELS.to_vec()),
-                (IDX_FILES[2].into(), MNIST_TEST_IMAGES.to_vec()),
-                (IDX_FILES[3].into(), MNIST_TEST_LABELS.to_vec()),
-            ],
-            DataSource::FashionMnist => read_dir_files(&fashion_dir().ok_or(DataError::FashionMissing)?)?,
-            DataSource::Dir(dir) => read_dir_files(dir)?,
+        let dir = match source {
+            DataSource::Mnist => {
+                let files = [
+                    (IDX_FILES[0].into(), MNIST_TRAIN_IMAGES.to_vec()),
+                    (IDX_FILES[1].into(), MNIST_TRAIN_LABELS.to_vec()),
+                    (IDX_FILES[2].into(), MNIST_TEST_IMAGES.to_vec()),
+                    (IDX_FILES[3].into(), MNIST_TEST_LABELS.to_vec()),
+                ];
+                return Self::from_idx(name, files, limits);
+            }
+            DataSource::FashionMnist => fashion_dir().ok_or(DataError::FashionMissing)?,
+            DataSource::Cifar10 => cifar10_dir().ok_or(DataError::Cifar10Missing)?,
+            DataSource::Dir(dir) => dir.clone(),
         };
+        if IDX_FILES.iter().any(|f| find_file(&dir, f).is_some()) {
+            return Self::from_idx(name, read_dir_files(&dir)?, limits);
+        }
+        let (classes, train, test) = if super::folder::is_image_folder(&dir) {
+            super::folder::load(&dir, limits, progress)?
+        } else if let Some(batches) = super::cifar_bin::batches_dir(&dir) {
+            super::cifar_bin::load(&batches, limits)?
+        } else if dir.is_dir() {
+            return Err(DataError::NotADataset(dir));
+        } else {
+            return Err(DataError::NoFolder(dir));
+        };
+        check_sizes(&train, &test)?;
+        Ok(Self {
+            name,
+            classes,
+            train,
+            test,
+        })
+    }
+
+    fn from_idx(
+        name: String,
+        files: [(String, Vec<u8>); 4],
+        limits: (Option<usize>, Option<usize>),
+    ) -> Result<Self, DataError> {
         let [(n0, b0), (n1, b1), (n2, b2), (n3, b3)] = files;
         let train = make_split("train", parse_images(&n0, b0)?, parse_labels(&n1, b1)?)?;
         let test = make_split("test", parse_images(&n2, b2)?, parse_labels(&n3, b3)?)?;
-        if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
-            return Err(DataError::SizeMismatch(
-                train.channels,
-                train.height,
-                train.width,
-                test.channels,
-                test.height,
-                test.width,
-            ));
-        }
-        Ok(Self { name, train, test })
+        check_sizes(&train, &test)?;
+        let mut data = Self {
+            name,
+            classes: Vec::new(),
+            train,
+            test,
+        };
+        data.limit(limits.0, limits.1);
+        Ok(data)
     }
 
     /// MNIST's test split alone (the built-in copy), without decompressing the training set.
@@ -305,6 +411,42 @@ impl Dataset {
             self.test.truncate(n);
         }
     }
+}
+
+fn check_sizes(train: &Split, test: &Split) -> Result<(), DataError> {
+    if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
+        return Err(DataError::SizeMismatch(
+            train.channels,
+            train.height,
+            train.width,
+            test.channels,
+            test.height,
+            test.width,
+        ));
+    }
+    if train.is_empty() {
+        return Err(DataError::Empty("train"));
+    }
+    if test.is_empty() {
+        return Err(DataError::Empty("test"));
+    }
+    Ok(())
+}
+
+/// `$SPARSECAPS_CIFAR10` when set (a wrong one is then reported, not skipped), else the
+/// first of [`CIFAR10_DIRS`] that holds CIFAR-10.
+fn cifar10_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CIFAR10_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = home
+        .map(|h| h.join(CIFAR10_DIRS[0]))
+        .into_iter()
+        .chain([PathBuf::from(CIFAR10_DIRS[1])]);
+    candidates
+        .into_iter()
+        .find(|d| super::folder::is_image_folder(d) || super::cifar_bin::batches_dir(d).is_some())
 }
 
 fn fashion_dir() -> Option<PathBuf> {
@@ -444,7 +586,13 @@ mod tests {
     #[test]
     fn missing_folder_is_reported() {
         let err = Dataset::load(&DataSource::Dir("/nonexistent/sparsecaps".into())).unwrap_err();
-        assert!(matches!(err, DataError::Missing(..)));
+        assert!(matches!(err, DataError::NoFolder(..)), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = Dataset::load(&DataSource::Dir(empty.path().into())).unwrap_err();
+        assert!(matches!(err, DataError::NotADataset(..)), "{err}");
+        std::fs::write(empty.path().join("train-images-idx3-ubyte"), b"").unwrap();
+        let err = Dataset::load(&DataSource::Dir(empty.path().into())).unwrap_err();
+        assert!(matches!(err, DataError::Missing(..)), "{err}");
     }
 
     #[test]

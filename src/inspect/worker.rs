@@ -302,7 +302,7 @@ impl State {
         let Some(pruned) = self.pruned.clone() else {
             return vec![InspectEvent::Failed("no model loaded".into())];
         };
-        let mut data = match Dataset::load(&req.data) {
+        let mut data = match Dataset::load_with(&req.data, (Some(req.images), None), &|_| {}) {
             Ok(d) => d,
             Err(e) => return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))],
         };

@@ -227,12 +227,30 @@ impl CapsNet {
     /// # Shapes
     /// - `images`: `[B, C, H, W]` -> `[B, C1, H1, W1]`
     pub fn conv1(&self, images: Tensor<4>) -> Tensor<4> {
+        let images = self.normalise(images);
         relu(conv2d(
             images,
             self.conv1_weight.val(),
             Some(self.conv1_bias.val()),
             ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
         ))
+    }
+
+    /// Subtracts the config's per-channel mean and divides by its std (if it has them).
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]` -> `[B, C, H, W]`
+    pub fn normalise(&self, images: Tensor<4>) -> Tensor<4> {
+        let c = &self.config;
+        if !c.normalises() {
+            return images;
+        }
+        let device = images.device();
+        let channel = |v: &[f64]| {
+            let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            Tensor::<1>::from_data(TensorData::new(v, [c.in_channels]), &device).reshape([1, c.in_channels, 1, 1])
+        };
+        (images - channel(&c.input_mean)) / channel(&c.input_std)
     }
 
     /// Squashed primary capsules from conv1's activations.

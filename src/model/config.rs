@@ -64,6 +64,12 @@ pub struct CapsNetConfig {
     /// Standard deviation of the normal initialisation of the class-capsule W.
     #[config(default = 0.1)]
     pub digit_init_std: f64,
+    /// Per-channel mean subtracted from the [0, 1] input before conv1; empty: none.
+    #[config(default = "vec![]")]
+    pub input_mean: Vec<f64>,
+    /// Per-channel standard deviation the input is divided by after the mean; empty: none.
+    #[config(default = "vec![]")]
+    pub input_std: Vec<f64>,
 }
 
 /// Spatial sizes derived from a [`CapsNetConfig`].
@@ -197,6 +203,19 @@ impl CapsNetConfig {
     /// Whether the reconstruction decoder is present.
     pub fn has_decoder(&self) -> bool {
         !self.decoder_hidden.is_empty()
+    }
+
+    /// Whether the input is normalised per channel before conv1.
+    pub fn normalises(&self) -> bool {
+        !self.input_mean.is_empty()
+    }
+
+    /// Returns this config normalising its input with a dataset's per-channel `mean` and
+    /// `std` (of [0, 1] pixels).
+    pub fn with_normalisation(mut self, mean: Vec<f64>, std: Vec<f64>) -> Self {
+        self.input_mean = mean;
+        self.input_std = std;
+        self
     }
 
     /// Returns this config with the input size of a dataset.

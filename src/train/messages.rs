@@ -134,7 +134,7 @@ impl Default for TrainRequest {
             prune: PruneSchedule::None,
             validation: None,
             init: None,
-            augment: Augment::None,
+            augment: Augment::Auto,
             no_decoder: false,
             patience: None,
             resume: None,
@@ -221,6 +221,8 @@ pub enum Event {
         /// Why it was chosen.
         reason: String,
     },
+    /// Images of the dataset decoded so far (image folders; sent while loading).
+    Loading(crate::data::LoadProgress),
     /// The run has started.
     Started {
         /// Training images.

@@ -16,7 +16,7 @@ use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
-use super::worker::{EVAL_BATCH, Flow, Run, lobster_threshold};
+use super::worker::{EVAL_BATCH, Emitter, Flow, Run, lobster_threshold};
 use crate::data::augment::batch_seed;
 use crate::data::{Dataset, Split};
 use crate::device::{self, SelectedDevice};
@@ -36,6 +36,8 @@ struct Loop {
     ad: Device,
     data: Dataset,
     validation: Split,
+    /// The request's augmentation, resolved for the data.
+    augment: crate::data::Augment,
     batch: usize,
     total_steps: usize,
     model: CapsNet,
@@ -80,9 +82,10 @@ impl Window {
 }
 
 /// The dataset with `limit`s applied and the validation split held out of the training set.
-fn load_data(req: &TrainRequest) -> anyhow::Result<(Dataset, Split)> {
-    let mut data = Dataset::load(&req.data)?;
-    data.limit(req.limit_train, req.limit_test);
+fn load_data(req: &TrainRequest, emit: &Emitter) -> anyhow::Result<(Dataset, Split)> {
+    let limits = (req.limit_train, req.limit_test);
+    let data = Dataset::load_with(&req.data, limits, &|p| emit.progress(Event::Loading(p)));
+    let mut data = data.with_context(|| format!("dataset {}", req.data))?;
     let held_out = match req.validation {
         Some(n) => n,
         None if req.prune.needs_validation() || req.patience.is_some() => (data.train.len() / 10).min(5000),
@@ -116,6 +119,13 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
         None => {
             let t = &data.train;
             let config = req.preset.config().for_input(t.channels, t.height, t.width);
+            // colour data is normalised per channel with the training split's statistics
+            let config = if t.channels > 1 {
+                let (mean, std) = t.channel_stats();
+                config.with_normalisation(mean, std)
+            } else {
+                config
+            };
             let config = if req.no_decoder {
                 config.with_decoder_hidden(vec![])
             } else {
@@ -161,7 +171,7 @@ impl Run<'_> {
             name: name.clone(),
             reason,
         });
-        let (data, validation) = load_data(req)?;
+        let (data, validation) = load_data(req, self.emit)?;
         let ad = device.clone().autodiff();
         let model = build_model(req, &data, &device, &ad)?;
         let batch = req.batch.max(1);
@@ -186,6 +196,7 @@ impl Run<'_> {
         let mut l = Loop {
             device,
             ad,
+            augment: req.augment.resolve(data.train.channels),
             data,
             validation,
             batch,
@@ -262,7 +273,7 @@ impl Run<'_> {
             // the base rate may have been changed by a command
             let lr = self.lr * decay;
             let seed = batch_seed(req.seed, epoch, i);
-            let (images, labels) = l.data.train.batch_augmented(indices, &l.ad, req.augment, seed);
+            let (images, labels) = l.data.train.batch_augmented(indices, &l.ad, l.augment, seed);
             let model = std::mem::replace(&mut l.model, l.last_good.clone());
             let (next, stats) = train_step(model, &mut l.optim, lr, images, labels, &l.pruning);
             l.model = next;

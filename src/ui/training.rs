@@ -31,6 +31,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
                 let shown = match s.train.data.as_str() {
                     "mnist" => "MNIST".to_string(),
                     "fashion-mnist" => "Fashion-MNIST".to_string(),
+                    "cifar10" => "CIFAR-10".to_string(),
                     path => std::path::Path::new(path)
                         .file_name()
                         .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
@@ -40,13 +41,21 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut s.train.data, "mnist".into(), "MNIST");
                         ui.selectable_value(&mut s.train.data, "fashion-mnist".into(), "Fashion-MNIST");
+                        ui.selectable_value(&mut s.train.data, "cifar10".into(), "CIFAR-10")
+                            .on_hover_text(format!(
+                                "${} or ~/{}",
+                                crate::data::dataset::CIFAR10_ENV,
+                                crate::data::dataset::CIFAR10_DIRS[0]
+                            ));
                     })
                     .response;
                 name(&combo, "Dataset");
                 combo.on_hover_text(&s.train.data);
                 if ui
                     .button("Folder...")
-                    .on_hover_text("A folder with the four IDX files (gzipped or not)")
+                    .on_hover_text(
+                        "A folder with the four IDX files (gzipped or not), train/ and test/ class folders of PNG or JPEG images, or CIFAR-10's binary batches",
+                    )
                     .clicked()
                     && let Some(dir) = rfd::FileDialog::new().pick_folder()
                 {

@@ -7,6 +7,7 @@
 //! runs the suite against another build and prints one verdict per case.
 
 mod files;
+mod folders;
 mod inputs;
 mod models;
 mod mutate;
@@ -65,6 +66,12 @@ fn hostile_datasets_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     check(&dataset_cases(dir.path(), &model));
+}
+
+#[test]
+fn hostile_image_folders_and_cifar_batches_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    check(&folders::folder_cases(dir.path()));
 }
 
 #[test]
