@@ -1,18 +1,26 @@
 //! Error text shared by the CLI and the worker threads.
 
 /// An error and its causes joined with ": ", leaving out a cause whose text the message
-/// already holds (many errors print their source themselves).
+/// already holds (many errors print their source themselves), and a cause's leading
+/// "NAME: " when the message already ends with NAME (`dataset /x` + `/x: no such folder`
+/// gives `dataset /x: no such folder`).
 pub fn error_chain(e: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
+        let full = cause.to_string();
+        if msg.contains(&full) {
             continue;
         }
+        let repeated = full
+            .match_indices(": ")
+            .map(|(i, _)| i)
+            .filter(|&i| i > 0 && msg.ends_with(&full[..i]))
+            .max();
+        let text = repeated.map_or(full.as_str(), |i| &full[i + 2..]);
         if !msg.is_empty() {
             msg.push_str(": ");
         }
-        msg.push_str(&text);
+        msg.push_str(text);
     }
     msg
 }
@@ -28,5 +36,7 @@ mod tests {
         assert_eq!(error_chain(&e), "model.safetensors: disk full");
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_chain(&e), "outer: inner");
+        let e = anyhow::anyhow!("/x: no such folder").context("dataset /x");
+        assert_eq!(error_chain(&e), "dataset /x: no such folder");
     }
 }

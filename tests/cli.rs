@@ -110,7 +110,7 @@ fn broken_idx_folders_are_one_line_errors() {
         "--out",
         "x",
     ]);
-    assert_bad_input(&out, "no such file");
+    assert_bad_input(&out, "no such folder");
 }
 
 #[test]

@@ -6,15 +6,21 @@ use std::path::Path;
 use sparsecaps::data::{DataError, DataSource, Dataset};
 
 fn png_grey(path: &Path, w: u32, h: u32, v: u8) {
-    image::GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
+    image::GrayImage::from_pixel(w, h, image::Luma([v]))
+        .save(path)
+        .unwrap();
 }
 
 fn png_rgb(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
-    image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .save(path)
+        .unwrap();
 }
 
 fn jpeg_rgb(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
-    image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .save(path)
+        .unwrap();
 }
 
 /// train/{a: 2 grey PNGs, b: 2 colour JPEGs, c: 1 colour PNG}, test/{a: grey, c: colour};
@@ -59,7 +65,8 @@ fn an_image_folder_of_png_and_jpeg_grey_and_colour_loads_class_by_class() {
     assert_eq!(d.test.labels, [0, 2]);
     assert_eq!(d.test.channels, 3);
 
-    let limited = Dataset::load_with(&DataSource::Dir(dir.path().into()), (Some(4), Some(1)), &|_| {}).unwrap();
+    let limited =
+        Dataset::load_with(&DataSource::Dir(dir.path().into()), (Some(4), Some(1)), &|_| {}).unwrap();
     assert_eq!(limited.train.labels, [0, 1, 2, 0]);
     assert_eq!(limited.train.pixels.len(), 4 * 3 * plane);
     assert_eq!(limited.test.len(), 1);
@@ -182,8 +189,12 @@ fn the_cifar10_binary_release_loads_from_its_folder_or_the_one_above() {
         let img = &d.test.pixels[3072..6144];
         assert_eq!((img[0], img[1024], img[2048]), (10, 11, 12));
     }
-    let limited = Dataset::load_with(&DataSource::Dir(dir.path().into()), (Some(3), Some(2)), &|_| {}).unwrap();
-    assert_eq!((limited.train.labels.as_slice(), limited.test.len()), (&[1, 9, 2][..], 2));
+    let limited =
+        Dataset::load_with(&DataSource::Dir(dir.path().into()), (Some(3), Some(2)), &|_| {}).unwrap();
+    assert_eq!(
+        (limited.train.labels.as_slice(), limited.test.len()),
+        (&[1, 9, 2][..], 2)
+    );
 }
 
 #[test]

@@ -319,7 +319,7 @@ fn a_missing_dataset_is_reported_as_a_failure_event() {
     req.data = DataSource::Dir("/nonexistent/data".into());
     trainer.send(Command::Start(Box::new(req)));
     match run_to_end(&trainer).last() {
-        Some(Event::Failed(msg)) => assert!(msg.contains("no such file"), "{msg}"),
+        Some(Event::Failed(msg)) => assert!(msg.contains("no such folder"), "{msg}"),
         other => panic!("{other:?}"),
     }
 }

@@ -49,6 +49,10 @@ pub struct SweepArgs {
     /// Pruning method: magnitude or capsules.
     #[arg(long, default_value = "magnitude")]
     pub method: PruneMethod,
+    /// Also remove this fraction of conv1's channels at every non-zero sparsity (see
+    /// `prune --conv1`).
+    #[arg(long, value_parser = fraction, default_value_t = 0.0)]
+    pub conv1: f64,
     /// Fine-tune each pruned model for this many epochs.
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: usize,
@@ -105,6 +109,11 @@ pub struct PruneArgs {
     /// fraction of weights) or capsules (structured; --sparsity is the fraction of capsules).
     #[arg(long, default_value = "magnitude")]
     pub method: PruneMethod,
+    /// Also remove this fraction of conv1's channels, the least important first (filter
+    /// L1 norm times the L1 norm of the live primary weights reading it); compaction then
+    /// drops them.
+    #[arg(long, value_parser = fraction, default_value_t = 0.0)]
+    pub conv1: f64,
     /// Fine-tune for this many epochs under the pruning masks.
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: usize,

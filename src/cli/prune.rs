@@ -10,6 +10,7 @@ use crate::device;
 use crate::export::{ModelInfo, load_model, save_model};
 use crate::model::CapsNet;
 use crate::prune::capsules::{capsule_importance, prune_capsules};
+use crate::prune::channels::prune_channels;
 use crate::prune::{Masks, apply_masks, compact, magnitude_masks, survival};
 use crate::train::evaluate;
 use crate::train::finetune::{FinetuneSettings, finetune};
@@ -28,12 +29,12 @@ pub fn with_sparsity(mut info: ModelInfo, model: &CapsNet) -> ModelInfo {
     info
 }
 
-/// Prunes a dense model with `method` at `sparsity` and fine-tunes it under the resulting
-/// masks when `finetune.epochs > 0` (with a progress display).
+/// Prunes a dense model with `method` at `sparsity`, then `conv1` of conv1's channels, and
+/// fine-tunes it under the resulting masks when `finetune.epochs > 0` (with a progress
+/// display).
 pub fn prune_model(
     model: CapsNet,
-    method: PruneMethod,
-    sparsity: f64,
+    (method, sparsity, conv1): (PruneMethod, f64, f64),
     finetune_settings: FinetuneSettings,
     data: &Dataset,
     device: &Device,
@@ -49,6 +50,11 @@ pub fn prune_model(
             let importance = capsule_importance(&model, images);
             prune_capsules(model, &importance, sparsity)
         }
+    };
+    let pruned = if conv1 > 0.0 {
+        prune_channels(pruned, conv1)
+    } else {
+        pruned
     };
     if finetune_settings.epochs == 0 {
         return pruned;
@@ -87,7 +93,8 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         lr: args.lr,
         ..FinetuneSettings::default()
     };
-    let pruned = prune_model(model, args.method, args.sparsity, settings, &data, &dev.device);
+    let how = (args.method, args.sparsity, args.conv1);
+    let pruned = prune_model(model, how, settings, &data, &dev.device);
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);
     info.test_accuracy = Some(eval.accuracy);

@@ -140,11 +140,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     md.push_str(&markdown_row("baseline", &base, &base));
     let (mut accuracy, mut alive, mut infer, mut size) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &s in &args.sparsities {
+        let conv1 = if s > 0.0 { args.conv1 } else { 0.0 };
         let settings = FinetuneSettings {
             epochs: args.finetune_epochs,
             ..FinetuneSettings::default()
         };
-        let pruned = prune_model(model.clone(), args.method, s, settings, &data, &dev.device);
+        let pruned = prune_model(
+            model.clone(),
+            (args.method, s, conv1),
+            settings,
+            &data,
+            &dev.device,
+        );
         let path = args.out.join(format!("{method}-{s}.safetensors"));
         let info = with_sparsity(info.clone(), &pruned);
         // nothing alive: keep the dense model (it predicts from the biases alone)

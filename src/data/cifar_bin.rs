@@ -42,7 +42,9 @@ pub const CLASSES: [&str; 10] = [
 #[derive(Debug, thiserror::Error)]
 pub enum CifarBinError {
     /// A batch file is missing.
-    #[error("{0}: no such file (the CIFAR-10 binary release has data_batch_1.bin ... data_batch_5.bin and test_batch.bin)")]
+    #[error(
+        "{0}: no such file (the CIFAR-10 binary release has data_batch_1.bin ... data_batch_5.bin and test_batch.bin)"
+    )]
     Missing(PathBuf),
     /// A batch file's length is not a whole number of records.
     #[error("{0}: {1} bytes is not a positive multiple of the {RECORD_BYTES}-byte record")]
@@ -73,7 +75,10 @@ pub fn batches_dir(dir: &Path) -> Option<PathBuf> {
 
 /// Reads the class names and the train and test splits from a batch folder, keeping at
 /// most the given number of images of each.
-pub fn load(dir: &Path, limits: (Option<usize>, Option<usize>)) -> Result<(Vec<String>, Split, Split), CifarBinError> {
+pub fn load(
+    dir: &Path,
+    limits: (Option<usize>, Option<usize>),
+) -> Result<(Vec<String>, Split, Split), CifarBinError> {
     let classes = class_names(dir)?;
     let train_paths: Vec<PathBuf> = TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
     let train = read_split(&train_paths, classes.len(), limits.0)?;

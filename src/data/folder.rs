@@ -168,7 +168,11 @@ fn class_folders(split: &Path) -> Result<Classes, FolderError> {
 }
 
 /// The files of a split with their labels, class by class in turn, at most `limit`.
-fn interleave(classes: &Classes, names: &[String], limit: Option<usize>) -> Result<Vec<(PathBuf, u8)>, FolderError> {
+fn interleave(
+    classes: &Classes,
+    names: &[String],
+    limit: Option<usize>,
+) -> Result<Vec<(PathBuf, u8)>, FolderError> {
     let total: usize = classes.iter().map(|(_, f)| f.len()).sum();
     let keep = limit.unwrap_or(total).min(total);
     let longest = classes.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
@@ -259,14 +263,21 @@ impl Assembled {
 }
 
 /// Decodes the files of a split on all cores and checks that the sizes agree.
-fn decode_split(files: &[(PathBuf, u8)], progress: &(dyn Fn(usize) + Sync)) -> Result<Assembled, FolderError> {
+fn decode_split(
+    files: &[(PathBuf, u8)],
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Assembled, FolderError> {
     let Some((first_path, _)) = files.first() else {
         return Err(FolderError::NoClasses(PathBuf::new()));
     };
     let first = decode_file(first_path)?;
     let image_bytes = first.rgb.len();
     if (files.len() as u64).saturating_mul(image_bytes as u64) > MAX_SPLIT_BYTES {
-        return Err(FolderError::TooLarge(first_path.clone(), files.len(), image_bytes));
+        return Err(FolderError::TooLarge(
+            first_path.clone(),
+            files.len(),
+            image_bytes,
+        ));
     }
     let decoded = decode_parallel(files, progress)?;
     let mut grey = true;
@@ -301,8 +312,13 @@ fn decode_split(files: &[(PathBuf, u8)], progress: &(dyn Fn(usize) + Sync)) -> R
 
 /// Decodes every file, in order, on as many threads as there are cores. The first error
 /// in file order wins, so the message does not depend on thread timing.
-fn decode_parallel(files: &[(PathBuf, u8)], progress: &(dyn Fn(usize) + Sync)) -> Result<Vec<Decoded>, FolderError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+fn decode_parallel(
+    files: &[(PathBuf, u8)],
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Decoded>, FolderError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -330,7 +346,10 @@ fn decode_parallel(files: &[(PathBuf, u8)], progress: &(dyn Fn(usize) + Sync)) -
     });
     results.sort_by_key(|(i, _)| *i);
     if results.len() < files.len() && results.iter().all(|(_, r)| r.is_ok()) {
-        return Err(FolderError::Io(PathBuf::new(), "an image decoder thread stopped".into()));
+        return Err(FolderError::Io(
+            PathBuf::new(),
+            "an image decoder thread stopped".into(),
+        ));
     }
     results.into_iter().map(|(_, r)| r).collect()
 }

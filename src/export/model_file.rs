@@ -158,9 +158,8 @@ pub fn model_from_file(
         path: path.to_string(),
         reason,
     };
-    let config: CapsNetConfig =
-        serde_json::from_str(meta.get("config").ok_or_else(|| config_error("missing".into()))?)
-            .map_err(|e| config_error(e.to_string()))?;
+    let config = CapsNetConfig::from_json(meta.get("config").ok_or_else(|| config_error("missing".into()))?)
+        .map_err(|e| config_error(e.to_string()))?;
     config.geometry().map_err(|e| config_error(e.to_string()))?;
     let info: ModelInfo = meta
         .get("info")

@@ -248,7 +248,12 @@ impl CapsNet {
         let device = images.device();
         let channel = |v: &[f64]| {
             let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-            Tensor::<1>::from_data(TensorData::new(v, [c.in_channels]), &device).reshape([1, c.in_channels, 1, 1])
+            Tensor::<1>::from_data(TensorData::new(v, [c.in_channels]), &device).reshape([
+                1,
+                c.in_channels,
+                1,
+                1,
+            ])
         };
         (images - channel(&c.input_mean)) / channel(&c.input_std)
     }

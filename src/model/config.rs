@@ -205,6 +205,25 @@ impl CapsNetConfig {
         !self.decoder_hidden.is_empty()
     }
 
+    /// Parses a config saved as JSON; fields it lacks (files written before a field
+    /// existed) take their defaults, unknown fields are an error.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let given: serde_json::Value = serde_json::from_str(text)?;
+        let mut merged = serde_json::to_value(CapsNetConfig::new())?;
+        match (&mut merged, given) {
+            (serde_json::Value::Object(base), serde_json::Value::Object(fields)) => {
+                for (k, v) in fields {
+                    if !base.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("unknown field `{k}`")));
+                    }
+                    base.insert(k, v);
+                }
+            }
+            (_, other) => return serde_json::from_value(other),
+        }
+        serde_json::from_value(merged)
+    }
+
     /// Whether the input is normalised per channel before conv1.
     pub fn normalises(&self) -> bool {
         !self.input_mean.is_empty()
@@ -304,6 +323,19 @@ impl FromStr for Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configs_saved_before_a_field_existed_still_load_and_unknown_fields_do_not() {
+        let old = r#"{"in_channels":1,"height":28,"width":28,"conv1_channels":64,"types":8}"#;
+        let c = CapsNetConfig::from_json(old).unwrap();
+        assert_eq!((c.conv1_channels, c.types, c.class_dim), (64, 8, 16));
+        assert!(!c.normalises());
+        let saved = serde_json::to_string(&c.clone().with_normalisation(vec![0.5], vec![0.25])).unwrap();
+        assert_eq!(CapsNetConfig::from_json(&saved).unwrap().input_std, vec![0.25]);
+        let err = CapsNetConfig::from_json(r#"{"in_chanels":1}"#).unwrap_err();
+        assert!(err.to_string().contains("in_chanels"), "{err}");
+        assert!(CapsNetConfig::from_json("[1]").is_err());
+    }
 
     #[test]
     fn paper_geometry_is_six_by_six_with_1152_capsules() {

@@ -63,12 +63,13 @@ impl CapsNetConfig {
     /// Input normalisation: none, or one finite mean and one positive std per channel.
     fn check_normalisation(&self) -> Result<(), ConfigError> {
         let (mean, std) = (&self.input_mean, &self.input_std);
-        let range = |field: &'static str, value: String, range: &str, reason: &'static str| ConfigError::Range {
-            field,
-            value,
-            range: range.into(),
-            reason,
-        };
+        let range =
+            |field: &'static str, value: String, range: &str, reason: &'static str| ConfigError::Range {
+                field,
+                value,
+                range: range.into(),
+                reason,
+            };
         if mean.len() != std.len() || !(mean.is_empty() || mean.len() == self.in_channels) {
             return Err(range(
                 "input_mean",
@@ -78,10 +79,20 @@ impl CapsNetConfig {
             ));
         }
         if let Some(m) = mean.iter().find(|m| !(m.abs() <= 1e3)) {
-            return Err(range("input_mean", format!("{m:?}"), "-1e3..=1e3", "a finite channel mean"));
+            return Err(range(
+                "input_mean",
+                format!("{m:?}"),
+                "-1e3..=1e3",
+                "a finite channel mean",
+            ));
         }
         if let Some(s) = std.iter().find(|s| !(**s >= 1e-6 && **s <= 1e3)) {
-            return Err(range("input_std", format!("{s:?}"), "1e-6..=1e3", "a positive channel std"));
+            return Err(range(
+                "input_std",
+                format!("{s:?}"),
+                "1e-6..=1e3",
+                "a positive channel std",
+            ));
         }
         Ok(())
     }

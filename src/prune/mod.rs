@@ -1,6 +1,7 @@
 //! Pruning: masks, exact-sparsity magnitude pruning, capsule survival and sparsity.
 
 pub mod capsules;
+pub mod channels;
 pub mod compact;
 pub mod cost;
 pub mod lobster;

@@ -171,6 +171,10 @@ pub fn folder_cases(dir: &Path) -> Vec<Case> {
     cases.push(train("a good image folder", &good, &dir.join("run-good")).expecting(Expect::Succeed));
     let empty = dir.join("not-a-dataset");
     std::fs::create_dir_all(&empty).unwrap();
-    cases.push(train("a folder holding no dataset", &empty, &dir.join("run-empty")));
+    cases.push(train(
+        "a folder holding no dataset",
+        &empty,
+        &dir.join("run-empty"),
+    ));
     cases
 }
