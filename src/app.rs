@@ -107,8 +107,10 @@ pub struct AppState {
     pub routing_iter: usize,
     /// Counts inspections, so views built from one can be cached.
     pub inspection_id: u64,
-    /// The routing heatmap texture and the (inspection, iteration) it shows.
-    pub routing_texture: Option<((u64, usize), egui::TextureHandle)>,
+    /// What the routing view shows: capsule types, or the capsules of one type.
+    pub routing_view: ui::routing::RoutingView,
+    /// The routing heatmap texture and the (inspection, iteration, view) it shows.
+    pub routing_texture: Option<((u64, usize, ui::routing::RoutingView), egui::TextureHandle)>,
     /// The last slider result.
     pub slider: Option<SliderResult>,
     /// (sparsity, accuracy) of every slider result.
@@ -149,6 +151,7 @@ impl AppState {
             tuning: None,
             routing_iter: usize::MAX,
             inspection_id: 0,
+            routing_view: ui::routing::RoutingView::Types,
             routing_texture: None,
             slider: None,
             slider_history: Vec::new(),
@@ -323,6 +326,13 @@ impl AppState {
         }
     }
 
+    /// "Cancel" while Keep fine-tunes: stops it after the current step.
+    pub fn cancel_keep(&mut self) {
+        if let Some(i) = &self.inspector {
+            i.cancel();
+        }
+    }
+
     /// "Reset": back to the model as loaded, dense.
     pub fn reset_pruning(&mut self) {
         self.sparsity = 0.0;
@@ -443,6 +453,11 @@ impl AppState {
             }
             InspectEvent::Reconstruction(img) => self.reconstruction = Some(img),
             InspectEvent::Tuning { done, total } => self.tuning = Some((done, total)),
+            InspectEvent::KeepCancelled => {
+                self.tuning = None;
+                self.io_status =
+                    Some("Keep cancelled: the slider's pruning is as it was, not fine-tuned".into());
+            }
             InspectEvent::Kept(m) => {
                 self.tuning = None;
                 self.io_status = Some("kept: fine-tuned under the mask".into());

@@ -255,3 +255,44 @@ fn a_failed_run_shows_its_error_and_the_next_run_works() {
     h.step();
     wait_until(&mut h, 60, "the stop", |h| !h.state().training.running);
 }
+
+#[test]
+fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
+    // all 60,000 training images: far more fine-tuning than the test waits for
+    let mut state = AppState::new(None);
+    state.train.limit_train = 0;
+    let mut h = harness(state);
+    h.run_steps(2);
+    assert!(has_label(&h, "No training yet"), "a hint, not bare axes");
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    h.get_by_label("Random test digit").click();
+    h.step();
+    wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
+    assert!(
+        has_label(&h, "16 types (mean coupling per type"),
+        "routing by type"
+    );
+    assert!(h.state().activations.is_some());
+    h.get_by_label("Clear").click();
+    h.step();
+    assert!(h.state().inspection.is_none() && h.state().activations.is_none());
+    h.get_by_label("capsules (structured)").click();
+    h.step();
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.5);
+    h.step();
+    wait_until(&mut h, 60, "structured pruning", |h| has_label(h, "K/N: 288/576"));
+    h.get_by_label("Keep").click();
+    h.step();
+    wait_until(&mut h, 60, "fine-tuning progress", |h| {
+        has_label(h, "fine-tuning step")
+    });
+    let asked = Instant::now();
+    h.get_by_label("Cancel").click();
+    h.step();
+    wait_until(&mut h, 10, "the cancellation", |h| has_label(h, "Keep cancelled"));
+    assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
+    assert!(h.state().tuning.is_none());
+    assert!(has_label(&h, "K/N: 288/576"), "the slider's pruning stays");
+    assert!(h.query_by_label("Cancel").is_none());
+}

@@ -166,6 +166,8 @@ pub enum InspectEvent {
     },
     /// "Keep" finished: this is the fine-tuned model; a `Pruned` with its accuracy follows.
     Kept(Box<ModelSummary>),
+    /// "Keep" was cancelled: the slider's pruning stays as it was, not fine-tuned.
+    KeepCancelled,
     /// The current model was exported.
     Exported {
         /// The file.

@@ -17,7 +17,7 @@ use crate::prune::capsules::{capsule_importance, prune_capsules};
 use crate::prune::magnitude::MagnitudeOrder;
 use crate::prune::{Masks, apply_masks, compact, survival};
 use crate::train::evaluate;
-use crate::train::finetune::{FinetuneSettings, finetune};
+use crate::train::finetune::{FinetuneSettings, finetune_until};
 use crate::train::handle::WorkerHandle;
 use crate::train::worker::{EVAL_BATCH, Waker};
 
@@ -44,13 +44,17 @@ impl WorkerHandle<InspectCommand, InspectEvent> {
             "sparsecaps-inspect",
             (64, 64),
             InspectCommand::Shutdown,
-            move |commands, events| State::new(device).serve(&commands, &events, waker.as_ref()),
+            move |commands, events, cancel| {
+                State::new(device, cancel).serve(&commands, &events, waker.as_ref())
+            },
         )
     }
 }
 
 struct State {
     device: Device,
+    /// Raised by the UI to stop "Keep"'s fine-tuning (lowered when a Keep ends).
+    cancel: crate::train::handle::CancelFlag,
     /// The model as loaded (what "Reset" returns to).
     original: Option<(CapsNet, ModelInfo)>,
     /// The model the slider prunes (the original, or the last kept one).
@@ -69,9 +73,10 @@ struct State {
 }
 
 impl State {
-    fn new(device: Device) -> Self {
+    fn new(device: Device, cancel: crate::train::handle::CancelFlag) -> Self {
         Self {
             device,
+            cancel,
             original: None,
             dense: None,
             pruned: None,
@@ -316,7 +321,8 @@ impl State {
             ..FinetuneSettings::default()
         };
         let mut reported = 0;
-        let tuned = finetune(
+        let cancel = self.cancel.clone();
+        let (tuned, completed) = finetune_until(
             pruned,
             &masks,
             &data.train,
@@ -328,8 +334,14 @@ impl State {
                     reported = done * 100 / total.max(1);
                     progress(InspectEvent::Tuning { done, total });
                 }
+                !cancel.load(std::sync::atomic::Ordering::Relaxed)
             },
         );
+        // lowered whether or not it stopped this Keep, so it cannot stop the next one
+        self.cancel.store(false, std::sync::atomic::Ordering::Relaxed);
+        if !completed {
+            return vec![InspectEvent::KeepCancelled];
+        }
         let info = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
         let summary = ModelSummary::of(&tuned, info);
         let (sparsity, method) = self.slider;

@@ -45,6 +45,23 @@ pub fn finetune(
     device: &Device,
     mut progress: impl FnMut(usize, usize),
 ) -> CapsNet {
+    finetune_until(model, masks, train, settings, device, |done, total| {
+        progress(done, total);
+        true
+    })
+    .0
+}
+
+/// [`finetune`] that stops early when `go_on(step, total)` returns false. Returns the
+/// network as it stands and whether every step ran.
+pub fn finetune_until(
+    model: CapsNet,
+    masks: &Masks,
+    train: &Split,
+    settings: FinetuneSettings,
+    device: &Device,
+    mut go_on: impl FnMut(usize, usize) -> bool,
+) -> (CapsNet, bool) {
     let ad = device.clone().autodiff();
     let on_device = masks.to_device(&ad);
     let mut model = apply_masks(model.fork(&ad).train(), &on_device);
@@ -61,8 +78,10 @@ pub fn finetune(
             let (x, y) = train.batch(&indices, &ad);
             model = train_step(model, &mut optim, settings.lr, x, y, &pruning).0;
             done += 1;
-            progress(done, total);
+            if !go_on(done, total) {
+                return (model.valid(), false);
+            }
         }
     }
-    model.valid()
+    (model.valid(), true)
 }

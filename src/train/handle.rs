@@ -1,6 +1,8 @@
 //! A worker thread behind bounded channels: commands in, events out. The trainer and the
 //! inspection worker are both one of these.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -17,35 +19,47 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// Handle to a named worker thread. Dropping it sends the shutdown command and joins the
-/// thread, draining its events so a blocked sender can finish.
+/// A flag the UI raises to stop a worker's long command early (the worker polls it).
+pub type CancelFlag = Arc<AtomicBool>;
+
+/// Handle to a named worker thread. Dropping it raises the cancel flag, sends the shutdown
+/// command and joins the thread, draining its events so a blocked sender can finish.
 pub struct WorkerHandle<C, E> {
     commands: SyncSender<C>,
     events: Receiver<E>,
     handle: Option<JoinHandle<()>>,
     shutdown: Option<C>,
+    cancel: CancelFlag,
 }
 
 impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
-    /// Starts `body` on a thread named `name` with channels of the given capacities;
-    /// `shutdown` is sent when the handle is dropped.
+    /// Starts `body` on a thread named `name` with channels of the given capacities and
+    /// the handle's cancel flag; `shutdown` is sent when the handle is dropped.
     pub fn start(
         name: &str,
         capacity: (usize, usize),
         shutdown: C,
-        body: impl FnOnce(Receiver<C>, SyncSender<E>) + Send + 'static,
+        body: impl FnOnce(Receiver<C>, SyncSender<E>, CancelFlag) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (ctx, crx) = sync_channel(capacity.0);
         let (etx, erx) = sync_channel(capacity.1);
+        let cancel = CancelFlag::default();
+        let flag = cancel.clone();
         let handle = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || body(crx, etx))?;
+            .spawn(move || body(crx, etx, flag))?;
         Ok(Self {
             commands: ctx,
             events: erx,
             handle: Some(handle),
             shutdown: Some(shutdown),
+            cancel,
         })
+    }
+
+    /// Asks the worker to stop its current long command (e.g. "Keep"'s fine-tuning).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
     }
 
     /// Sends a command; false if the queue is full or the thread has ended.
@@ -66,6 +80,7 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
 
 impl<C, E> Drop for WorkerHandle<C, E> {
     fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
         if let Some(c) = self.shutdown.take() {
             let _ = self.commands.try_send(c);
         }
@@ -85,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_panicking_command_becomes_an_error_and_the_worker_serves_the_next() {
-        let w = WorkerHandle::start("t", (4, 4), None, |rx, tx| {
+        let w = WorkerHandle::start("t", (4, 4), None, |rx, tx, _| {
             while let Ok(Some(n)) = rx.recv() {
                 let r = catch_panic(|| {
                     if n == 0 {

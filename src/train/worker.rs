@@ -57,7 +57,7 @@ impl WorkerHandle<Command, Event> {
             "sparsecaps-trainer",
             (COMMAND_CAPACITY, EVENT_CAPACITY),
             Command::Shutdown,
-            move |commands, events| worker_loop(&commands, &Emitter { tx: events, waker }),
+            move |commands, events, _| worker_loop(&commands, &Emitter { tx: events, waker }),
         )
     }
 }

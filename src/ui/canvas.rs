@@ -11,13 +11,25 @@ pub const CANVAS_PX: usize = 140;
 pub const BRUSH: f32 = 7.0;
 
 /// The drawing and its rasterised pixels.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Canvas {
     /// Ink per canvas pixel, `CANVAS_PX * CANVAS_PX`, in [0, 1].
     pub ink: Vec<f32>,
     /// The network input shown beside the canvas (28x28).
     pub input: Vec<f32>,
     last: Option<Pos2>,
+    /// The ink as a texture, uploaded again only after the ink changed.
+    texture: Option<egui::TextureHandle>,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Canvas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ink = self.ink.iter().filter(|v| **v > 0.0).count();
+        f.debug_struct("Canvas")
+            .field("inked_pixels", &ink)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Canvas {
@@ -26,6 +38,8 @@ impl Default for Canvas {
             ink: vec![0.0; CANVAS_PX * CANVAS_PX],
             input: vec![0.0; 28 * 28],
             last: None,
+            texture: None,
+            dirty: true,
         }
     }
 }
@@ -33,6 +47,7 @@ impl Default for Canvas {
 impl Canvas {
     /// Paints an antialiased round stroke segment from `a` to `b` (canvas pixels).
     pub fn stroke(&mut self, a: Pos2, b: Pos2) {
+        self.dirty = true;
         let steps = ((b - a).length() / 1.5).ceil().max(1.0) as usize;
         for s in 0..=steps {
             let p = a + (b - a) * (s as f32 / steps as f32);
@@ -57,9 +72,37 @@ impl Canvas {
 
     /// Clears the drawing.
     pub fn clear(&mut self) {
+        self.dirty = true;
         self.ink.iter_mut().for_each(|v| *v = 0.0);
         self.input.iter_mut().for_each(|v| *v = 0.0);
     }
+}
+
+impl Canvas {
+    /// The ink's texture, uploaded again only when the ink changed since the last call.
+    fn texture(&mut self, ctx: &egui::Context) -> egui::TextureId {
+        let image = || grey_image(&self.ink, CANVAS_PX);
+        match &mut self.texture {
+            Some(t) if self.dirty => t.set(image(), egui::TextureOptions::LINEAR),
+            Some(_) => {}
+            None => self.texture = Some(ctx.load_texture("canvas", image(), egui::TextureOptions::LINEAR)),
+        }
+        self.dirty = false;
+        self.texture
+            .as_ref()
+            .map_or_else(egui::TextureId::default, |t| t.id())
+    }
+}
+
+/// The whole texture, as texture coordinates.
+const UV: Rect = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
+
+/// A grey image of `side x side` values in [0, 1].
+fn grey_image(pixels: &[f32], side: usize) -> egui::ColorImage {
+    let grey: Vec<u8> = (0..side * side)
+        .map(|i| (pixels.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    egui::ColorImage::from_gray([side, side], &grey)
 }
 
 /// Draws the canvas panel.
@@ -69,20 +112,9 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
         let size = vec2(CANVAS_PX as f32 * 1.5, CANVAS_PX as f32 * 1.5);
         let (resp, painter) = ui.allocate_painter(size, Sense::drag());
         let rect = resp.rect;
-        painter.rect_filled(rect, 4.0, Color32::BLACK);
         let scale = rect.width() / CANVAS_PX as f32;
-        for y in 0..CANVAS_PX {
-            for x in 0..CANVAS_PX {
-                let v = s.canvas.ink[y * CANVAS_PX + x];
-                if v > 0.0 {
-                    let r = Rect::from_min_size(
-                        rect.min + vec2(x as f32 * scale, y as f32 * scale),
-                        vec2(scale, scale),
-                    );
-                    painter.rect_filled(r, 0.0, Color32::from_gray((v * 255.0) as u8));
-                }
-            }
-        }
+        let texture = s.canvas.texture(ui.ctx());
+        painter.image(texture, rect, UV, Color32::WHITE);
         painter.rect_stroke(
             rect,
             4.0,
@@ -105,6 +137,8 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             if ui.button("Clear").clicked() {
                 s.canvas.clear();
                 s.inspection = None;
+                // the capsule map must not keep colouring the erased digit
+                s.activations = None;
             }
             if ui.button("Random test digit").clicked() {
                 s.random_digit();
@@ -121,18 +155,32 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
     });
 }
 
-/// Paints a grey image (values in [0, 1]) with `scale` points per pixel.
+/// Paints a grey image (values in [0, 1]) with `scale` points per pixel, as one textured
+/// rectangle; the texture is cached under the widget's id and uploaded again only when the
+/// pixels change.
 pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) -> Rect {
     let (resp, painter) = ui.allocate_painter(vec2(side as f32 * scale, side as f32 * scale), Sense::hover());
-    painter.rect_filled(resp.rect, 0.0, Color32::BLACK);
-    for (i, v) in pixels.iter().enumerate().take(side * side) {
-        if *v > 0.01 {
-            let r = Rect::from_min_size(
-                resp.rect.min + vec2((i % side) as f32 * scale, (i / side) as f32 * scale),
-                vec2(scale, scale),
+    let hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        side.hash(&mut h);
+        pixels.iter().for_each(|v| v.to_bits().hash(&mut h));
+        h.finish()
+    };
+    let id = resp.id.with("image");
+    let cached: Option<(u64, egui::TextureHandle)> = ui.data(|d| d.get_temp(id));
+    let texture = match cached {
+        Some((old, t)) if old == hash => t,
+        _ => {
+            let t = ui.ctx().load_texture(
+                format!("image-{id:?}"),
+                grey_image(pixels, side),
+                egui::TextureOptions::NEAREST,
             );
-            painter.rect_filled(r, 0.0, Color32::from_gray((v.clamp(0.0, 1.0) * 255.0) as u8));
+            ui.data_mut(|d| d.insert_temp(id, (hash, t.clone())));
+            t
         }
-    }
+    };
+    painter.image(texture.id(), resp.rect, UV, Color32::WHITE);
     resp.rect
 }

@@ -1,10 +1,13 @@
-//! Curves panel: loss, accuracy, sparsity and alive capsules during training, and accuracy
-//! against sparsity from slider moves, beside the sweeps of the shipped MNIST model.
+//! Curves panel: loss and accuracy during training; global and per-layer sparsity (conv1,
+//! primary, class capsules) and alive capsules per epoch; accuracy against sparsity from
+//! slider moves, beside the sweeps of the shipped MNIST model. Legends sit above the charts,
+//! and a chart with nothing to show yet is a framed hint, not bare axes.
 
-use egui::Ui;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui::{Color32, Ui};
+use egui_plot::{Line, Plot, PlotPoints, Points};
 
 use crate::app::AppState;
+use crate::train::EpochMetrics;
 
 /// `sweep.csv` of the shipped MNIST model (`results/`, made by `scripts/reproduce.sh`).
 const MNIST_SWEEPS: [(&str, &str); 2] = [
@@ -36,34 +39,115 @@ pub fn sweep_points(csv: &str) -> Vec<[f64; 2]> {
     pts
 }
 
-/// Draws the curves panel.
+/// The shipped sweeps, parsed once.
+static SWEEP_POINTS: std::sync::LazyLock<Vec<(&str, Vec<[f64; 2]>)>> = std::sync::LazyLock::new(|| {
+    MNIST_SWEEPS
+        .iter()
+        .map(|(name, csv)| (*name, sweep_points(csv)))
+        .collect()
+});
+
+/// Series colours, in the order each chart lists its series.
+const COLOURS: [Color32; 5] = [
+    Color32::from_rgb(66, 133, 244),
+    Color32::from_rgb(219, 68, 55),
+    Color32::from_rgb(244, 180, 0),
+    Color32::from_rgb(15, 157, 88),
+    Color32::from_rgb(171, 71, 188),
+];
+
+/// A legend as a row of coloured names above a chart, so it never covers the data.
+fn legend(ui: &mut Ui, names: &[&str]) {
+    ui.horizontal_wrapped(|ui| {
+        for (name, colour) in names.iter().zip(COLOURS) {
+            let (swatch, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().rect_filled(swatch, 2.0, colour);
+            ui.label(*name);
+        }
+    });
+}
+
+/// A frame of `height` with a hint in place of a chart that has nothing to show yet.
+fn placeholder(ui: &mut Ui, height: f32, text: &str) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_min_size(egui::vec2(ui.available_width(), (height - 14.0).max(20.0)));
+        ui.centered_and_justified(|ui| ui.weak(text));
+    });
+}
+
+fn line(name: &str, i: usize, pts: Vec<[f64; 2]>) -> Line<'static> {
+    Line::new(name, PlotPoints::from(pts)).color(COLOURS[i])
+}
+
+/// Draws the curves panel: training loss and accuracy, sparsity by layer, and accuracy
+/// against sparsity.
 pub fn show(ui: &mut Ui, s: &AppState) {
     ui.heading("Curves");
+    let third = (ui.available_height() / 3.0 - 36.0).max(70.0);
     let h = s.training.history.as_slice();
-    let half = (ui.available_height() / 2.0 - 20.0).max(80.0);
-    Plot::new("training-curves")
-        .legend(Legend::default())
-        .height(half)
-        .x_axis_label("step")
-        .show(ui, |plot| {
-            let loss: PlotPoints = h.iter().map(|p| [p.step as f64, p.loss]).collect();
-            plot.line(Line::new("train loss", loss));
-            let acc: PlotPoints = h.iter().map(|p| [p.step as f64, p.accuracy]).collect();
-            plot.line(Line::new("train accuracy", acc));
-            let e = &s.training.epochs;
-            let test: PlotPoints = e.iter().map(|m| [m.1 as f64, m.0.test_accuracy]).collect();
-            plot.points(Points::new("test accuracy", test).radius(4.0));
-            let sp: PlotPoints = e.iter().map(|m| [m.1 as f64, m.0.sparsity]).collect();
-            plot.line(Line::new("sparsity", sp));
-            let k: PlotPoints = e
-                .iter()
-                .map(|m| [m.1 as f64, m.0.alive_capsules as f64 / m.0.capsules.max(1) as f64])
-                .collect();
-            plot.line(Line::new("alive capsules K/N", k));
-        });
+    let e = &s.training.epochs;
+    legend(ui, &["train loss", "train accuracy", "test accuracy"]);
+    if h.is_empty() && e.is_empty() {
+        placeholder(ui, third, "No training yet: press Start");
+    } else {
+        Plot::new("training-curves")
+            .height(third)
+            .x_axis_label("step")
+            .show(ui, |plot| {
+                plot.line(line(
+                    "train loss",
+                    0,
+                    h.iter().map(|p| [p.step as f64, p.loss]).collect(),
+                ));
+                plot.line(line(
+                    "train accuracy",
+                    1,
+                    h.iter().map(|p| [p.step as f64, p.accuracy]).collect(),
+                ));
+                let test: PlotPoints = e.iter().map(|m| [m.1 as f64, m.0.test_accuracy]).collect();
+                plot.points(Points::new("test accuracy", test).radius(4.0).color(COLOURS[2]));
+            });
+    }
+    legend(
+        ui,
+        &[
+            "sparsity",
+            "conv1",
+            "primary",
+            "class capsules",
+            "alive capsules K/N",
+        ],
+    );
+    if e.is_empty() {
+        placeholder(ui, third, "Sparsity by layer appears after the first epoch");
+    } else {
+        Plot::new("sparsity-curves")
+            .height(third)
+            .x_axis_label("step")
+            .include_y(0.0)
+            .include_y(1.0)
+            .show(ui, |plot| {
+                let at = |f: &dyn Fn(&EpochMetrics) -> f64| -> Vec<[f64; 2]> {
+                    e.iter().map(|(m, step)| [*step as f64, f(m)]).collect()
+                };
+                plot.line(line("sparsity", 0, at(&|m| m.sparsity)));
+                for (i, name) in ["conv1", "primary", "class capsules"].into_iter().enumerate() {
+                    plot.line(line(name, i + 1, at(&|m| m.layer_sparsity[i])));
+                }
+                let k = at(&|m| m.alive_capsules as f64 / m.capsules.max(1) as f64);
+                plot.line(line("alive capsules K/N", 4, k));
+            });
+    }
+    legend(
+        ui,
+        &[
+            "held-out accuracy",
+            "MNIST sweep: magnitude",
+            "MNIST sweep: capsules",
+        ],
+    );
     Plot::new("accuracy-vs-sparsity")
-        .legend(Legend::default())
-        .height(half)
+        .height(third)
         .x_axis_label("sparsity")
         .include_x(0.0)
         .include_x(1.0)
@@ -72,9 +156,13 @@ pub fn show(ui: &mut Ui, s: &AppState) {
         .show(ui, |plot| {
             let mut pts: Vec<[f64; 2]> = s.slider_history.iter().map(|(sp, acc)| [*sp, *acc]).collect();
             pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
-            plot.points(Points::new("held-out accuracy", PlotPoints::from(pts)).radius(3.0));
-            for (name, csv) in MNIST_SWEEPS {
-                plot.line(Line::new(name, PlotPoints::from(sweep_points(csv))));
+            plot.points(
+                Points::new("held-out accuracy", PlotPoints::from(pts))
+                    .radius(3.0)
+                    .color(COLOURS[0]),
+            );
+            for (i, (name, pts)) in SWEEP_POINTS.iter().enumerate() {
+                plot.line(line(name, i + 1, pts.clone()));
             }
         });
 }

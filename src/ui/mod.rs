@@ -6,4 +6,5 @@ pub mod capsule_map;
 pub mod curves;
 pub mod inspection;
 pub mod pruning;
+pub mod routing;
 pub mod training;

@@ -6,6 +6,20 @@ use egui::Ui;
 use crate::app::AppState;
 use crate::inspect::SliderMethod;
 
+/// The slider's result: sparsity, held-out accuracy, alive capsules and time, one line each.
+fn result_lines(ui: &mut Ui, r: Option<&crate::inspect::SliderResult>) {
+    let dash = || "-".to_string();
+    ui.label(format!("Sparsity: {:.3}", r.map_or(0.0, |r| r.sparsity)));
+    let acc = r
+        .and_then(|r| r.accuracy)
+        .map_or_else(dash, |a| format!("{a:.3}"));
+    ui.label(format!("Held-out accuracy: {acc}"));
+    let alive = r.map_or_else(dash, |r| format!("{}, types {}", r.alive_capsules, r.alive_types));
+    ui.label(format!("Alive capsules: {alive}"));
+    let ms = r.map_or_else(dash, |r| format!("{:.0}", r.elapsed_ms));
+    ui.small(format!("pruned and evaluated in {ms} ms"));
+}
+
 /// Draws the pruning panel.
 pub fn show(ui: &mut Ui, s: &mut AppState) {
     ui.heading("Prune");
@@ -24,25 +38,13 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             s.sparsity_changed();
         }
     });
-    if s.slider_method == SliderMethod::Capsules {
-        ui.small("The slider is the fraction of primary capsules removed (whole types first).");
-    }
-    match &s.slider {
-        Some(r) => {
-            ui.label(format!("Sparsity: {:.3}", r.sparsity));
-            if let Some(a) = r.accuracy {
-                ui.label(format!("Held-out accuracy: {:.3}", a));
-            }
-            ui.label(format!(
-                "Alive capsules: {}, types {}",
-                r.alive_capsules, r.alive_types
-            ));
-            ui.small(format!("pruned and evaluated in {:.0} ms", r.elapsed_ms));
-        }
-        None => {
-            ui.label("Sparsity: 0.000");
-        }
-    }
+    // Every line below is always there (with "-" until known), so the buttons under them
+    // never move when a result or the fine-tuning bar appears.
+    ui.small(match s.slider_method {
+        SliderMethod::Capsules => "Fraction of primary capsules removed (whole types first).",
+        SliderMethod::Magnitude => "Fraction of weights removed (smallest magnitude first).",
+    });
+    result_lines(ui, s.slider.as_ref());
     ui.horizontal(|ui| {
         let can_keep = !tuning && s.slider.as_ref().is_some_and(|r| r.sparsity > 0.0);
         if ui
@@ -56,11 +58,26 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             s.reset_pruning();
         }
     });
-    if let Some((done, total)) = s.tuning {
-        ui.add(
-            egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                .text(format!("fine-tuning step {done}/{total}")),
-        );
+    match s.tuning {
+        Some((done, total)) => {
+            ui.horizontal(|ui| {
+                if ui
+                    .button("Cancel")
+                    .on_hover_text("Stop fine-tuning; the pruning stays as it was")
+                    .clicked()
+                {
+                    s.cancel_keep();
+                }
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("fine-tuning step {done}/{total}")),
+                );
+            });
+        }
+        None => {
+            let height = ui.spacing().interact_size.y;
+            ui.allocate_space(egui::vec2(ui.available_width(), height));
+        }
     }
     ui.separator();
     ui.horizontal(|ui| {
