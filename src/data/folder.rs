@@ -103,8 +103,8 @@ pub fn load(
     let (mut train, mut test) = (train, test);
     if train.grey != test.grey {
         // one split has colour: both get three channels
-        train.to_rgb();
-        test.to_rgb();
+        train.make_rgb();
+        test.make_rgb();
     }
     Ok((names, train.into_split(), test.into_split()))
 }
@@ -236,7 +236,7 @@ struct Assembled {
 }
 
 impl Assembled {
-    fn to_rgb(&mut self) {
+    fn make_rgb(&mut self) {
         if self.channels == 1 {
             let plane = self.height * self.width;
             let mut rgb = Vec::with_capacity(self.pixels.len() * 3);
@@ -331,7 +331,7 @@ fn decode_parallel(
             failed.fetch_or(result.is_err(), Ordering::Relaxed);
             out.push((i, result));
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % 500 == 0 || d == files.len() {
+            if d.is_multiple_of(500) || d == files.len() {
                 progress(d);
             }
         }

@@ -78,7 +78,7 @@ impl CapsNetConfig {
                 "one per input channel",
             ));
         }
-        if let Some(m) = mean.iter().find(|m| !(m.abs() <= 1e3)) {
+        if let Some(m) = mean.iter().find(|m| !m.is_finite() || m.abs() > 1e3) {
             return Err(range(
                 "input_mean",
                 format!("{m:?}"),
@@ -86,7 +86,7 @@ impl CapsNetConfig {
                 "a finite channel mean",
             ));
         }
-        if let Some(s) = std.iter().find(|s| !(**s >= 1e-6 && **s <= 1e3)) {
+        if let Some(s) = std.iter().find(|s| !s.is_finite() || **s < 1e-6 || **s > 1e3) {
             return Err(range(
                 "input_std",
                 format!("{s:?}"),

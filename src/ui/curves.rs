@@ -39,8 +39,10 @@ pub fn sweep_points(csv: &str) -> Vec<[f64; 2]> {
     pts
 }
 
+/// (name, points) of each shipped sweep.
+type Sweeps = Vec<(&'static str, Vec<[f64; 2]>)>;
 /// The shipped sweeps, parsed once.
-static SWEEP_POINTS: std::sync::LazyLock<Vec<(&str, Vec<[f64; 2]>)>> = std::sync::LazyLock::new(|| {
+static SWEEP_POINTS: std::sync::LazyLock<Sweeps> = std::sync::LazyLock::new(|| {
     MNIST_SWEEPS
         .iter()
         .map(|(name, csv)| (*name, sweep_points(csv)))
