@@ -147,6 +147,28 @@ pub fn check_output_file(path: &Path) -> Result<(), OutputError> {
     Ok(())
 }
 
+/// Most memory the image decoder may allocate for one image (bytes).
+pub const MAX_IMAGE_ALLOC_BYTES: u64 = 256 << 20;
+
+/// Decodes an untrusted PNG or JPEG (the format guessed from its bytes) at most `max_side`
+/// pixels a side and [`MAX_IMAGE_ALLOC_BYTES`] of decoder memory; an image without pixels
+/// is refused too. The error is the decoder's reason.
+pub fn decode_image(bytes: Vec<u8>, max_side: u32) -> Result<image::DynamicImage, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("the image has no pixels".into());
+    }
+    Ok(img)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,20 +201,9 @@ struct Decoded {
 }
 
 fn decode_file(path: &Path) -> Result<Decoded, FolderError> {
-    let bad = |e: String| FolderError::Decode(path.to_path_buf(), e);
     let bytes = crate::fsio::read_capped(path, crate::fsio::MAX_IMAGE_FILE_BYTES)?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(crate::inspect::image::MAX_IMAGE_ALLOC_BYTES);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(bad("the image has no pixels".into()));
-    }
+    let img =
+        crate::fsio::decode_image(bytes, MAX_SIDE).map_err(|e| FolderError::Decode(path.to_path_buf(), e))?;
     let grey = !img.color().has_color();
     let rgb = img.to_rgb8();
     Ok(Decoded {

@@ -14,8 +14,6 @@ pub struct ImageError {
 
 /// Largest side of an image accepted for inspection, in pixels.
 pub const MAX_IMAGE_SIDE: u32 = 8192;
-/// Most memory the decoder may allocate for one image (bytes).
-pub const MAX_IMAGE_ALLOC_BYTES: u64 = 256 << 20;
 
 /// Reads an image (PNG or JPEG; a regular file of at most
 /// [`crate::fsio::MAX_IMAGE_FILE_BYTES`], at most [`MAX_IMAGE_SIDE`] pixels a side), converts it to grey, resizes it to `height x width` and
@@ -28,18 +26,7 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, 
     };
     let bytes =
         crate::fsio::read_capped(path, crate::fsio::MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_IMAGE_ALLOC_BYTES);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| err(e.to_string()))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(err("the image has no pixels".into()));
-    }
+    let img = crate::fsio::decode_image(bytes, MAX_IMAGE_SIDE).map_err(err)?;
     let grey = img
         .resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle)
         .to_luma8();

@@ -86,30 +86,40 @@ fn line(name: &str, i: usize, pts: Vec<[f64; 2]>) -> Line<'static> {
 pub fn show(ui: &mut Ui, s: &AppState) {
     ui.heading("Curves");
     let third = (ui.available_height() / 3.0 - 36.0).max(70.0);
+    training_chart(ui, s, third);
+    sparsity_chart(ui, s, third);
+    slider_chart(ui, s, third);
+}
+
+fn training_chart(ui: &mut Ui, s: &AppState, height: f32) {
     let h = s.training.history.as_slice();
     let e = &s.training.epochs;
     legend(ui, &["train loss", "train accuracy", "test accuracy"]);
     if h.is_empty() && e.is_empty() {
-        placeholder(ui, third, "No training yet: press Start");
-    } else {
-        Plot::new("training-curves")
-            .height(third)
-            .x_axis_label("step")
-            .show(ui, |plot| {
-                plot.line(line(
-                    "train loss",
-                    0,
-                    h.iter().map(|p| [p.step as f64, p.loss]).collect(),
-                ));
-                plot.line(line(
-                    "train accuracy",
-                    1,
-                    h.iter().map(|p| [p.step as f64, p.accuracy]).collect(),
-                ));
-                let test: PlotPoints = e.iter().map(|m| [m.1 as f64, m.0.test_accuracy]).collect();
-                plot.points(Points::new("test accuracy", test).radius(4.0).color(COLOURS[2]));
-            });
+        placeholder(ui, height, "No training yet: press Start");
+        return;
     }
+    Plot::new("training-curves")
+        .height(height)
+        .x_axis_label("step")
+        .show(ui, |plot| {
+            plot.line(line(
+                "train loss",
+                0,
+                h.iter().map(|p| [p.step as f64, p.loss]).collect(),
+            ));
+            plot.line(line(
+                "train accuracy",
+                1,
+                h.iter().map(|p| [p.step as f64, p.accuracy]).collect(),
+            ));
+            let test: PlotPoints = e.iter().map(|m| [m.1 as f64, m.0.test_accuracy]).collect();
+            plot.points(Points::new("test accuracy", test).radius(4.0).color(COLOURS[2]));
+        });
+}
+
+fn sparsity_chart(ui: &mut Ui, s: &AppState, height: f32) {
+    let e = &s.training.epochs;
     legend(
         ui,
         &[
@@ -121,25 +131,28 @@ pub fn show(ui: &mut Ui, s: &AppState) {
         ],
     );
     if e.is_empty() {
-        placeholder(ui, third, "Sparsity by layer appears after the first epoch");
-    } else {
-        Plot::new("sparsity-curves")
-            .height(third)
-            .x_axis_label("step")
-            .include_y(0.0)
-            .include_y(1.0)
-            .show(ui, |plot| {
-                let at = |f: &dyn Fn(&EpochMetrics) -> f64| -> Vec<[f64; 2]> {
-                    e.iter().map(|(m, step)| [*step as f64, f(m)]).collect()
-                };
-                plot.line(line("sparsity", 0, at(&|m| m.sparsity)));
-                for (i, name) in ["conv1", "primary", "class capsules"].into_iter().enumerate() {
-                    plot.line(line(name, i + 1, at(&|m| m.layer_sparsity[i])));
-                }
-                let k = at(&|m| m.alive_capsules as f64 / m.capsules.max(1) as f64);
-                plot.line(line("alive capsules K/N", 4, k));
-            });
+        placeholder(ui, height, "Sparsity by layer appears after the first epoch");
+        return;
     }
+    Plot::new("sparsity-curves")
+        .height(height)
+        .x_axis_label("step")
+        .include_y(0.0)
+        .include_y(1.0)
+        .show(ui, |plot| {
+            let at = |f: &dyn Fn(&EpochMetrics) -> f64| -> Vec<[f64; 2]> {
+                e.iter().map(|(m, step)| [*step as f64, f(m)]).collect()
+            };
+            plot.line(line("sparsity", 0, at(&|m| m.sparsity)));
+            for (i, name) in ["conv1", "primary", "class capsules"].into_iter().enumerate() {
+                plot.line(line(name, i + 1, at(&|m| m.layer_sparsity[i])));
+            }
+            let k = at(&|m| m.alive_capsules as f64 / m.capsules.max(1) as f64);
+            plot.line(line("alive capsules K/N", 4, k));
+        });
+}
+
+fn slider_chart(ui: &mut Ui, s: &AppState, height: f32) {
     legend(
         ui,
         &[
@@ -149,7 +162,7 @@ pub fn show(ui: &mut Ui, s: &AppState) {
         ],
     );
     Plot::new("accuracy-vs-sparsity")
-        .height(third)
+        .height(height)
         .x_axis_label("sparsity")
         .include_x(0.0)
         .include_x(1.0)

@@ -45,6 +45,13 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
         SliderMethod::Magnitude => "Fraction of weights removed (smallest magnitude first).",
     });
     result_lines(ui, s.slider.as_ref());
+    keep_controls(ui, s, tuning);
+    ui.separator();
+    file_controls(ui, s);
+}
+
+/// Keep and Reset, and the fine-tuning progress with Cancel (or the space it takes).
+fn keep_controls(ui: &mut Ui, s: &mut AppState, tuning: bool) {
     ui.horizontal(|ui| {
         let can_keep = !tuning && s.slider.as_ref().is_some_and(|r| r.sparsity > 0.0);
         if ui
@@ -79,7 +86,10 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             ui.allocate_space(egui::vec2(ui.available_width(), height));
         }
     }
-    ui.separator();
+}
+
+/// The model file field, Export / Load / Choose, the built-in models and I/O status.
+fn file_controls(ui: &mut Ui, s: &mut AppState) {
     ui.horizontal(|ui| {
         let l = ui.label("File");
         ui.text_edit_singleline(&mut s.model_path).labelled_by(l.id);

@@ -110,6 +110,33 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
     let (rect, resp) = ui.allocate_exact_size(vec2(width, 14.0 * classes as f32), Sense::click());
     let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
     ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
+    interact(s, r, &resp, rect, (&cols, &values), cells);
+    let shown = match s.routing_view {
+        RoutingView::Types => format!(
+            "{} types (mean coupling per type; click one for its capsules)",
+            cols.len()
+        ),
+        RoutingView::Capsules(t) => format!("the {} capsules of type {t}", cols.len()),
+    };
+    ui.small(format!(
+        "{k} capsules x {classes} classes, shown as {shown}; rows: classes 0 (top) to {}. \
+         Black: uniform coupling (1/{classes}, all of iteration 1); red to yellow: stronger, \
+         blue: weaker.",
+        classes - 1
+    ));
+}
+
+/// Hover text with the exact value of the cell under the pointer, and a click on a type
+/// column drilling down to its capsules.
+fn interact(
+    s: &mut AppState,
+    r: &DigitInspection,
+    resp: &egui::Response,
+    rect: Rect,
+    (cols, values): (&[Column], &[f32]),
+    cells: usize,
+) {
+    let classes = values.len() / cols.len().max(1);
     let cell_at = |p: egui::Pos2| {
         let col = (((p.x - rect.min.x) / rect.width()) * cols.len() as f32) as usize;
         let row = (((p.y - rect.min.y) / rect.height()) * classes as f32) as usize;
@@ -138,19 +165,6 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
             s.routing_view = RoutingView::Capsules(r.indices[first] / cells.max(1));
         }
     }
-    let shown = match s.routing_view {
-        RoutingView::Types => format!(
-            "{} types (mean coupling per type; click one for its capsules)",
-            cols.len()
-        ),
-        RoutingView::Capsules(t) => format!("the {} capsules of type {t}", cols.len()),
-    };
-    ui.small(format!(
-        "{k} capsules x {classes} classes, shown as {shown}; rows: classes 0 (top) to {}. \
-         Black: uniform coupling (1/{classes}, all of iteration 1); red to yellow: stronger, \
-         blue: weaker.",
-        classes - 1
-    ));
 }
 
 /// Colours of the cells: the departure from uniform routing (1/J), on one scale for every

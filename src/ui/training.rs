@@ -26,106 +26,9 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
     let running = s.training.running;
     ui.add_enabled_ui(!running, |ui| {
         egui::Grid::new("train-grid").num_columns(2).show(ui, |ui| {
-            ui.label("Dataset");
-            ui.horizontal(|ui| {
-                let shown = match s.train.data.as_str() {
-                    "mnist" => "MNIST".to_string(),
-                    "fashion-mnist" => "Fashion-MNIST".to_string(),
-                    "cifar10" => "CIFAR-10".to_string(),
-                    path => std::path::Path::new(path)
-                        .file_name()
-                        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
-                };
-                let combo = egui::ComboBox::from_id_salt("dataset")
-                    .selected_text(shown)
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut s.train.data, "mnist".into(), "MNIST");
-                        ui.selectable_value(&mut s.train.data, "fashion-mnist".into(), "Fashion-MNIST");
-                        ui.selectable_value(&mut s.train.data, "cifar10".into(), "CIFAR-10")
-                            .on_hover_text(format!(
-                                "${} or ~/{}",
-                                crate::data::dataset::CIFAR10_ENV,
-                                crate::data::dataset::CIFAR10_DIRS[0]
-                            ));
-                    })
-                    .response;
-                name(&combo, "Dataset");
-                combo.on_hover_text(&s.train.data);
-                if ui
-                    .button("Folder...")
-                    .on_hover_text(
-                        "A folder with the four IDX files (gzipped or not), train/ and test/ class folders of PNG or JPEG images, or CIFAR-10's binary batches",
-                    )
-                    .clicked()
-                    && let Some(dir) = rfd::FileDialog::new().pick_folder()
-                {
-                    s.choose_dataset_folder(&dir);
-                }
-            });
-            ui.end_row();
-            row(ui, "Preset", |ui| {
-                egui::ComboBox::from_id_salt("preset")
-                    .selected_text(s.train.preset.name())
-                    .show_ui(ui, |ui| {
-                        for p in Preset::ALL {
-                            ui.selectable_value(&mut s.train.preset, p, p.name());
-                        }
-                    })
-                    .response
-            });
-            row(ui, "Epochs", |ui| {
-                ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500))
-            });
-            row(ui, "Batch", |ui| {
-                ui.add(egui::DragValue::new(&mut s.train.batch).range(1..=1024))
-            });
-            row(ui, "Learning rate", |ui| {
-                ui.add(
-                    egui::DragValue::new(&mut s.train.lr)
-                        .speed(1e-4)
-                        .range(1e-6..=1.0),
-                )
-            });
-            row(ui, "Limit train images", |ui| {
-                ui.add(egui::DragValue::new(&mut s.train.limit_train).range(0..=60_000))
-            });
-            row(ui, "Pruning", |ui| {
-                egui::ComboBox::from_id_salt("prune")
-                    .selected_text(s.train.prune.label())
-                    .show_ui(ui, |ui| {
-                        for p in [TrainChoice::None, TrainChoice::Lobster, TrainChoice::Gmp] {
-                            ui.selectable_value(&mut s.train.prune, p, p.label());
-                        }
-                    })
-                    .response
-            });
-            match s.train.prune {
-                TrainChoice::Lobster => {
-                    row(ui, "LOBSTER lambda", |ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut s.train.lambda)
-                                .speed(1e-5)
-                                .range(0.0..=1.0),
-                        )
-                    });
-                    row(ui, "Patience (pwe)", |ui| {
-                        ui.add(egui::DragValue::new(&mut s.train.pwe).range(0..=50))
-                    });
-                    row(ui, "Tolerance (twt)", |ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut s.train.twt)
-                                .speed(0.01)
-                                .range(0.0..=1.0),
-                        )
-                    });
-                }
-                TrainChoice::Gmp => {
-                    row(ui, "Target sparsity", |ui| {
-                        ui.add(egui::Slider::new(&mut s.train.target, 0.0..=0.99))
-                    });
-                }
-                TrainChoice::None => {}
-            }
+            dataset_row(ui, s);
+            basic_rows(ui, s);
+            pruning_rows(ui, s);
             row(ui, "Device", |ui| {
                 egui::ComboBox::from_id_salt("device")
                     .selected_text(format!("{:?}", s.train.device).to_lowercase())
@@ -138,6 +41,123 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             });
         });
     });
+    run_controls(ui, s, running);
+}
+
+/// The dataset: a choice of the built-in ones, or a folder.
+fn dataset_row(ui: &mut Ui, s: &mut AppState) {
+    ui.label("Dataset");
+    ui.horizontal(|ui| {
+            let shown = match s.train.data.as_str() {
+                "mnist" => "MNIST".to_string(),
+                "fashion-mnist" => "Fashion-MNIST".to_string(),
+                "cifar10" => "CIFAR-10".to_string(),
+                path => std::path::Path::new(path)
+                    .file_name()
+                    .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
+            };
+            let combo = egui::ComboBox::from_id_salt("dataset")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut s.train.data, "mnist".into(), "MNIST");
+                    ui.selectable_value(&mut s.train.data, "fashion-mnist".into(), "Fashion-MNIST");
+                    ui.selectable_value(&mut s.train.data, "cifar10".into(), "CIFAR-10")
+                        .on_hover_text(format!(
+                            "${} or ~/{}",
+                            crate::data::dataset::CIFAR10_ENV,
+                            crate::data::dataset::CIFAR10_DIRS[0]
+                        ));
+                })
+                .response;
+            name(&combo, "Dataset");
+            combo.on_hover_text(&s.train.data);
+            if ui
+                .button("Folder...")
+                .on_hover_text(
+                    "A folder with the four IDX files (gzipped or not), train/ and test/ class folders of PNG or JPEG images, or CIFAR-10's binary batches",
+                )
+                .clicked()
+                && let Some(dir) = rfd::FileDialog::new().pick_folder()
+            {
+                s.choose_dataset_folder(&dir);
+            }
+        });
+    ui.end_row();
+}
+
+/// Preset, epochs, batch, learning rate and the training-image limit.
+fn basic_rows(ui: &mut Ui, s: &mut AppState) {
+    row(ui, "Preset", |ui| {
+        egui::ComboBox::from_id_salt("preset")
+            .selected_text(s.train.preset.name())
+            .show_ui(ui, |ui| {
+                for p in Preset::ALL {
+                    ui.selectable_value(&mut s.train.preset, p, p.name());
+                }
+            })
+            .response
+    });
+    row(ui, "Epochs", |ui| {
+        ui.add(egui::DragValue::new(&mut s.train.epochs).range(1..=500))
+    });
+    row(ui, "Batch", |ui| {
+        ui.add(egui::DragValue::new(&mut s.train.batch).range(1..=1024))
+    });
+    row(ui, "Learning rate", |ui| {
+        ui.add(
+            egui::DragValue::new(&mut s.train.lr)
+                .speed(1e-4)
+                .range(1e-6..=1.0),
+        )
+    });
+    row(ui, "Limit train images", |ui| {
+        ui.add(egui::DragValue::new(&mut s.train.limit_train).range(0..=60_000))
+    });
+}
+
+/// The pruning schedule and its settings.
+fn pruning_rows(ui: &mut Ui, s: &mut AppState) {
+    row(ui, "Pruning", |ui| {
+        egui::ComboBox::from_id_salt("prune")
+            .selected_text(s.train.prune.label())
+            .show_ui(ui, |ui| {
+                for p in [TrainChoice::None, TrainChoice::Lobster, TrainChoice::Gmp] {
+                    ui.selectable_value(&mut s.train.prune, p, p.label());
+                }
+            })
+            .response
+    });
+    match s.train.prune {
+        TrainChoice::Lobster => {
+            row(ui, "LOBSTER lambda", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut s.train.lambda)
+                        .speed(1e-5)
+                        .range(0.0..=1.0),
+                )
+            });
+            row(ui, "Patience (pwe)", |ui| {
+                ui.add(egui::DragValue::new(&mut s.train.pwe).range(0..=50))
+            });
+            row(ui, "Tolerance (twt)", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut s.train.twt)
+                        .speed(0.01)
+                        .range(0.0..=1.0),
+                )
+            });
+        }
+        TrainChoice::Gmp => {
+            row(ui, "Target sparsity", |ui| {
+                ui.add(egui::Slider::new(&mut s.train.target, 0.0..=0.99))
+            });
+        }
+        TrainChoice::None => {}
+    }
+}
+
+/// Start / Pause / Resume / Stop, the device, progress, status and errors.
+fn run_controls(ui: &mut Ui, s: &mut AppState, running: bool) {
     ui.horizontal(|ui| {
         if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
             s.start_training();
