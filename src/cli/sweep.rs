@@ -2,7 +2,6 @@
 //! sparsities, as `DIR/sweep.csv`, `DIR/sweep.md` (with ratios to the baseline) and
 //! `DIR/sweep.png`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -138,7 +137,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
          |---|---|---|---|---|---|---|---|---|---|\n"
     );
     md.push_str(&markdown_row("baseline", &base, &base));
-    let (mut accuracy, mut alive, mut infer, mut size) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut curves = Curves::default();
     for &s in &args.sparsities {
         let conv1 = if s > 0.0 { args.conv1 } else { 0.0 };
         let settings = FinetuneSettings {
@@ -158,74 +157,90 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         let small = compact(&pruned).unwrap_or(pruned);
         save_model(&small, &info, &path)?;
         let r = measure(&small, &path, &data.test, args.repeat, &dev.device);
-        writeln!(
-            csv,
-            "{s},{method},{:.4},{},{},{},{},{:.2},{:.1},{:.1},{:.3},{:.4}",
-            r.accuracy,
-            r.alive,
-            r.capsules,
-            r.types,
-            r.file_bytes,
-            r.mflops,
-            r.train_step_ms,
-            r.infer_ms,
-            r.latency_ms,
-            r.weight_sparsity
-        )?;
+        csv.push_str(&csv_row(s, method, &r));
         md.push_str(&markdown_row(&s.to_string(), &r, &base));
         eprintln!(
             "sparsity {s}: accuracy {:.4}, capsules {}/{}, {} bytes, inference {:.1} ms",
             r.accuracy, r.alive, r.capsules, r.file_bytes, r.infer_ms
         );
-        accuracy.push((s, r.accuracy));
-        alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
-        infer.push((s, r.infer_ms / base.infer_ms.max(1e-9)));
-        size.push((s, r.file_bytes as f64 / base.file_bytes.max(1) as f64));
+        curves.push(s, &r, &base);
     }
     write_atomic(&args.out.join("sweep.csv"), csv.as_bytes())?;
     write_atomic(&args.out.join("sweep.md"), md.as_bytes())?;
+    let title = chart_title(method, info.preset.as_deref(), &source.to_string());
+    write_charts(&args, curves, &title)?;
+    print!("{csv}");
+    println!(
+        "wrote {}, sweep.md and sweep.png",
+        args.out.join("sweep.csv").display()
+    );
+    Ok(())
+}
+
+/// One line of `sweep.csv`.
+fn csv_row(s: f64, method: &str, r: &Row) -> String {
+    format!(
+        "{s},{method},{:.4},{},{},{},{},{:.2},{:.1},{:.1},{:.3},{:.4}\n",
+        r.accuracy,
+        r.alive,
+        r.capsules,
+        r.types,
+        r.file_bytes,
+        r.mflops,
+        r.train_step_ms,
+        r.infer_ms,
+        r.latency_ms,
+        r.weight_sparsity
+    )
+}
+
+/// The charted quantities, one point per sparsity; times and sizes as ratios to the baseline.
+#[derive(Default)]
+struct Curves {
+    accuracy: Vec<(f64, f64)>,
+    alive: Vec<(f64, f64)>,
+    infer: Vec<(f64, f64)>,
+    size: Vec<(f64, f64)>,
+}
+
+impl Curves {
+    fn push(&mut self, s: f64, r: &Row, base: &Row) {
+        self.accuracy.push((s, r.accuracy));
+        self.alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
+        self.infer.push((s, r.infer_ms / base.infer_ms.max(1e-9)));
+        self.size
+            .push((s, r.file_bytes as f64 / base.file_bytes.max(1) as f64));
+    }
+}
+
+/// "METHOD pruning of the PRESET model, DATA" (a dataset folder named by its last component).
+fn chart_title(method: &str, preset: Option<&str>, source: &str) -> String {
+    let name = Path::new(source)
+        .file_name()
+        .map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
+    format!(
+        "{method} pruning of the {} model, {name}",
+        preset.unwrap_or("custom")
+    )
+}
+
+/// Writes `sweep.png` and `sweep.svg`.
+fn write_charts(args: &SweepArgs, c: Curves, title: &str) -> anyhow::Result<()> {
+    let series = |name, points, color| Series { name, points, color };
     let chart = [
-        Series {
-            name: "test accuracy",
-            points: accuracy,
-            color: [31, 119, 180],
-        },
-        Series {
-            name: "alive capsules K/N",
-            points: alive,
-            color: [214, 39, 40],
-        },
-        Series {
-            name: "inference time / baseline",
-            points: infer,
-            color: [44, 160, 44],
-        },
-        Series {
-            name: "file size / baseline",
-            points: size,
-            color: [148, 103, 189],
-        },
+        series("test accuracy", c.accuracy, [31, 119, 180]),
+        series("alive capsules K/N", c.alive, [214, 39, 40]),
+        series("inference time / baseline", c.infer, [44, 160, 44]),
+        series("file size / baseline", c.size, [148, 103, 189]),
     ];
     save_chart(&args.out.join("sweep.png"), &chart).context("cannot write sweep.png")?;
-    // a dataset folder is named by its last component
-    let source = source.to_string();
-    let name = Path::new(&source)
-        .file_name()
-        .map_or(source.clone(), |n| n.to_string_lossy().into_owned());
-    let preset = info.preset.as_deref().unwrap_or("custom");
-    let title = format!("{method} pruning of the {preset} model, {name}");
     let x_label = match args.method {
         PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
         PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
     };
     write_atomic(
         &args.out.join("sweep.svg"),
-        svg_chart(&title, x_label, &chart).as_bytes(),
+        svg_chart(title, x_label, &chart).as_bytes(),
     )?;
-    print!("{csv}");
-    println!(
-        "wrote {}, sweep.md and sweep.png",
-        args.out.join("sweep.csv").display()
-    );
     Ok(())
 }

@@ -31,6 +31,62 @@ fn rows(t: &HostTensor, keep: &[usize]) -> HostTensor {
     HostTensor { shape, values }
 }
 
+/// Which conv1 channels the compact network keeps, and the primary filters restricted to
+/// them. A channel with an all-zero filter outputs the constant `relu(bias)`: its effect is
+/// folded into `bias` (the live primary biases) and the channel dropped; a channel no live
+/// primary filter reads is dropped too. At least one channel stays (a convolution needs
+/// one); if none would, channel 0 stays with zero primary weights.
+///
+/// # Shapes
+/// - `conv1_w`: `[C1, C, k1, k1]`; `conv1_b`: `[C1]`; `pw_live`: `[O, C1, k2, k2]`
+/// - returns K channel indices and `[O, K, k2, k2]` values
+fn conv1_channels_kept(
+    conv1_w: &HostTensor,
+    conv1_b: &HostTensor,
+    pw_live: &HostTensor,
+    bias: &mut [f32],
+) -> (Vec<usize>, Vec<f32>) {
+    let c1 = conv1_b.values.len();
+    let outs = pw_live.shape[0];
+    let k2 = pw_live.shape[2] * pw_live.shape[3];
+    let in_filter = conv1_w.values.len() / c1.max(1);
+    let weight_of = |o: usize, ch: usize| &pw_live.values[(o * c1 + ch) * k2..(o * c1 + ch + 1) * k2];
+    let mut kept = Vec::new();
+    let mut folded = vec![false; c1];
+    for (ch, was_folded) in folded.iter_mut().enumerate() {
+        let filter_zero = conv1_w.values[ch * in_filter..(ch + 1) * in_filter]
+            .iter()
+            .all(|v| *v == 0.0);
+        let read = (0..outs).any(|o| weight_of(o, ch).iter().any(|v| *v != 0.0));
+        if !read {
+            continue;
+        }
+        if filter_zero {
+            let constant = conv1_b.values[ch].max(0.0);
+            for (o, b) in bias.iter_mut().enumerate() {
+                *b += constant * weight_of(o, ch).iter().sum::<f32>();
+            }
+            *was_folded = true;
+        } else {
+            kept.push(ch);
+        }
+    }
+    if kept.is_empty() {
+        kept.push(0);
+    }
+    let mut values = Vec::with_capacity(outs * kept.len() * k2);
+    for o in 0..outs {
+        for &ch in &kept {
+            if folded[ch] {
+                values.extend(std::iter::repeat_n(0.0, k2));
+            } else {
+                values.extend_from_slice(weight_of(o, ch));
+            }
+        }
+    }
+    (kept, values)
+}
+
 /// Builds the compact network of a dense (masked) network. A network that is already
 /// compact is returned as it is.
 pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
@@ -50,53 +106,11 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     let [conv1_w, pw, digit] = super::mask::prunable_weights(model);
     let conv1_b = HostTensor::from_tensor(model.conv1_bias.val());
     let pb = HostTensor::from_tensor(model.primary_bias.val());
-    let c1 = conv1_b.values.len();
-    let k2 = pw.shape[2] * pw.shape[3];
     // primary output channels of the live types
     let out_channels: Vec<usize> = live_types.iter().flat_map(|t| t * d..(t + 1) * d).collect();
     let pw_live = rows(&pw, &out_channels);
     let mut bias: Vec<f32> = out_channels.iter().map(|&o| pb.values[o]).collect();
-    // conv1 channels: drop those with an all-zero filter (folding relu(bias) into the primary
-    // bias) and those no live primary filter reads.
-    let in_filter = conv1_w.values.len() / c1.max(1);
-    let mut conv1_channels = Vec::new();
-    let mut folded = vec![false; c1];
-    for (ch, was_folded) in folded.iter_mut().enumerate() {
-        let filter_zero = conv1_w.values[ch * in_filter..(ch + 1) * in_filter]
-            .iter()
-            .all(|v| *v == 0.0);
-        let weight_of = |o: usize| &pw_live.values[(o * c1 + ch) * k2..(o * c1 + ch + 1) * k2];
-        let read = (0..out_channels.len()).any(|o| weight_of(o).iter().any(|v| *v != 0.0));
-        if !read {
-            continue;
-        }
-        if filter_zero {
-            let constant = conv1_b.values[ch].max(0.0);
-            for (o, b) in bias.iter_mut().enumerate() {
-                *b += constant * weight_of(o).iter().sum::<f32>();
-            }
-            *was_folded = true;
-        } else {
-            conv1_channels.push(ch);
-        }
-    }
-    // A convolution needs one channel: if none is left, keep channel 0 with its primary
-    // weights zeroed (a folded channel's constant is already in the bias).
-    if conv1_channels.is_empty() {
-        conv1_channels.push(0);
-    }
-    // primary filters restricted to the kept conv1 channels
-    let mut pw_values = Vec::with_capacity(out_channels.len() * conv1_channels.len() * k2);
-    for o in 0..out_channels.len() {
-        for &ch in &conv1_channels {
-            let w = &pw_live.values[(o * c1 + ch) * k2..(o * c1 + ch + 1) * k2];
-            if folded[ch] {
-                pw_values.extend(std::iter::repeat_n(0.0, k2));
-            } else {
-                pw_values.extend_from_slice(w);
-            }
-        }
-    }
+    let (conv1_channels, pw_values) = conv1_channels_kept(&conv1_w, &conv1_b, &pw_live, &mut bias);
     let positions = live_types.len() * cells;
     let select = (capsules.len() != positions).then(|| {
         capsules
