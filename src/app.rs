@@ -227,6 +227,25 @@ impl AppState {
             },
             ..TrainRequest::default()
         };
+        self.start_request(req);
+    }
+
+    /// "Resume run...": continues the run in `dir` from its last checkpoint, for the
+    /// form's number of epochs in all when that is more than the run asked for (its own
+    /// total otherwise). A folder that cannot be resumed is an error on screen.
+    pub fn resume_run(&mut self, dir: &Path) {
+        let done = crate::export::load_model(&dir.join("model.safetensors"), &Device::flex())
+            .ok()
+            .and_then(|(_, info)| info.epochs)
+            .unwrap_or(0);
+        let epochs = (self.train.epochs > done).then_some(self.train.epochs);
+        match crate::train::resume::resume_request(dir, epochs) {
+            Ok(req) => self.start_request(req),
+            Err(e) => self.error = Some(crate::errors::error_chain(&e)),
+        }
+    }
+
+    fn start_request(&mut self, req: TrainRequest) {
         self.training = TrainingView {
             running: true,
             started: Some(Instant::now()),

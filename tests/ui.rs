@@ -296,3 +296,47 @@ fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
     assert!(has_label(&h, "K/N: 288/576"), "the slider's pruning stays");
     assert!(h.query_by_label("Cancel").is_none());
 }
+
+#[test]
+fn a_run_folder_is_resumed_from_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args([
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "200",
+        ])
+        .args(["--limit-test", "50", "--device", "cpu", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut state = AppState::new(None);
+    state.train.epochs = 1;
+    let mut h = harness(state);
+    h.run_steps(2);
+    // one epoch asked for, one done: nothing to continue
+    h.state_mut().resume_run(&run);
+    h.step();
+    assert!(
+        has_label(&h, "already trained 1 of 1 epochs"),
+        "{:?}",
+        h.state().error
+    );
+    h.state_mut().resume_run(dir.path());
+    h.step();
+    assert!(has_label(&h, "cannot resume"), "{:?}", h.state().error);
+    h.state_mut().train.epochs = 2;
+    h.state_mut().resume_run(&run);
+    h.step();
+    wait_until(&mut h, 120, "the resumed run", |h| has_label(h, "finished"));
+    let epochs: Vec<usize> = h.state().training.epochs.iter().map(|(m, _)| m.epoch).collect();
+    assert_eq!(epochs, [2], "only the new epoch runs");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "header and two epochs:\n{metrics}");
+}

@@ -7,8 +7,8 @@ use super::progress::Progress;
 use std::path::Path;
 
 use crate::data::Augment;
-use crate::train::messages::{PruneSchedule, ResumePoint};
-use crate::train::resume::read_resume;
+use crate::train::messages::PruneSchedule;
+use crate::train::resume::resume_request;
 use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Epochs of a new run when `--epochs` is not given.
@@ -114,33 +114,6 @@ pub fn rem_recipe(req: TrainRequest, epochs: Option<usize>) -> TrainRequest {
         patience: req.patience.or(Some(200)),
         ..req
     }
-}
-
-/// The request that continues the run in `dir` from its last checkpoint, for `epochs`
-/// epochs in all (the run's own count if `None`).
-fn resume_request(dir: &Path, epochs: Option<usize>) -> anyhow::Result<TrainRequest> {
-    let model = dir.join("model.safetensors");
-    let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
-        .with_context(|| format!("cannot resume {}", dir.display()))?;
-    let epoch = info.epochs.unwrap_or(0);
-    let r = read_resume(dir, epoch)?;
-    let mut req = r.request;
-    if let Some(n) = epochs {
-        req.epochs = n;
-    }
-    if req.epochs <= epoch {
-        bail!(
-            "{} has already trained {epoch} of {} epochs; give a larger --epochs to continue",
-            dir.display(),
-            req.epochs
-        );
-    }
-    req.init = Some(model);
-    req.resume = Some(Box::new(ResumePoint {
-        state: r.state,
-        optimizer: r.optimizer,
-    }));
-    Ok(req)
 }
 
 /// The line reporting an epoch's events (`None` for the others).

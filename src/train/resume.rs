@@ -241,3 +241,32 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         optimizer,
     })
 }
+
+/// The request that continues the run in `dir` from its last checkpoint, for `epochs`
+/// epochs in all (the run's own count if `None`).
+///
+/// Used by `train --resume` and by the app's "Resume run...".
+pub fn resume_request(dir: &Path, epochs: Option<usize>) -> anyhow::Result<TrainRequest> {
+    let model = dir.join("model.safetensors");
+    let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
+        .map_err(|e| anyhow::anyhow!("cannot resume {}: {e}", dir.display()))?;
+    let epoch = info.epochs.unwrap_or(0);
+    let r = read_resume(dir, epoch)?;
+    let mut req = r.request;
+    if let Some(n) = epochs {
+        req.epochs = n;
+    }
+    if req.epochs <= epoch {
+        anyhow::bail!(
+            "{} has already trained {epoch} of {} epochs; ask for more epochs to continue",
+            dir.display(),
+            req.epochs
+        );
+    }
+    req.init = Some(model);
+    req.resume = Some(Box::new(super::messages::ResumePoint {
+        state: r.state,
+        optimizer: r.optimizer,
+    }));
+    Ok(req)
+}

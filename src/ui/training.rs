@@ -162,6 +162,16 @@ fn run_controls(ui: &mut Ui, s: &mut AppState, running: bool) {
         if ui.add_enabled(!running, egui::Button::new("Start")).clicked() {
             s.start_training();
         }
+        if ui
+            .add_enabled(!running, egui::Button::new("Resume run..."))
+            .on_hover_text(
+                "Continue a run folder (the app's or `sparsecaps train --out DIR`'s) from its last checkpoint; Epochs, if larger, is the new total",
+            )
+            .clicked()
+            && let Some(dir) = rfd::FileDialog::new().pick_folder()
+        {
+            s.resume_run(&dir);
+        }
         if s.training.paused {
             if ui.add_enabled(running, egui::Button::new("Resume")).clicked() {
                 s.resume_training();
