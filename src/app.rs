@@ -125,6 +125,8 @@ pub struct AppState {
     pub error: Option<String>,
     /// Test digits for "random digit".
     pub test_digits: Option<Split>,
+    /// The label of the test image shown, when one was picked from the model's dataset.
+    pub picked_label: Option<usize>,
     /// Time the UI spends building a frame, ms (moving average).
     pub frame_ms: f64,
     trainer: Option<Trainer>,
@@ -163,6 +165,7 @@ impl AppState {
             io_status: None,
             error: None,
             test_digits: None,
+            picked_label: None,
             frame_ms: 0.0,
             trainer: None,
             inspector: None,
@@ -278,8 +281,25 @@ impl AppState {
         self.send(InspectCommand::Inspect(self.canvas.input.clone()));
     }
 
-    /// Shows the next test digit.
+    /// The input the current model takes, (channels, height, width); MNIST's without one.
+    pub fn input_shape(&self) -> (usize, usize, usize) {
+        self.model.as_ref().map_or((1, 28, 28), |m| m.input)
+    }
+
+    /// Whether the current model takes drawn digits (28x28 grey); otherwise the canvas
+    /// panel picks test images of the model's own dataset or loads image files.
+    pub fn takes_digits(&self) -> bool {
+        self.model.as_ref().is_none_or(ModelSummary::takes_digits)
+    }
+
+    /// Shows the next test digit (or, for a model that takes other images, the next test
+    /// image of its own dataset).
     pub fn random_digit(&mut self) {
+        if !self.takes_digits() {
+            self.next_digit = (self.next_digit * 7919 + 13) % crate::inspect::worker::OWN_TEST_IMAGES;
+            self.send(InspectCommand::PickTestImage(self.next_digit));
+            return;
+        }
         if let Some(d) = &self.test_digits
             && !d.is_empty()
         {
@@ -292,10 +312,17 @@ impl AppState {
 
     /// Loads an image file into the canvas input.
     pub fn load_image(&mut self, path: &Path) {
-        match crate::inspect::load_image(path, 28, 28) {
+        let digits = self.takes_digits();
+        let loaded = if digits {
+            crate::inspect::load_image(path, 28, 28).map(|px| mnist_style(&px, 28, 28))
+        } else {
+            crate::inspect::image::load_image_as(path, self.input_shape())
+        };
+        match loaded {
             Ok(px) => {
                 self.canvas.clear();
-                self.canvas.input = mnist_style(&px, 28, 28);
+                self.canvas.input = px;
+                self.picked_label = None;
                 self.send(InspectCommand::Inspect(self.canvas.input.clone()));
             }
             Err(e) => self.error = Some(e.to_string()),
@@ -472,6 +499,11 @@ impl AppState {
             }
             InspectEvent::Reconstruction(img) => self.reconstruction = Some(img),
             InspectEvent::Tuning { done, total } => self.tuning = Some((done, total)),
+            InspectEvent::Picked { pixels, label } => {
+                self.canvas.clear();
+                self.canvas.input = pixels;
+                self.picked_label = Some(label);
+            }
             InspectEvent::KeepCancelled => {
                 self.tuning = None;
                 self.io_status =

@@ -340,3 +340,55 @@ fn a_run_folder_is_resumed_from_the_app() {
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "header and two epochs:\n{metrics}");
 }
+
+#[test]
+fn a_colour_model_gets_a_test_image_picker_with_class_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    for (split, n) in [("train", 6), ("test", 4)] {
+        for (k, class) in ["red", "green", "blue"].into_iter().enumerate() {
+            let d = data.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                let mut rgb = [30u8, 30, 30];
+                rgb[k] = 200 + i as u8;
+                image::RgbImage::from_pixel(32, 32, image::Rgb(rgb))
+                    .save(d.join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+    }
+    let run = dir.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args([
+            "train", "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut state = AppState::new(None);
+    state.model_path = run.join("model.safetensors").display().to_string();
+    let mut h = harness(state);
+    h.run_steps(2);
+    wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
+    h.get_by_label("Load model").click();
+    h.step();
+    wait_until(&mut h, 30, "the colour model", |h| has_label(h, "Test image"));
+    assert!(has_label(&h, "takes 32x32 colour images"));
+    h.get_by_label("Random test image").click();
+    h.step();
+    wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
+    assert_eq!(h.state().canvas.input.len(), 3 * 32 * 32);
+    let label = h.state().picked_label.unwrap();
+    let name = ["red", "green", "blue"][label];
+    assert!(has_label(&h, &format!("Label: {name}")));
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.5);
+    h.step();
+    wait_until(&mut h, 30, "the slider on the model's own test images", |h| {
+        h.state().slider.as_ref().is_some_and(|r| r.accuracy.is_some())
+    });
+}

@@ -38,6 +38,10 @@ pub struct ModelInfo {
     /// Sparsity of each prunable tensor, by name.
     #[serde(default)]
     pub layer_sparsity: Option<Vec<(String, f64)>>,
+    /// Class names by label (image-folder and CIFAR-10 data); empty when the classes are
+    /// just numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 /// Why a model file cannot be read or written.

@@ -76,6 +76,9 @@ pub enum InspectCommand {
     },
     /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
     Export(PathBuf),
+    /// Pick test image `n` (modulo their count) of the model's own dataset, answer with
+    /// `Picked`, and inspect it (for models that do not take MNIST digits).
+    PickTestImage(usize),
     /// End the thread.
     Shutdown,
 }
@@ -118,6 +121,20 @@ pub struct ModelSummary {
     pub w_norms: Vec<f32>,
     /// Facts stored with the model.
     pub info: ModelInfo,
+    /// The input it takes: (channels, height, width).
+    pub input: (usize, usize, usize),
+}
+
+impl ModelSummary {
+    /// Whether the model takes MNIST-sized grey images (what the drawing canvas makes).
+    pub fn takes_digits(&self) -> bool {
+        self.input == (1, 28, 28)
+    }
+
+    /// The name of class `j`: from the model's info when it has names, else the number.
+    pub fn class_name(&self, j: usize) -> String {
+        self.info.classes.get(j).cloned().unwrap_or_else(|| j.to_string())
+    }
 }
 
 impl ModelSummary {
@@ -142,6 +159,7 @@ impl ModelSummary {
             alive: map.alive,
             w_norms,
             info,
+            input: c.input(),
         }
     }
 }
@@ -168,6 +186,14 @@ pub enum InspectEvent {
     Kept(Box<ModelSummary>),
     /// "Keep" was cancelled: the slider's pruning stays as it was, not fine-tuned.
     KeepCancelled,
+    /// A test image of the model's dataset was picked (`PickTestImage`); an `Inspected`
+    /// follows.
+    Picked {
+        /// Its pixels, channel-first, in [0, 1].
+        pixels: Vec<f32>,
+        /// Its label.
+        label: usize,
+    },
     /// The current model was exported.
     Exported {
         /// The file.

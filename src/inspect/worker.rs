@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::digit::{image_tensor, inspect_digit};
 use super::messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
-use crate::data::{DataError, Dataset, Split};
+use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
 use crate::prune::capsules::{capsule_importance, prune_capsules};
@@ -29,6 +29,25 @@ pub fn mnist_held_out() -> Result<(Split, Split), DataError> {
     let mut test = Dataset::mnist_test()?;
     let held = test.split_off(HELD_OUT);
     Ok((test, held))
+}
+
+/// Test images of a model's own dataset (from its info) loaded for the app.
+pub const OWN_TEST_IMAGES: usize = 1_000;
+
+/// The first [`OWN_TEST_IMAGES`] test images of the dataset a model was trained on, as
+/// (images to pick from, the last [`HELD_OUT`] of them held out for the slider).
+fn own_test_images(info: &ModelInfo) -> Result<(Split, Split), String> {
+    let name = info
+        .dataset
+        .as_deref()
+        .ok_or("the model file does not name its dataset")?;
+    let source: DataSource = name.parse().unwrap_or(DataSource::Mnist);
+    // one training image: an image folder then decodes only the test images it keeps
+    let data = Dataset::load_with(&source, (Some(1), Some(OWN_TEST_IMAGES)), &|_| {})
+        .map_err(|e| format!("dataset {name}: {e}"))?;
+    let mut pick = data.test;
+    let held = pick.split_off(HELD_OUT.min(pick.len() / 2));
+    Ok((pick, held))
 }
 
 /// Capsules listed in an inspection.
@@ -64,6 +83,9 @@ struct State {
     /// The pruned model, compacted: what inspections run on.
     current: Option<CapsNet>,
     held_out: Option<Split>,
+    /// For a model the app's held-out digits do not fit: test images of its own dataset,
+    /// as (images to pick from, held-out images for the slider), or why there are none.
+    own_images: Option<Result<(Split, Split), String>>,
     last_digit: Option<(Vec<f32>, usize)>,
     /// Cached per `dense` model: magnitude order and capsule importance.
     order: Option<MagnitudeOrder>,
@@ -82,6 +104,7 @@ impl State {
             pruned: None,
             current: None,
             held_out: None,
+            own_images: None,
             last_digit: None,
             order: None,
             importance: None,
@@ -129,6 +152,7 @@ impl State {
                                 wake();
                             }
                         }),
+                        InspectCommand::PickTestImage(n) => self.pick(n),
                         cmd => self.handle(cmd).into_iter().collect(),
                     })
                     .unwrap_or_else(|e| vec![InspectEvent::Failed(e)]),
@@ -162,11 +186,18 @@ impl State {
             }
             InspectCommand::Export(path) => Some(self.export(&path)),
             InspectCommand::SetHeldOut(s) => {
+                // the app's held-out digits replace the model's own test images if they fit
+                if let Some(d) = &self.dense
+                    && s.check_fits(d.config.input(), d.config.classes).is_ok()
+                {
+                    self.own_images = None;
+                }
                 self.held_out = Some(*s);
                 self.importance = None;
                 None
             }
             InspectCommand::Inspect(pixels) => Some(self.inspect(pixels)),
+            InspectCommand::PickTestImage(_) => None,
             InspectCommand::SetSparsity { sparsity, method } => Some(self.prune(sparsity, method)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
             InspectCommand::Keep(_) | InspectCommand::Shutdown => None,
@@ -175,10 +206,57 @@ impl State {
 
     fn use_model(&mut self, model: CapsNet, info: ModelInfo) -> InspectEvent {
         let s = ModelSummary::of(&model, info.clone());
+        let fits = |h: &Split| h.check_fits(model.config.input(), model.config.classes).is_ok();
+        self.own_images = match &self.held_out {
+            Some(h) if fits(h) => None,
+            _ => Some(own_test_images(&info).and_then(|(pick, held)| {
+                if fits(&held) {
+                    Ok((pick, held))
+                } else {
+                    Err("its test images do not fit it".into())
+                }
+            })),
+        };
         self.set_dense(model.clone());
         self.original = Some((model, info));
         self.slider = (0.0, SliderMethod::Magnitude);
         InspectEvent::ModelReady(Box::new(s))
+    }
+
+    /// The images the slider evaluates on and ranks capsules by: the app's held-out digits,
+    /// or the model's own test images when those do not fit it.
+    fn held(&self) -> Option<&Split> {
+        match &self.own_images {
+            Some(own) => own.as_ref().ok().map(|(_, held)| held),
+            None => self.held_out.as_ref(),
+        }
+    }
+
+    /// Test image `n` of the model's own dataset, and its inspection.
+    fn pick(&mut self, n: usize) -> Vec<InspectEvent> {
+        let images = match &self.own_images {
+            Some(Ok((pick, _))) if !pick.is_empty() => pick,
+            Some(Err(e)) => {
+                return vec![InspectEvent::Failed(format!(
+                    "no test images for this model: {e}"
+                ))];
+            }
+            _ => {
+                return vec![InspectEvent::Failed(
+                    "no test images of the model's own dataset".into(),
+                )];
+            }
+        };
+        let i = n % images.len();
+        let pixels = images.image_f32(i);
+        let label = images.labels[i] as usize;
+        vec![
+            InspectEvent::Picked {
+                pixels: pixels.clone(),
+                label,
+            },
+            self.inspect(pixels),
+        ]
     }
 
     /// Makes `model` the one the slider prunes, unpruned for now.
@@ -256,9 +334,8 @@ impl State {
                 }
                 if self.importance.is_none() {
                     let held = self
-                        .held_out
-                        .as_ref()
-                        .ok_or("capsule pruning ranks capsules on held-out digits: none loaded")?;
+                        .held()
+                        .ok_or("capsule pruning ranks capsules on held-out images: none loaded")?;
                     held.check_fits(dense.config.input(), dense.config.classes)
                         .map_err(|e| format!("capsule pruning ranks capsules on held-out digits: {e}"))?;
                     let sample: Vec<usize> = (0..held.len()).collect();
@@ -281,8 +358,7 @@ impl State {
         let fast = compact(&pruned).unwrap_or_else(|_| pruned.clone());
         // held-out digits that do not fit the model (other size or classes) give no accuracy
         let accuracy = self
-            .held_out
-            .as_ref()
+            .held()
             .filter(|h| h.check_fits(fast.config.input(), fast.config.classes).is_ok())
             .map(|h| evaluate(&fast, h, EVAL_BATCH, &self.device).accuracy);
         let surv = survival(&pruned);

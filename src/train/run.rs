@@ -424,6 +424,7 @@ impl Run<'_> {
         let epoch = last.epoch;
         let path = dir.join("model.safetensors");
         let info = ModelInfo {
+            classes: l.data.classes.clone(),
             dataset: Some(l.data.name.clone()),
             preset: Some(req.preset.to_string()),
             epochs: Some(epoch),

@@ -99,14 +99,32 @@ const UV: Rect = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
 
 /// A grey image of `side x side` values in [0, 1].
 fn grey_image(pixels: &[f32], side: usize) -> egui::ColorImage {
-    let grey: Vec<u8> = (0..side * side)
-        .map(|i| (pixels.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    egui::ColorImage::from_gray([side, side], &grey)
+    color_image(pixels, (1, side, side))
 }
 
-/// Draws the canvas panel.
+/// An image of `channels x height x width` values in [0, 1] (channel-first): grey for one
+/// channel, RGB for three or more (the first three).
+fn color_image(pixels: &[f32], (channels, height, width): (usize, usize, usize)) -> egui::ColorImage {
+    let plane = height * width;
+    let at = |c: usize, i: usize| {
+        let v = pixels.get(c * plane + i).copied().unwrap_or(0.0);
+        (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    if channels >= 3 {
+        let rgb: Vec<u8> = (0..plane).flat_map(|i| [at(0, i), at(1, i), at(2, i)]).collect();
+        egui::ColorImage::from_rgb([width, height], &rgb)
+    } else {
+        let grey: Vec<u8> = (0..plane).map(|i| at(0, i)).collect();
+        egui::ColorImage::from_gray([width, height], &grey)
+    }
+}
+
+/// Draws the canvas panel: a drawing canvas for models that take MNIST digits, else a
+/// test-image picker.
 pub fn show(ui: &mut Ui, s: &mut AppState) {
+    if !s.takes_digits() {
+        return show_picker(ui, s);
+    }
     ui.heading("Draw a digit");
     ui.horizontal(|ui| {
         let size = vec2(CANVAS_PX as f32 * 1.5, CANVAS_PX as f32 * 1.5);
@@ -133,7 +151,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
         }
         ui.vertical(|ui| {
             ui.label("Network input (28x28)");
-            show_image(ui, &s.canvas.input, 28, 4.0);
+            show_image(ui, &s.canvas.input, (1, 28, 28), 4.0);
             if ui.button("Clear").clicked() {
                 s.canvas.clear();
                 s.inspection = None;
@@ -155,15 +173,54 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
     });
 }
 
-/// Paints a grey image (values in [0, 1]) with `scale` points per pixel, as one textured
+/// The panel for a model that takes other images than drawn digits (e.g. CIFAR-10's
+/// colour images): a test image of its dataset or an image file, at the model's size.
+fn show_picker(ui: &mut Ui, s: &mut AppState) {
+    ui.heading("Test image");
+    let shape = s.input_shape();
+    let (channels, height, width) = shape;
+    let kind = if channels == 1 { "grey" } else { "colour" };
+    ui.label(format!(
+        "This model takes {width}x{height} {kind} images: pick a test image of its dataset or load an image file."
+    ));
+    ui.horizontal(|ui| {
+        let scale = (CANVAS_PX as f32 * 1.5 / height.max(width).max(1) as f32).max(1.0);
+        show_image(ui, &s.canvas.input, shape, scale);
+        ui.vertical(|ui| {
+            if let Some(label) = s.picked_label {
+                let name = s
+                    .model
+                    .as_ref()
+                    .map_or(label.to_string(), |m| m.class_name(label));
+                ui.label(format!("Label: {name}"));
+            }
+            if ui.button("Random test image").clicked() {
+                s.random_digit();
+            }
+            ui.horizontal(|ui| {
+                let l = ui.label("Image file");
+                ui.text_edit_singleline(&mut s.image_path).labelled_by(l.id);
+                if ui.button("Load image").clicked() {
+                    let path = s.image_path.clone();
+                    s.load_image(std::path::Path::new(&path));
+                }
+            });
+        });
+    });
+}
+
+/// Paints an image of `shape` = (channels, height, width), values in [0, 1] channel-first,
+/// with `scale` points per pixel, as one textured
 /// rectangle; the texture is cached under the widget's id and uploaded again only when the
 /// pixels change.
-pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) -> Rect {
-    let (resp, painter) = ui.allocate_painter(vec2(side as f32 * scale, side as f32 * scale), Sense::hover());
+pub fn show_image(ui: &mut Ui, pixels: &[f32], shape: (usize, usize, usize), scale: f32) -> Rect {
+    let (_, height, width) = shape;
+    let (resp, painter) =
+        ui.allocate_painter(vec2(width as f32 * scale, height as f32 * scale), Sense::hover());
     let hash = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        side.hash(&mut h);
+        shape.hash(&mut h);
         pixels.iter().for_each(|v| v.to_bits().hash(&mut h));
         h.finish()
     };
@@ -174,7 +231,7 @@ pub fn show_image(ui: &mut Ui, pixels: &[f32], side: usize, scale: f32) -> Rect 
         _ => {
             let t = ui.ctx().load_texture(
                 format!("image-{id:?}"),
-                grey_image(pixels, side),
+                color_image(pixels, shape),
                 egui::TextureOptions::NEAREST,
             );
             ui.data_mut(|d| d.insert_temp(id, (hash, t.clone())));

@@ -37,7 +37,10 @@ fn show_inspection(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
     ui.label(
         egui::RichText::new(format!(
             "Prediction: {} ({:.2})",
-            r.prediction, r.lengths[r.prediction]
+            s.model
+                .as_ref()
+                .map_or(r.prediction.to_string(), |m| m.class_name(r.prediction)),
+            r.lengths[r.prediction]
         ))
         .size(20.0),
     );
@@ -62,7 +65,12 @@ fn show_inspection(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
                 .clone()
                 .or_else(|| r.reconstruction.clone())
                 .unwrap_or_default();
-            show_image(ui, &img, 28, 3.0);
+            show_image(
+                ui,
+                &img,
+                s.input_shape(),
+                3.0 * 28.0 / s.input_shape().1.max(1) as f32,
+            );
         });
         ui.vertical(|ui| {
             ui.label("Top capsules on the input");
@@ -96,7 +104,9 @@ fn show_inspection(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
 /// winner drawn on it.
 fn receptive_fields(ui: &mut Ui, s: &AppState, r: &DigitInspection) {
     let scale = 3.0;
-    let rect = show_image(ui, &s.canvas.input, 28, scale);
+    let shape = s.input_shape();
+    let scale = scale * 28.0 / shape.1.max(1) as f32;
+    let rect = show_image(ui, &s.canvas.input, shape, scale);
     let Some(m) = &s.model else { return };
     let painter = ui.painter_at(rect);
     for (v, color) in r.top_capsules.iter().zip(FIELD_COLORS).rev() {
