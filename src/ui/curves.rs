@@ -58,13 +58,14 @@ const COLOURS: [Color32; 5] = [
     Color32::from_rgb(171, 71, 188),
 ];
 
-/// A legend as a row of coloured names above a chart, so it never covers the data.
+/// A legend as a row of names in their series' colours above a chart, so it never covers
+/// the data.
 fn legend(ui: &mut Ui, names: &[&str]) {
     ui.horizontal_wrapped(|ui| {
         for (name, colour) in names.iter().zip(COLOURS) {
-            let (swatch, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter().rect_filled(swatch, 2.0, colour);
-            ui.label(*name);
+            // each name in its series' colour, never broken across lines
+            let text = egui::RichText::new(*name).color(colour).strong();
+            ui.add(egui::Label::new(text).wrap_mode(egui::TextWrapMode::Extend));
         }
     });
 }
@@ -72,8 +73,9 @@ fn legend(ui: &mut Ui, names: &[&str]) {
 /// A frame of `height` with a hint in place of a chart that has nothing to show yet.
 fn placeholder(ui: &mut Ui, height: f32, text: &str) {
     egui::Frame::group(ui.style()).show(ui, |ui| {
-        ui.set_min_size(egui::vec2(ui.available_width(), (height - 14.0).max(20.0)));
-        ui.centered_and_justified(|ui| ui.weak(text));
+        let size = egui::vec2(ui.available_width(), (height - 14.0).max(20.0));
+        let layout = egui::Layout::centered_and_justified(egui::Direction::TopDown);
+        ui.allocate_ui_with_layout(size, layout, |ui| ui.weak(text));
     });
 }
 
@@ -85,10 +87,13 @@ fn line(name: &str, i: usize, pts: Vec<[f64; 2]>) -> Line<'static> {
 /// against sparsity.
 pub fn show(ui: &mut Ui, s: &AppState) {
     ui.heading("Curves");
-    let third = (ui.available_height() / 3.0 - 36.0).max(70.0);
-    training_chart(ui, s, third);
-    sparsity_chart(ui, s, third);
-    slider_chart(ui, s, third);
+    // the training curves on top, sparsity and the slider's accuracy side by side below
+    let half = (ui.available_height() / 2.0 - 40.0).max(80.0);
+    training_chart(ui, s, half);
+    ui.columns(2, |cols| {
+        sparsity_chart(&mut cols[0], s, half);
+        slider_chart(&mut cols[1], s, half);
+    });
 }
 
 fn training_chart(ui: &mut Ui, s: &AppState, height: f32) {
@@ -143,12 +148,24 @@ fn sparsity_chart(ui: &mut Ui, s: &AppState, height: f32) {
             let at = |f: &dyn Fn(&EpochMetrics) -> f64| -> Vec<[f64; 2]> {
                 e.iter().map(|(m, step)| [*step as f64, f(m)]).collect()
             };
-            plot.line(line("sparsity", 0, at(&|m| m.sparsity)));
+            // one value per epoch: lines with a marker at each, so one epoch shows too
+            let mut series = |name: &str, i: usize, pts: Vec<[f64; 2]>| {
+                plot.points(
+                    Points::new(name, PlotPoints::from(pts.clone()))
+                        .radius(3.0)
+                        .color(COLOURS[i]),
+                );
+                plot.line(line(name, i, pts));
+            };
+            series("sparsity", 0, at(&|m| m.sparsity));
             for (i, name) in ["conv1", "primary", "class capsules"].into_iter().enumerate() {
-                plot.line(line(name, i + 1, at(&|m| m.layer_sparsity[i])));
+                series(name, i + 1, at(&|m| m.layer_sparsity[i]));
             }
-            let k = at(&|m| m.alive_capsules as f64 / m.capsules.max(1) as f64);
-            plot.line(line("alive capsules K/N", 4, k));
+            series(
+                "alive capsules K/N",
+                4,
+                at(&|m| m.alive_capsules as f64 / m.capsules.max(1) as f64),
+            );
         });
 }
 
