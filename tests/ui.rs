@@ -272,6 +272,19 @@ fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
         has_label(&h, "16 types (mean coupling per type"),
         "routing by type"
     );
+    // a click on the heatmap drills down to the capsules of the type under the pointer
+    h.get_by_label("Routing heatmap").click();
+    h.step();
+    h.step();
+    assert!(has_label(&h, "the 36 capsules of type"), "drill-down");
+    h.get_by_label_contains("back to all types").click();
+    h.step();
+    h.step();
+    assert!(
+        has_label(&h, "16 types (mean coupling per type"),
+        "{:?}",
+        h.state().routing_view
+    );
     assert!(h.state().activations.is_some());
     h.get_by_label("Clear").click();
     h.step();

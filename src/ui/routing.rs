@@ -80,12 +80,12 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
         for i in 0..iters {
             ui.selectable_value(&mut s.routing_iter, i, format!("{}", i + 1));
         }
-        if let RoutingView::Capsules(t) = s.routing_view
-            && ui.button(format!("type {t}: back to all types")).clicked()
-        {
-            s.routing_view = RoutingView::Types;
-        }
     });
+    if let RoutingView::Capsules(t) = s.routing_view
+        && ui.button(format!("type {t}: back to all types")).clicked()
+    {
+        s.routing_view = RoutingView::Types;
+    }
     let cells = s.model.as_ref().map_or(k, |m| m.grid_h * m.grid_w);
     let cols = columns(s.routing_view, &r.indices, cells);
     if cols.is_empty() {
@@ -108,6 +108,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
     };
     let width = ui.available_width().min(320.0);
     let (rect, resp) = ui.allocate_exact_size(vec2(width, 14.0 * classes as f32), Sense::click());
+    super::training::name(&resp, "Routing heatmap");
     let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
     ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
     interact(s, r, &resp, rect, (&cols, &values), cells);
