@@ -126,8 +126,10 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
         return show_picker(ui, s);
     }
     ui.heading("Draw a digit");
+    // the canvas shrinks in a narrow window, leaving room for the column beside it
+    let side = (ui.available_width() - 150.0).clamp(96.0, CANVAS_PX as f32 * 1.5);
     ui.horizontal(|ui| {
-        let size = vec2(CANVAS_PX as f32 * 1.5, CANVAS_PX as f32 * 1.5);
+        let size = vec2(side, side);
         let (resp, painter) = ui.allocate_painter(size, Sense::drag());
         let rect = resp.rect;
         let scale = rect.width() / CANVAS_PX as f32;
@@ -161,15 +163,22 @@ pub fn show(ui: &mut Ui, s: &mut AppState) {
             if ui.button("Random test digit").clicked() {
                 s.random_digit();
             }
-            ui.horizontal(|ui| {
-                let l = ui.label("Image file");
-                ui.text_edit_singleline(&mut s.image_path).labelled_by(l.id);
-                if ui.button("Load image").clicked() {
-                    let path = s.image_path.clone();
-                    s.load_image(std::path::Path::new(&path));
-                }
-            });
         });
+    });
+    image_file_row(ui, s);
+}
+
+/// "Image file" with its path field (as wide as the panel allows) and "Load image".
+fn image_file_row(ui: &mut Ui, s: &mut AppState) {
+    ui.horizontal(|ui| {
+        let l = ui.label("Image file");
+        let width = (ui.available_width() - 90.0).max(60.0);
+        ui.add(egui::TextEdit::singleline(&mut s.image_path).desired_width(width))
+            .labelled_by(l.id);
+        if ui.button("Load image").clicked() {
+            let path = s.image_path.clone();
+            s.load_image(std::path::Path::new(&path));
+        }
     });
 }
 
@@ -197,16 +206,9 @@ fn show_picker(ui: &mut Ui, s: &mut AppState) {
             if ui.button("Random test image").clicked() {
                 s.random_digit();
             }
-            ui.horizontal(|ui| {
-                let l = ui.label("Image file");
-                ui.text_edit_singleline(&mut s.image_path).labelled_by(l.id);
-                if ui.button("Load image").clicked() {
-                    let path = s.image_path.clone();
-                    s.load_image(std::path::Path::new(&path));
-                }
-            });
         });
     });
+    image_file_row(ui, s);
 }
 
 /// Paints an image of `shape` = (channels, height, width), values in [0, 1] channel-first,

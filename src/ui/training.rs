@@ -183,19 +183,24 @@ fn run_controls(ui: &mut Ui, s: &mut AppState, running: bool) {
             s.stop_training();
         }
     });
-    if let Some(d) = &s.training.device {
-        ui.small(format!("Device: {d}"));
-    }
+    // the device line (one line, the rest on hover), the bar, the status and the frame
+    // time are always there, so the panels below do not move when a run starts
+    let device = s.training.device.as_deref().unwrap_or("chosen when a run starts");
+    let text = egui::RichText::new(format!("Device: {device}")).small();
+    ui.add(egui::Label::new(text).truncate()).on_hover_text(device);
     let t = &s.training;
-    if t.total_steps > 0 {
-        let frac = t.step as f32 / t.total_steps as f32;
+    let (frac, text) = if t.total_steps > 0 {
         let eta = t.eta_s().map(|e| format!(", ETA {e:.0} s")).unwrap_or_default();
-        ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{eta}", t.step, t.total_steps)));
-    }
+        (
+            t.step as f32 / t.total_steps as f32,
+            format!("step {}/{}{eta}", t.step, t.total_steps),
+        )
+    } else {
+        (0.0, "no run yet".to_string())
+    };
+    ui.add(egui::ProgressBar::new(frac).text(text));
     ui.label(&s.training.status);
-    if s.frame_ms > 0.0 {
-        ui.small(format!("UI frame: {:.1} ms", s.frame_ms));
-    }
+    ui.small(format!("UI frame: {:.1} ms", s.frame_ms));
     if let Some(e) = &s.error {
         ui.colored_label(egui::Color32::LIGHT_RED, e);
     }
