@@ -191,16 +191,23 @@ impl AppState {
         state
     }
 
-    fn send(&self, c: InspectCommand) {
-        if let Some(i) = &self.inspector {
-            i.send(c);
+    /// Queues a command for the inspection worker; a full queue or a stopped worker is an
+    /// error on screen, not a silent no-op.
+    fn send(&mut self, c: InspectCommand) {
+        let sent = self.inspector.as_ref().map(|i| i.send(c));
+        if sent == Some(false) {
+            self.error = Some("the inspection worker is busy or has stopped: try again".into());
         }
     }
 
-    fn command(&mut self, c: Command) {
-        if let Some(t) = &self.trainer {
-            t.send(c);
+    /// Queues a command for the trainer; if it cannot take it, the reason is on screen and
+    /// false is returned.
+    fn command(&mut self, c: Command) -> bool {
+        let sent = self.trainer.as_ref().is_some_and(|t| t.send(c));
+        if !sent {
+            self.error = Some("the trainer thread is busy or has stopped: try again".into());
         }
+        sent
     }
 
     /// Starts a training run with the form's settings.
@@ -256,7 +263,10 @@ impl AppState {
             ..TrainingView::default()
         };
         self.error = None;
-        self.command(Command::Start(Box::new(req)));
+        if !self.command(Command::Start(Box::new(req))) {
+            self.training.running = false;
+            self.training.status = "not started".into();
+        }
     }
 
     /// Pauses the run.
