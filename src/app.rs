@@ -244,12 +244,8 @@ impl AppState {
     /// form's number of epochs in all when that is more than the run asked for (its own
     /// total otherwise). A folder that cannot be resumed is an error on screen.
     pub fn resume_run(&mut self, dir: &Path) {
-        let done = crate::export::load_model(&dir.join("model.safetensors"), &Device::flex())
-            .ok()
-            .and_then(|(_, info)| info.epochs)
-            .unwrap_or(0);
-        let epochs = (self.train.epochs > done).then_some(self.train.epochs);
-        match crate::train::resume::resume_request(dir, epochs) {
+        let asked = self.train.epochs;
+        match crate::train::resume::resume_request(dir, |done| (asked > done).then_some(asked)) {
             Ok(req) => self.start_request(req),
             Err(e) => self.error = Some(crate::errors::error_chain(&e)),
         }

@@ -21,7 +21,7 @@ pub const REM_MAX_EPOCHS: usize = 1_000;
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     check_numbers(&args)?;
     let req = match &args.resume {
-        Some(dir) => resume_request(dir, args.epochs)?,
+        Some(dir) => resume_request(dir, |_| args.epochs)?,
         None => new_request(&args),
     };
     drive(req)

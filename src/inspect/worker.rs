@@ -383,14 +383,13 @@ impl State {
         let Some(pruned) = self.pruned.clone() else {
             return vec![InspectEvent::Failed("no model loaded".into())];
         };
-        let mut data = match Dataset::load_with(&req.data, (Some(req.images), None), &|_| {}) {
+        let data = match Dataset::load_with(&req.data, (Some(req.images), None), &|_| {}) {
             Ok(d) => d,
             Err(e) => return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))],
         };
         if let Err(e) = data.check_fits(pruned.config.input(), pruned.config.classes) {
             return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))];
         }
-        data.train.truncate(req.images);
         let masks = Masks::from_nonzero(&pruned);
         let settings = FinetuneSettings {
             epochs: req.epochs,

@@ -242,18 +242,22 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
     })
 }
 
-/// The request that continues the run in `dir` from its last checkpoint, for `epochs`
-/// epochs in all (the run's own count if `None`).
+/// The request that continues the run in `dir` from its last checkpoint, for
+/// `epochs(done)` epochs in all, given the `done` epochs of the checkpoint (the run's own
+/// count if `None`).
 ///
 /// Used by `train --resume` and by the app's "Resume run...".
-pub fn resume_request(dir: &Path, epochs: Option<usize>) -> anyhow::Result<TrainRequest> {
+pub fn resume_request(
+    dir: &Path,
+    epochs: impl FnOnce(usize) -> Option<usize>,
+) -> anyhow::Result<TrainRequest> {
     let model = dir.join("model.safetensors");
     let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
         .map_err(|e| anyhow::anyhow!("cannot resume {}: {e}", dir.display()))?;
     let epoch = info.epochs.unwrap_or(0);
     let r = read_resume(dir, epoch)?;
     let mut req = r.request;
-    if let Some(n) = epochs {
+    if let Some(n) = epochs(epoch) {
         req.epochs = n;
     }
     if req.epochs <= epoch {
