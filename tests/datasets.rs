@@ -96,6 +96,17 @@ fn an_all_grey_image_folder_has_one_channel_and_reports_progress() {
     assert!(seen.iter().any(|p| p.done == 6), "{seen:?}");
 }
 
+/// Builds a dataset in a fresh folder with `build` (which returns the folder to spoil),
+/// applies `edit` there, and checks that loading the fresh folder fails with one line
+/// holding `expected`.
+fn assert_refused(name: &str, build: fn(&Path) -> std::path::PathBuf, edit: fn(&Path), expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    edit(&build(dir.path()));
+    let err = load(dir.path()).expect_err(name).to_string();
+    assert!(err.contains(expected), "{name}: {err}");
+    assert!(!err.contains('\n'), "{name}: one line: {err}");
+}
+
 /// Each bad image folder, with a piece of the message it must give.
 #[test]
 fn bad_image_folders_are_refused_with_a_clear_error() {
@@ -141,12 +152,11 @@ fn bad_image_folders_are_refused_with_a_clear_error() {
         ),
     ];
     for (name, edit, expected) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        mixed_folder(dir.path());
-        edit(dir.path());
-        let err = load(dir.path()).expect_err(name).to_string();
-        assert!(err.contains(expected), "{name}: {err}");
-        assert!(!err.contains('\n'), "{name}: one line: {err}");
+        let build = |d: &Path| {
+            mixed_folder(d);
+            d.to_path_buf()
+        };
+        assert_refused(name, build, edit, expected);
     }
 }
 
@@ -218,11 +228,7 @@ fn bad_cifar10_binary_files_are_refused_with_a_clear_error() {
         ),
     ];
     for (name, edit, expected) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let batches = cifar_bin_dir(dir.path());
-        edit(&batches);
-        let err = load(dir.path()).expect_err(name).to_string();
-        assert!(err.contains(expected), "{name}: {err}");
+        assert_refused(name, cifar_bin_dir, edit, expected);
     }
 }
 

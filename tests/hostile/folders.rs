@@ -131,24 +131,7 @@ fn cifar_dir(d: &Path) {
 }
 
 fn train(name: &str, data: &Path, out: &Path) -> Case {
-    Case::new(
-        "image folder",
-        name,
-        Expect::Refuse,
-        &[
-            &"train",
-            &"--data",
-            &data,
-            &"--preset",
-            &"tiny",
-            &"--epochs",
-            &"1",
-            &"--device",
-            &"cpu",
-            &"--out",
-            &out,
-        ],
-    )
+    Case::train("image folder", name, data, out)
 }
 
 /// Every bad image folder and CIFAR-10 binary folder, as `train` cases.

@@ -91,24 +91,7 @@ pub fn dataset_cases(dir: &Path, model: &Path) -> Vec<Case> {
         idx_dir(&d, edit);
         let out = dir.join(format!("run{i}"));
         if i % 2 == 0 {
-            cases.push(Case::new(
-                "dataset",
-                name,
-                Refuse,
-                &[
-                    &"train",
-                    &"--data",
-                    &d,
-                    &"--preset",
-                    &"tiny",
-                    &"--epochs",
-                    &"1",
-                    &"--device",
-                    &"cpu",
-                    &"--out",
-                    &out,
-                ],
-            ));
+            cases.push(Case::train("dataset", name, &d, &out));
         } else {
             cases.push(Case::new(
                 "dataset",

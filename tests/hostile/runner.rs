@@ -46,6 +46,28 @@ impl Case {
 }
 
 impl Case {
+    /// `train --data DATA --preset tiny --epochs 1 --device cpu --out OUT`, refused.
+    pub fn train(kind: &'static str, name: &str, data: &std::path::Path, out: &std::path::Path) -> Self {
+        Self::new(
+            kind,
+            name,
+            Expect::Refuse,
+            &[
+                &"train",
+                &"--data",
+                &data,
+                &"--preset",
+                &"tiny",
+                &"--epochs",
+                &"1",
+                &"--device",
+                &"cpu",
+                &"--out",
+                &out,
+            ],
+        )
+    }
+
     /// The same case with another expectation.
     pub fn expecting(mut self, expect: Expect) -> Self {
         self.expect = expect;
