@@ -71,92 +71,133 @@ pub fn save_chart(path: &Path, series: &[Series]) -> Result<(), image::ImageErro
     img.save(path)
 }
 
+/// Where an SVG chart's plot area lies: sizes and margins in pixels, and the top of the y
+/// axis.
+struct SvgFrame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    y_max: f64,
+}
+
+impl SvgFrame {
+    /// The pixel column of x in [0, 1].
+    fn px(&self, x: f64) -> f64 {
+        self.left + x.clamp(0.0, 1.0) * (self.w - self.left - self.right)
+    }
+
+    /// The pixel row of y in [0, y_max].
+    fn py(&self, y: f64) -> f64 {
+        self.h - self.bottom - y.clamp(0.0, self.y_max) / self.y_max * (self.h - self.top - self.bottom)
+    }
+}
+
 /// The series as an SVG chart titled `title`, x from 0 to 1 (labelled `x_label`), y from 0
 /// to the largest of 1 and the series' values.
 pub fn svg_chart(title: &str, x_label: &str, series: &[Series]) -> String {
-    let (w, h, left, right, top, bottom) = (680.0, 400.0, 60.0, 220.0, 40.0, 50.0);
     let y_max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(1.0f64, f64::max);
-    let y_max = (y_max * 5.0).ceil() / 5.0;
-    let px = |x: f64| left + x.clamp(0.0, 1.0) * (w - left - right);
-    let py = |y: f64| h - bottom - y.clamp(0.0, y_max) / y_max * (h - top - bottom);
+    let f = SvgFrame {
+        w: 680.0,
+        h: 400.0,
+        left: 60.0,
+        right: 220.0,
+        top: 40.0,
+        bottom: 50.0,
+        y_max: (y_max * 5.0).ceil() / 5.0,
+    };
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        (left + w - right) / 2.0,
+        f.w,
+        f.h,
+        (f.left + f.w - f.right) / 2.0,
         escape(title)
     );
+    svg_grid(&mut svg, &f, x_label);
+    for (k, s) in series.iter().enumerate() {
+        svg_series(&mut svg, &f, k, s);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Grid lines and tick labels every 0.1 in x and 0.2 in y, and the x axis label.
+fn svg_grid(svg: &mut String, f: &SvgFrame, x_label: &str) {
     for i in 0..=10 {
         let x = i as f64 / 10.0;
         let _ = writeln!(
             svg,
             "<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
              <text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{x:.1}</text>",
-            px(x),
-            py(0.0),
-            py(y_max),
-            py(0.0) + 16.0
+            f.px(x),
+            f.py(0.0),
+            f.py(f.y_max),
+            f.py(0.0) + 16.0
         );
     }
-    let steps = (y_max / 0.2).round() as usize;
+    let steps = (f.y_max / 0.2).round() as usize;
     for i in 0..=steps {
         let y = i as f64 * 0.2;
         let _ = writeln!(
             svg,
             "<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
              <text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{y:.1}</text>",
-            px(0.0),
-            px(1.0),
-            py(y),
-            px(0.0) - 6.0,
-            py(y) + 4.0
+            f.px(0.0),
+            f.px(1.0),
+            f.py(y),
+            f.px(0.0) - 6.0,
+            f.py(y) + 4.0
         );
     }
     let _ = writeln!(
         svg,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-        px(0.5),
-        h - 10.0,
+        f.px(0.5),
+        f.h - 10.0,
         escape(x_label)
     );
-    for (k, s) in series.iter().enumerate() {
-        let [r, g, b] = s.color;
-        let points: Vec<String> = s
-            .points
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
-            .collect();
+}
+
+/// Series `k`: its line, a dot per point, and its legend entry right of the plot.
+fn svg_series(svg: &mut String, f: &SvgFrame, k: usize, s: &Series) {
+    let [r, g, b] = s.color;
+    let points: Vec<String> = s
+        .points
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
+        .collect();
+    let _ = writeln!(
+        svg,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>",
+        points.join(" ")
+    );
+    for &(x, y) in &s.points {
         let _ = writeln!(
             svg,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>",
-            points.join(" ")
-        );
-        for &(x, y) in &s.points {
-            let _ = writeln!(
-                svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"rgb({r},{g},{b})\"/>",
-                px(x),
-                py(y)
-            );
-        }
-        let ly = top + 10.0 + 20.0 * k as f64;
-        let lx = w - right + 15.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"rgb({r},{g},{b})\" \
-             stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            lx + 20.0,
-            lx + 26.0,
-            ly + 4.0,
-            escape(s.name)
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"rgb({r},{g},{b})\"/>",
+            f.px(x),
+            f.py(y)
         );
     }
-    svg.push_str("</svg>\n");
-    svg
+    let ly = f.top + 10.0 + 20.0 * k as f64;
+    let lx = f.w - f.right + 15.0;
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"rgb({r},{g},{b})\" \
+         stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>",
+        lx + 20.0,
+        lx + 26.0,
+        ly + 4.0,
+        escape(s.name)
+    );
 }
 
 fn escape(s: &str) -> String {
