@@ -86,19 +86,21 @@ pub fn load(
     Ok((classes, train, test))
 }
 
+/// The names in `batches.meta.txt`, or [`CLASSES`] when it is absent or empty.
 fn class_names(dir: &Path) -> Result<Vec<String>, CifarBinError> {
     let path = dir.join(META_FILE);
-    if !path.exists() {
-        return Ok(CLASSES.iter().map(|c| c.to_string()).collect());
-    }
-    let bytes = crate::fsio::read_capped(&path, 1 << 20)?;
-    let names: Vec<String> = String::from_utf8_lossy(&bytes)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .take(256)
-        .collect();
+    let names: Vec<String> = if path.exists() {
+        let bytes = crate::fsio::read_capped(&path, 1 << 20)?;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .take(256)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(if names.is_empty() {
         CLASSES.iter().map(|c| c.to_string()).collect()
     } else {
