@@ -427,6 +427,7 @@ impl AppState {
                 t.total_steps = total_steps;
                 t.status = "training".into();
             }
+            Event::WarmingUp => t.status = "first step: compiling and tuning GPU kernels".into(),
             Event::Step(s) => {
                 t.step = s.global_step;
                 t.history.push(StepPoint {

@@ -215,6 +215,11 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 );
                 progress = Some(Progress::new(total_steps as u64, "train"));
             }
+            Event::WarmingUp => {
+                if let Some(p) = progress.as_mut() {
+                    p.update(0, "first step: compiling and tuning GPU kernels...");
+                }
+            }
             Event::Step(s) => {
                 if let Some(p) = progress.as_mut() {
                     let msg = format!(

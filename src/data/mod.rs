@@ -6,7 +6,9 @@ pub mod cifar_bin;
 pub mod dataset;
 pub mod folder;
 pub mod idx;
+pub mod resident;
 
 pub use augment::Augment;
 pub use dataset::{DataError, DataSource, Dataset, LoadProgress, Split};
 pub use idx::IdxError;
+pub use resident::DeviceSplit;

@@ -10,6 +10,7 @@ use burn::tensor::ops::ConvOptions;
 
 use super::config::{CapsNetConfig, ConfigError, Geometry};
 use super::loss::{Margins, margin_loss, one_hot, reconstruction_loss};
+use super::primary_conv::PrimaryConv;
 use super::routing::{route, squash};
 use crate::rng::Rng;
 
@@ -65,9 +66,6 @@ pub struct Compaction {
     /// capsule of the live types is kept.
     pub select: Option<Vec<usize>>,
 }
-
-/// Batches smaller than this use the im2col form of the primary convolution.
-pub const IM2COL_MAX_BATCH: usize = 16;
 
 /// Everything one forward pass computes.
 #[derive(Debug, Clone)]
@@ -266,7 +264,7 @@ impl CapsNet {
         let c = &self.config;
         let [b, _, _, _] = h.dims();
         let device = h.device();
-        let p = self.primary_conv(h, b < IM2COL_MAX_BATCH);
+        let p = self.primary_conv(h, PrimaryConv::choose(b, &device));
         let [_, _, gh, gw] = p.dims();
         let d = c.primary_dim;
         let types = self.primary_types();
@@ -283,49 +281,6 @@ impl CapsNet {
             None => u,
         };
         squash(u)
-    }
-
-    /// The primary-capsule convolution (before reshaping and squashing). With `im2col`, the
-    /// receptive fields are gathered with one index select and multiplied by the filters in
-    /// one matmul: about 5x faster than the backend's convolution for a single image, slower
-    /// for large batches.
-    ///
-    /// # Shapes
-    /// - `h`: `[B, C1, H1, W1]` -> `[B, T * D, G_h, G_w]`
-    pub fn primary_conv(&self, h: Tensor<4>, im2col: bool) -> Tensor<4> {
-        let c = &self.config;
-        let s = c.primary_stride;
-        if !im2col {
-            return conv2d(
-                h,
-                self.primary_weight.val(),
-                Some(self.primary_bias.val()),
-                ConvOptions::new([s, s], [0, 0], [1, 1], 1),
-            );
-        }
-        let [b, c1, h1, w1] = h.dims();
-        let g = self.geometry();
-        let k = c.primary_kernel;
-        let mut index = Vec::with_capacity(k * k * g.cells());
-        for ky in 0..k {
-            for kx in 0..k {
-                for y in 0..g.grid_h {
-                    for x in 0..g.grid_w {
-                        index.push(((y * s + ky) * w1 + x * s + kx) as i64);
-                    }
-                }
-            }
-        }
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [k * k * g.cells()]), &h.device());
-        // [B, C1, k*k*L] -> [B, C1*k*k, L], matching the filters' [out, in, kh, kw] order
-        let cols = h
-            .reshape([b, c1, h1 * w1])
-            .select(2, index)
-            .reshape([b, c1 * k * k, g.cells()]);
-        let out = self.primary_types() * c.primary_dim;
-        let filters = self.primary_weight.val().reshape([1, out, c1 * k * k]);
-        let y = filters.matmul(cols) + self.primary_bias.val().reshape([1, out, 1]);
-        y.reshape([b, out, g.grid_h, g.grid_w])
     }
 
     /// Votes u_hat of every primary capsule for every class.
@@ -491,25 +446,6 @@ mod tests {
         assert_eq!(recon.unwrap().dims(), [2, 784]);
         let lengths = out.lengths.into_data().try_into_vec_as::<f32>().unwrap();
         assert!(lengths.iter().all(|l| (0.0..1.0).contains(l)));
-    }
-
-    #[test]
-    fn im2col_primary_conv_equals_the_backend_convolution() {
-        let dev = Device::flex();
-        for cfg in [Preset::Tiny.config(), Preset::Tiny.config().for_input(3, 32, 30)] {
-            let net = CapsNet::init(&cfg, 2, &dev).unwrap();
-            let g = cfg.geometry().unwrap();
-            let h = Tensor::<4>::random(
-                [3, cfg.conv1_channels, g.conv1_h, g.conv1_w],
-                burn::tensor::Distribution::Normal(0.0, 1.0),
-                &dev,
-            );
-            let a = net.primary_conv(h.clone(), true);
-            let b = net.primary_conv(h, false);
-            assert_eq!(a.dims(), b.dims());
-            let diff = (a - b).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-4, "max difference {diff}");
-        }
     }
 
     #[test]

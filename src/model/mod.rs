@@ -5,9 +5,11 @@ pub mod capsnet;
 pub mod config;
 pub mod loss;
 pub mod params;
+pub mod primary_conv;
 pub mod routing;
 pub mod validate;
 
 pub use capsnet::{CapsNet, CapsOutput, Compaction, LossParts};
 pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};
 pub use params::{HostTensor, ParamsError};
+pub use primary_conv::PrimaryConv;

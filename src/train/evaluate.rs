@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::data::Split;
+use crate::data::{DeviceSplit, Split};
 use crate::model::CapsNet;
 
 /// Loss and accuracy over a split.
@@ -17,7 +17,8 @@ pub struct Evaluation {
 }
 
 /// Evaluates `model` (a validation copy, without autodiff) on `split` in batches of `batch`.
-/// Values stay on the device until the end, so the device is read once.
+/// The split is uploaded once and values stay on the device until the end, so the device
+/// is read once.
 pub fn evaluate(model: &CapsNet, split: &Split, batch: usize, device: &Device) -> Evaluation {
     evaluate_with_progress(model, split, batch, device, |_, _| {})
 }
@@ -28,14 +29,25 @@ pub fn evaluate_with_progress(
     split: &Split,
     batch: usize,
     device: &Device,
+    progress: impl FnMut(usize, usize),
+) -> Evaluation {
+    evaluate_on(model, &DeviceSplit::upload(split, device), batch, progress)
+}
+
+/// [`evaluate_with_progress`] on a split already on the model's device.
+pub fn evaluate_on(
+    model: &CapsNet,
+    split: &DeviceSplit,
+    batch: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Evaluation {
     let mut loss_sum: Option<Tensor<1>> = None;
     let mut correct: Option<Tensor<1, Int>> = None;
-    let mut done = 0;
-    for indices in split.batches(batch, None) {
-        let (images, labels) = split.batch(&indices, device);
-        let n = indices.len();
+    let batch = batch.max(1);
+    for start in (0..split.len()).step_by(batch) {
+        let end = (start + batch).min(split.len());
+        let (images, labels) = split.range(start, end);
+        let n = end - start;
         let out = model.forward(images.clone(), false);
         let pred = out.lengths.clone().argmax(1).reshape([n]);
         let hits = pred.equal(labels.clone()).int().sum();
@@ -48,8 +60,7 @@ pub fn evaluate_with_progress(
             Some(c) => c + hits,
             None => hits,
         });
-        done += n;
-        progress(done, split.len());
+        progress(end, split.len());
     }
     let images = split.len().max(1);
     let loss = loss_sum.map(|s| s.into_scalar::<f64>()).unwrap_or(0.0);

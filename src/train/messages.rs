@@ -236,6 +236,9 @@ pub enum Event {
         /// Primary capsules.
         capsules: usize,
     },
+    /// The first step runs; on a GPU it first compiles and tunes the kernels (cached on
+    /// disk by the GPU runtime, so later runs start sooner). Its report follows it alone.
+    WarmingUp,
     /// Progress (every `readback_every` steps).
     Step(StepReport),
     /// An epoch finished and was evaluated.

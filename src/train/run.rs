@@ -10,16 +10,16 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, evaluate_on};
 use super::messages::{EpochMetrics, Event, PruneSchedule, StepReport, TrainRequest, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
-use super::worker::{EVAL_BATCH, Emitter, Flow, Run, lobster_threshold};
+use super::worker::{EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run, lobster_threshold};
 use crate::data::augment::batch_seed;
-use crate::data::{Dataset, Split};
-use crate::device::{self, SelectedDevice};
+use crate::data::{Augment, Dataset, DeviceSplit, Split};
+use crate::device::{self, DeviceKindUsed, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
 use crate::prune::survival::Survival;
@@ -36,6 +36,14 @@ struct Loop {
     ad: Device,
     data: Dataset,
     validation: Split,
+    /// The training split on the training device, when batches need no host augmentation.
+    train_resident: Option<DeviceSplit>,
+    /// The test split on the device, evaluated after every epoch.
+    test_resident: DeviceSplit,
+    /// Images per evaluation batch: larger on a GPU.
+    eval_batch: usize,
+    /// Whether the first step still has to compile and tune GPU kernels.
+    warm_up: bool,
     /// The request's augmentation, resolved for the data.
     augment: crate::data::Augment,
     batch: usize,
@@ -150,7 +158,7 @@ impl Run<'_> {
             };
             self.prune_after_epoch(req, &mut l, epoch);
             if req.patience.is_some() && !l.validation.is_empty() {
-                let loss = evaluate(&l.model.valid(), &l.validation, EVAL_BATCH, &l.device).loss;
+                let loss = evaluate(&l.model.valid(), &l.validation, l.eval_batch, &l.device).loss;
                 l.early_stop.observe(loss);
             }
             self.end_epoch(req, &mut l, epoch, sums, epoch_start)?;
@@ -165,7 +173,10 @@ impl Run<'_> {
     fn prepare(&mut self, req: &TrainRequest) -> anyhow::Result<Loop> {
         let started = Instant::now();
         let SelectedDevice {
-            device, name, reason, ..
+            device,
+            name,
+            reason,
+            kind,
         } = device::select(req.device)?;
         self.emit.send(Event::Device {
             name: name.clone(),
@@ -193,10 +204,16 @@ impl Run<'_> {
             PruneSchedule::Lobster { tolerance, .. } => tolerance,
             _ => 0.0,
         };
+        let augment = req.augment.resolve(data.train.channels);
+        let on_gpu = kind == DeviceKindUsed::Wgpu;
         let mut l = Loop {
+            train_resident: (augment == Augment::None).then(|| DeviceSplit::upload(&data.train, &ad)),
+            test_resident: DeviceSplit::upload(&data.test, &device),
+            eval_batch: if on_gpu { GPU_EVAL_BATCH } else { EVAL_BATCH },
+            warm_up: on_gpu,
             device,
             ad,
-            augment: req.augment.resolve(data.train.channels),
+            augment,
             data,
             validation,
             batch,
@@ -266,14 +283,29 @@ impl Run<'_> {
             .data
             .train
             .batches(l.batch, Some(req.seed.wrapping_add(epoch as u64)));
+        // with the split on the device, the epoch's order goes up once and batches are cut there
+        let order = l.train_resident.as_ref().map(|d| d.order(&batches.concat()));
+        let mut start = 0;
         for (i, indices) in batches.iter().enumerate() {
             if let Flow::Stop = self.poll() {
                 return Ok(None);
             }
             // the base rate may have been changed by a command
             let lr = self.lr * decay;
-            let seed = batch_seed(req.seed, epoch, i);
-            let (images, labels) = l.data.train.batch_augmented(indices, &l.ad, l.augment, seed);
+            let (images, labels) = match (&l.train_resident, &order) {
+                (Some(d), Some(order)) => d.select(order.clone().slice(start..start + indices.len())),
+                _ => {
+                    let seed = batch_seed(req.seed, epoch, i);
+                    l.data.train.batch_augmented(indices, &l.ad, l.augment, seed)
+                }
+            };
+            start += indices.len();
+            // the first report of a GPU run comes after its first step alone, so the wait
+            // for kernels to compile is reported as such
+            let first = std::mem::take(&mut l.warm_up);
+            if first {
+                self.emit.send(Event::WarmingUp);
+            }
             let model = std::mem::replace(&mut l.model, l.last_good.clone());
             let (next, stats) = train_step(model, &mut l.optim, lr, images, labels, &l.pruning);
             l.model = next;
@@ -284,7 +316,7 @@ impl Run<'_> {
             window.steps += 1;
             window.images += indices.len();
             l.global_step += 1;
-            if window.steps == readback || i + 1 == batches.len() {
+            if first || window.steps == readback || i + 1 == batches.len() {
                 self.read_back(l, &mut window, &mut sums, (epoch, i + 1, batches.len()))?;
                 window = Window::new();
             }
@@ -352,7 +384,7 @@ impl Run<'_> {
             }
             PruneSchedule::Lobster { pwe, twt, .. } if !l.validation.is_empty() => {
                 let snapshot = l.model.valid();
-                let val_loss = evaluate(&snapshot, &l.validation, EVAL_BATCH, &l.device).loss;
+                let val_loss = evaluate(&snapshot, &l.validation, l.eval_batch, &l.device).loss;
                 l.lobster.observe(val_loss);
                 if l.lobster.stale < pwe {
                     return;
@@ -385,7 +417,7 @@ impl Run<'_> {
     ) -> anyhow::Result<()> {
         self.emit.send(Event::Evaluating { epoch });
         let valid = l.model.valid();
-        let eval = evaluate(&valid, &l.data.test, EVAL_BATCH, &l.device);
+        let eval = evaluate_on(&valid, &l.test_resident, l.eval_batch, |_, _| {});
         let surv = survival(&valid);
         let metrics = EpochMetrics {
             epoch,

@@ -43,6 +43,8 @@ pub const COMMAND_CAPACITY: usize = 16;
 pub const EVENT_CAPACITY: usize = 256;
 /// Batch size used for evaluation.
 pub const EVAL_BATCH: usize = 250;
+/// Images per evaluation batch on a GPU, where larger batches keep it busy.
+pub const GPU_EVAL_BATCH: usize = 500;
 
 /// Callback run after each event is sent (the app passes `ctx.request_repaint`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
