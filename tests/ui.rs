@@ -238,12 +238,19 @@ fn a_failed_run_shows_its_error_and_the_next_run_works() {
     state.train.device = sparsecaps::device::DeviceChoice::Cpu;
     let mut h = harness(state);
     h.run_steps(2);
+    let prune_heading = h.get_by_label("Prune").rect();
     h.get_by_label("Start").click();
     h.step();
     wait_until(&mut h, 60, "the failure", |h| h.state().error.is_some());
     let error = h.state().error.clone().unwrap();
     assert!(error.contains("4096"), "{error}");
     assert!(has_label(&h, "4096"), "the error is on screen");
+    h.run_steps(2);
+    assert_eq!(
+        h.get_by_label("Prune").rect(),
+        prune_heading,
+        "the error moved the panel below"
+    );
     assert!(!h.state().training.running);
     // the app stays usable: a valid run starts and makes progress
     h.state_mut().train.data = "mnist".into();

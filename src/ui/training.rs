@@ -183,8 +183,8 @@ fn run_controls(ui: &mut Ui, s: &mut AppState, running: bool) {
             s.stop_training();
         }
     });
-    // the device line (one line, the rest on hover), the bar, the status and the frame
-    // time are always there, so the panels below do not move when a run starts
+    // the device line (one line, the rest on hover), the bar, the status, the frame
+    // time and the error line are always there, so the panels below do not move when a run starts
     let device = s.training.device.as_deref().unwrap_or("chosen when a run starts");
     let text = egui::RichText::new(format!("Device: {device}")).small();
     ui.add(egui::Label::new(text).truncate()).on_hover_text(device);
@@ -201,7 +201,9 @@ fn run_controls(ui: &mut Ui, s: &mut AppState, running: bool) {
     ui.add(egui::ProgressBar::new(frac).text(text));
     ui.label(&s.training.status);
     ui.small(format!("UI frame: {:.1} ms", s.frame_ms));
-    if let Some(e) = &s.error {
-        ui.colored_label(egui::Color32::LIGHT_RED, e);
-    }
+    // the error has a line of its own even when there is none, and a long one is cut to
+    // that line (all of it on hover), so the panels below never move
+    let error = s.error.as_deref().unwrap_or("");
+    let text = egui::RichText::new(error).color(egui::Color32::LIGHT_RED);
+    ui.add(egui::Label::new(text).truncate()).on_hover_text(error);
 }
