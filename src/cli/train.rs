@@ -175,6 +175,36 @@ fn finished_line(event: &Event, out: &Path) -> String {
     )
 }
 
+/// On [`Event::Started`]: closes the loading bar, prints the device and the run's size, and
+/// opens the training bar (`None` for any other event).
+fn start_bar(
+    loading: Option<Progress>,
+    device_line: Option<String>,
+    preset: &str,
+    started: &Event,
+) -> Option<Progress> {
+    let Event::Started {
+        train_images,
+        test_images,
+        total_steps,
+        params,
+        capsules,
+    } = started
+    else {
+        return None;
+    };
+    if let Some(bar) = loading {
+        bar.finish();
+    }
+    if let Some(line) = device_line {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "training {preset} on {train_images} images, testing on {test_images}: {params} parameters, {capsules} primary capsules"
+    );
+    Some(Progress::new(*total_steps as u64, "train"))
+}
+
 /// Sends `req` to a trainer thread and reports its progress until it ends.
 fn drive(req: TrainRequest) -> anyhow::Result<()> {
     let out = req.out_dir.clone().unwrap_or_default();
@@ -196,24 +226,8 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 let bar = loading.get_or_insert_with(|| Progress::bar_only(p.total as u64, "load"));
                 bar.update(p.done as u64, "images decoded");
             }
-            Event::Started {
-                train_images,
-                test_images,
-                total_steps,
-                params,
-                capsules,
-            } => {
-                if let Some(bar) = loading.take() {
-                    bar.finish();
-                }
-                if let Some(line) = device_line.take() {
-                    eprintln!("{line}");
-                }
-                eprintln!(
-                    "training {} on {train_images} images, testing on {test_images}: {params} parameters, {capsules} primary capsules",
-                    preset
-                );
-                progress = Some(Progress::new(total_steps as u64, "train"));
+            Event::Started { .. } => {
+                progress = start_bar(loading.take(), device_line.take(), &preset, &event);
             }
             Event::WarmingUp => {
                 if let Some(p) = progress.as_mut() {
