@@ -13,33 +13,25 @@ pub struct DeviceSplit {
     images: Tensor<4>,
     /// `[N]`
     labels: Tensor<1, Int>,
-    len: usize,
 }
 
 impl DeviceSplit {
-    /// Uploads `split` to `device` (4 bytes per pixel there).
+    /// Uploads `split` to `device` (4 bytes per pixel there), as one batch of all its
+    /// images.
     pub fn upload(split: &Split, device: &Device) -> Self {
-        let n = split.len();
-        let pixels: Vec<f32> = split.pixels.iter().map(|&p| p as f32 / 255.0).collect();
-        let labels: Vec<i64> = split.labels.iter().map(|&l| i64::from(l)).collect();
-        Self {
-            images: Tensor::from_data(
-                TensorData::new(pixels, [n, split.channels, split.height, split.width]),
-                device,
-            ),
-            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
-            len: n,
-        }
+        let all: Vec<usize> = (0..split.len()).collect();
+        let (images, labels) = split.batch(&all, device);
+        Self { images, labels }
     }
 
     /// Number of images.
     pub fn len(&self) -> usize {
-        self.len
+        self.labels.dims()[0]
     }
 
     /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Images `start..end` in order.

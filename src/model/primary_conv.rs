@@ -74,7 +74,8 @@ impl PrimaryConv {
         if let Some(form) = forced() {
             return form;
         }
-        let cpu = device.clone().inner() == Device::flex();
+        // device equality ignores autodiff
+        let cpu = *device == Device::flex();
         if cpu && batch >= IM2COL_MAX_BATCH {
             Self::Conv
         } else {
@@ -101,7 +102,8 @@ impl CapsNet {
         }
         let [b, c1, ..] = h.dims();
         let k = c.primary_kernel;
-        let per_image = (c1 * k * k * self.geometry().cells()).max(1);
+        let g = self.geometry();
+        let per_image = (c1 * k * k * g.cells()).max(1);
         let part = (MAX_FIELD_VALUES / per_image).max(1);
         if b > part {
             let parts = h.split(part, 0);
@@ -111,7 +113,6 @@ impl CapsNet {
         // order: one unbatched matmul, so the filters' gradient is one [out, C1 * k * k]
         // product rather than one per image summed afterwards (2.7 GB in the paper preset at
         // batch 128, more than a GPU buffer may hold)
-        let g = self.geometry();
         let ck = c1 * k * k;
         let cols = self
             .gathered_fields(h)
@@ -176,16 +177,15 @@ mod tests {
                 [host(y.detach()), host(gh), host(gw)]
             };
             let want = run(PrimaryConv::Conv);
-            for form in [PrimaryConv::Gather] {
-                for (name, (w, g)) in ["output", "input grad", "weight grad"]
-                    .iter()
-                    .zip(want.iter().zip(run(form)))
-                {
-                    assert_eq!(w.len(), g.len());
-                    let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
-                    let worst = w.iter().zip(&g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(worst < 1e-5 * scale, "{form} {name}: {worst} of {scale}");
-                }
+            let got = run(PrimaryConv::Gather);
+            for (name, (w, g)) in ["output", "input grad", "weight grad"]
+                .iter()
+                .zip(want.iter().zip(&got))
+            {
+                assert_eq!(w.len(), g.len());
+                let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let worst = w.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst < 1e-5 * scale, "gather {name}: {worst} of {scale}");
             }
         }
     }
@@ -196,5 +196,13 @@ mod tests {
             assert_eq!(form.to_string().parse::<PrimaryConv>().unwrap(), form);
         }
         assert!("fft".parse::<PrimaryConv>().is_err());
+    }
+
+    #[test]
+    fn the_cpu_takes_the_convolution_for_large_batches_with_or_without_autodiff() {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            assert_eq!(PrimaryConv::choose(128, &device), PrimaryConv::Conv);
+            assert_eq!(PrimaryConv::choose(1, &device), PrimaryConv::Gather);
+        }
     }
 }

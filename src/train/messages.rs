@@ -236,8 +236,8 @@ pub enum Event {
         /// Primary capsules.
         capsules: usize,
     },
-    /// The first step runs; on a GPU it first compiles and tunes the kernels (cached on
-    /// disk by the GPU runtime, so later runs start sooner). Its report follows it alone.
+    /// The first step of a GPU run starts: it first compiles and tunes the kernels (every
+    /// run does; this build keeps no tuning cache). Its report follows it alone.
     WarmingUp,
     /// Progress (every `readback_every` steps).
     Step(StepReport),

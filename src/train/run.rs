@@ -45,7 +45,7 @@ struct Loop {
     /// Whether the first step still has to compile and tune GPU kernels.
     warm_up: bool,
     /// The request's augmentation, resolved for the data.
-    augment: crate::data::Augment,
+    augment: Augment,
     batch: usize,
     total_steps: usize,
     model: CapsNet,
@@ -284,7 +284,10 @@ impl Run<'_> {
             .train
             .batches(l.batch, Some(req.seed.wrapping_add(epoch as u64)));
         // with the split on the device, the epoch's order goes up once and batches are cut there
-        let order = l.train_resident.as_ref().map(|d| d.order(&batches.concat()));
+        let resident = l.train_resident.clone().map(|d| {
+            let order = d.order(&batches.concat());
+            (d, order)
+        });
         let mut start = 0;
         for (i, indices) in batches.iter().enumerate() {
             if let Flow::Stop = self.poll() {
@@ -292,9 +295,9 @@ impl Run<'_> {
             }
             // the base rate may have been changed by a command
             let lr = self.lr * decay;
-            let (images, labels) = match (&l.train_resident, &order) {
-                (Some(d), Some(order)) => d.select(order.clone().slice(start..start + indices.len())),
-                _ => {
+            let (images, labels) = match &resident {
+                Some((d, order)) => d.select(order.clone().slice(start..start + indices.len())),
+                None => {
                     let seed = batch_seed(req.seed, epoch, i);
                     l.data.train.batch_augmented(indices, &l.ad, l.augment, seed)
                 }
