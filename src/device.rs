@@ -19,6 +19,8 @@ pub enum DeviceChoice {
     Wgpu,
 }
 
+serde_as_text!(DeviceChoice);
+
 impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

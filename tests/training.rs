@@ -8,6 +8,7 @@ use sparsecaps::data::DataSource;
 use sparsecaps::device::{self, DeviceChoice};
 use sparsecaps::export::load_model;
 use sparsecaps::model::{CapsNet, Preset};
+use sparsecaps::train::messages::TrainError;
 use sparsecaps::train::{Command, Event, TrainRequest, Trainer};
 
 fn tiny_request(out: Option<std::path::PathBuf>) -> TrainRequest {
@@ -43,7 +44,9 @@ fn tiny_training_smoke_test_learns_mnist_and_writes_a_loadable_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let trainer = Trainer::spawn(None).unwrap();
-    assert!(trainer.send(Command::Start(Box::new(tiny_request(Some(run.clone()))))));
+    trainer
+        .send(Command::Start(Box::new(tiny_request(Some(run.clone())))))
+        .unwrap();
     let events = run_to_end(&trainer);
     let epoch = events
         .iter()
@@ -123,7 +126,7 @@ fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
     let mut req = tiny_request(None);
     req.limit_train = Some(20_000);
     req.readback_every = 1;
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     // wait for the first progress report, then pause
     loop {
         match trainer.recv_event() {
@@ -133,7 +136,7 @@ fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
             None => panic!("trainer ended"),
         }
     }
-    trainer.send(Command::Pause);
+    trainer.send(Command::Pause).unwrap();
     let mut steps_after_pause = None;
     loop {
         match trainer.recv_event() {
@@ -151,8 +154,8 @@ fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
             "a step ran while paused ({steps_after_pause:?})"
         );
     }
-    trainer.send(Command::Resume);
-    trainer.send(Command::Stop);
+    trainer.send(Command::Resume).unwrap();
+    trainer.send(Command::Stop).unwrap();
     let events = run_to_end(&trainer);
     assert!(events.iter().any(|e| matches!(e, Event::Resumed)));
     assert!(
@@ -170,7 +173,7 @@ fn stop_ends_a_run_mid_epoch_and_pause_holds_it() {
     let mut req = tiny_request(None);
     req.limit_train = Some(64);
     req.limit_test = Some(64);
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     assert!(matches!(
         run_to_end(&trainer).last(),
         Some(Event::Finished { stopped: false, .. })
@@ -201,7 +204,7 @@ fn lobster_prunes_at_threshold_steps_and_keeps_pruned_weights_at_zero() {
         tolerance: 0.0,
     };
     req.validation = Some(500);
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     let events = run_to_end(&trainer);
     let pruned: Vec<f64> = events
         .iter()
@@ -243,7 +246,7 @@ fn gradual_magnitude_pruning_follows_the_cubic_schedule() {
     req.limit_train = Some(500);
     req.limit_test = Some(200);
     req.prune = PruneSchedule::Gmp { target: 0.8 };
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     let m = epochs(&run_to_end(&trainer));
     assert_eq!(m.len(), 2);
     for (e, metrics) in m.iter().enumerate() {
@@ -293,7 +296,7 @@ fn colour_32x32_images_train_end_to_end() {
     let trainer = Trainer::spawn(None).unwrap();
     let mut req = tiny_request(Some(run.clone()));
     req.data = DataSource::Dir(dir.path().into());
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     let events = run_to_end(&trainer);
     assert!(
         matches!(events.last(), Some(Event::Finished { stopped: false, .. })),
@@ -317,9 +320,12 @@ fn a_missing_dataset_is_reported_as_a_failure_event() {
     let trainer = Trainer::spawn(None).unwrap();
     let mut req = tiny_request(None);
     req.data = DataSource::Dir("/nonexistent/data".into());
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req))).unwrap();
     match run_to_end(&trainer).last() {
-        Some(Event::Failed(msg)) => assert!(msg.contains("no such folder"), "{msg}"),
+        Some(Event::Failed(e)) => {
+            assert!(matches!(e, TrainError::Data(_)), "{e:?}");
+            assert!(e.to_string().contains("no such folder"), "{e}");
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -53,11 +53,14 @@ fn drawing_a_stroke_shows_a_prediction() {
     h.drop_at(start + egui::vec2(0.0, 170.0));
     h.step();
     assert!(
-        h.state().canvas.ink.iter().any(|v| *v > 0.5),
+        h.state().canvas.canvas.ink.iter().any(|v| *v > 0.5),
         "the stroke left ink"
     );
     wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
-    assert_eq!(h.state().inspection.as_ref().map(|r| r.lengths.len()), Some(10));
+    assert_eq!(
+        h.state().inspection.inspection.as_ref().map(|r| r.lengths.len()),
+        Some(10)
+    );
 }
 
 #[test]
@@ -75,7 +78,7 @@ fn dragging_the_sparsity_slider_updates_sparsity_and_alive_capsules() {
         has_label(h, "Sparsity: 0.900")
     });
     assert!(has_label(&h, "Held-out accuracy:"));
-    let r = h.state().slider.clone().unwrap();
+    let r = h.state().pruning.slider.clone().unwrap();
     assert!(r.alive_capsules <= 576);
     assert!(has_label(&h, &format!("K/N: {}/576", r.alive_capsules)));
     h.get_by_label("Reset").click();
@@ -86,19 +89,19 @@ fn dragging_the_sparsity_slider_updates_sparsity_and_alive_capsules() {
 #[test]
 fn a_tiny_training_run_starts_moves_and_stops() {
     let mut state = AppState::new(None);
-    state.train.limit_train = 20_000;
-    state.train.device = sparsecaps::device::DeviceChoice::Cpu;
+    state.training.form.limit_train = Some(20_000);
+    state.training.form.device = sparsecaps::device::DeviceChoice::Cpu;
     let mut h = harness(state);
     h.run_steps(2);
     h.get_by_label("Start").click();
     h.step();
-    wait_until(&mut h, 60, "progress", |h| h.state().training.history.len() >= 2);
+    wait_until(&mut h, 60, "progress", |h| h.state().curves.history.len() >= 2);
     assert!(has_label(&h, "epoch 1: loss"));
     h.get_by_label("Stop").click();
     h.step();
     wait_until(&mut h, 60, "the stop", |h| has_label(h, "stopped"));
-    assert!(!h.state().training.running);
-    assert!(h.state().training.step > 0);
+    assert!(!h.state().training.running());
+    assert!(h.state().training.progress.step > 0);
 }
 
 #[test]
@@ -106,7 +109,7 @@ fn export_to_a_path_and_load_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.safetensors");
     let mut state = AppState::new(None);
-    state.model_path = path.display().to_string();
+    state.pruning.model_path = path.display().to_string();
     let mut h = harness(state);
     h.run_steps(2);
     wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
@@ -124,36 +127,51 @@ fn export_to_a_path_and_load_it_back() {
     h.get_by_label("Load model").click();
     h.step();
     wait_until(&mut h, 30, "the load", |h| has_label(h, "model: "));
-    let m = h.state().model.clone().unwrap();
+    let m = h.state().capsule_map.model.clone().unwrap();
     assert_eq!(m.alive.len(), 576);
     // a broken file is refused and the model stays
     std::fs::write(&path, b"garbage").unwrap();
     h.get_by_label("Load model").click();
     h.step();
-    wait_until(&mut h, 30, "the error", |h| h.state().error.is_some());
-    assert_eq!(h.state().model.as_ref().map(|m| m.alive.len()), Some(576));
+    wait_until(&mut h, 30, "the error", |h| h.state().pruning.error.is_some());
+    assert_eq!(
+        h.state().capsule_map.model.as_ref().map(|m| m.alive.len()),
+        Some(576)
+    );
 }
 
 #[test]
 fn the_form_survives_a_restart() {
     let mut a = AppState::new(None);
-    a.train.preset = sparsecaps::model::Preset::Small;
-    a.train.epochs = 7;
-    a.train.data = "fashion-mnist".into();
-    a.train.device = sparsecaps::device::DeviceChoice::Cpu;
-    let saved = a.saved_form();
-    let json = serde_json::to_string(&saved).unwrap();
+    let form = &mut a.training.form;
+    form.preset = sparsecaps::model::Preset::Small;
+    form.epochs = 7;
+    form.data = sparsecaps::data::DataSource::FashionMnist;
+    form.device = sparsecaps::device::DeviceChoice::Cpu;
+    form.prune = sparsecaps::train::messages::PruneKind::Lobster.default_schedule();
+    a.pruning.method = sparsecaps::inspect::PruneMethod::Capsules;
+    let json = serde_json::to_string(&a.saved_form()).unwrap();
+    assert!(json.contains("\"data\":\"fashion-mnist\""), "{json}");
+    assert!(
+        json.contains("\"device\":\"cpu\""),
+        "names, not Debug text: {json}"
+    );
     let mut b = AppState::new(None);
-    assert_ne!(b.train, a.train);
+    let text = |s: &AppState| serde_json::to_string(&s.saved_form()).unwrap();
+    assert_ne!(text(&b), json);
     b.restore_form(serde_json::from_str(&json).unwrap());
-    assert_eq!(b.train, a.train);
-    assert_eq!(b.model_path, a.model_path);
+    assert_eq!(text(&b), json);
+    // a saved form with a setting out of range keeps the defaults
+    let bad = json.replace("\"epochs\":7", "\"epochs\":0");
+    let mut c = AppState::new(None);
+    c.restore_form(serde_json::from_str(&bad).unwrap());
+    assert_eq!(c.training.form.epochs, 1);
 }
 
 #[test]
 fn capsule_pruning_is_kept_with_fine_tuning_and_reset() {
     let mut state = AppState::new(None);
-    state.train.limit_train = 64;
+    state.training.form.limit_train = Some(64);
     let mut h = harness(state);
     h.run_steps(2);
     wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
@@ -178,7 +196,12 @@ fn capsule_pruning_is_kept_with_fine_tuning_and_reset() {
         has_label(h, "kept: fine-tuned under the mask")
     });
     wait_until(&mut h, 30, "the kept model's evaluation", |h| {
-        h.state().slider.as_ref().is_some_and(|r| r.alive_capsules == 144) && has_label(h, "K/N: 144/576")
+        h.state()
+            .pruning
+            .slider
+            .as_ref()
+            .is_some_and(|r| r.alive_capsules == 144)
+            && has_label(h, "K/N: 144/576")
     });
     h.get_by_label("Reset").click();
     h.step();
@@ -194,16 +217,21 @@ fn a_dataset_folder_is_chosen_and_built_in_models_load() {
     wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
     // what the "Folder..." dialog calls
     let dir = tempfile::tempdir().unwrap();
-    h.state_mut().choose_dataset_folder(dir.path());
+    h.state_mut().training.choose_dataset_folder(dir.path());
     h.step();
-    assert_eq!(h.state().train.data, dir.path().display().to_string());
+    assert_eq!(
+        h.state().training.form.data.to_string(),
+        dir.path().display().to_string()
+    );
     let shown = dir.path().file_name().unwrap().to_string_lossy().into_owned();
     assert!(h.query_by_value(&shown).is_some(), "the combo shows the folder");
-    h.state_mut().choose_dataset_folder(&dir.path().join("missing"));
+    h.state_mut()
+        .training
+        .choose_dataset_folder(&dir.path().join("missing"));
     h.step();
     assert!(has_label(&h, "missing: not a folder"));
     for (name, _) in sparsecaps::app::BUILTIN_MODELS {
-        h.state_mut().io_status = None;
+        h.state_mut().pruning.status = None;
         h.get_by_label(name).click();
         h.step();
         assert!(has_label(&h, "loading the built-in"));
@@ -233,16 +261,16 @@ fn a_failed_run_shows_its_error_and_the_next_run_works() {
         std::fs::write(dir.path().join(name), bytes).unwrap();
     }
     let mut state = AppState::new(None);
-    state.train.data = dir.path().display().to_string();
-    state.train.limit_train = 64;
-    state.train.device = sparsecaps::device::DeviceChoice::Cpu;
+    state.training.form.data = sparsecaps::data::DataSource::Dir(dir.path().to_path_buf());
+    state.training.form.limit_train = Some(64);
+    state.training.form.device = sparsecaps::device::DeviceChoice::Cpu;
     let mut h = harness(state);
     h.run_steps(2);
     let prune_heading = h.get_by_label("Prune").rect();
     h.get_by_label("Start").click();
     h.step();
-    wait_until(&mut h, 60, "the failure", |h| h.state().error.is_some());
-    let error = h.state().error.clone().unwrap();
+    wait_until(&mut h, 60, "the failure", |h| h.state().training.error.is_some());
+    let error = h.state().training.error.clone().unwrap();
     assert!(error.contains("4096"), "{error}");
     assert!(has_label(&h, "4096"), "the error is on screen");
     h.run_steps(2);
@@ -251,23 +279,23 @@ fn a_failed_run_shows_its_error_and_the_next_run_works() {
         prune_heading,
         "the error moved the panel below"
     );
-    assert!(!h.state().training.running);
+    assert!(!h.state().training.running());
     // the app stays usable: a valid run starts and makes progress
-    h.state_mut().train.data = "mnist".into();
+    h.state_mut().training.form.data = sparsecaps::data::DataSource::Mnist;
     h.get_by_label("Start").click();
     h.step();
-    wait_until(&mut h, 60, "progress", |h| h.state().training.step > 0);
-    assert!(h.state().error.is_none());
+    wait_until(&mut h, 60, "progress", |h| h.state().training.progress.step > 0);
+    assert!(h.state().training.error.is_none());
     h.get_by_label("Stop").click();
     h.step();
-    wait_until(&mut h, 60, "the stop", |h| !h.state().training.running);
+    wait_until(&mut h, 60, "the stop", |h| !h.state().training.running());
 }
 
 #[test]
 fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
     // all 60,000 training images: far more fine-tuning than the test waits for
     let mut state = AppState::new(None);
-    state.train.limit_train = 0;
+    state.training.form.limit_train = None;
     let mut h = harness(state);
     h.run_steps(2);
     assert!(has_label(&h, "No training yet"), "a hint, not bare axes");
@@ -290,12 +318,14 @@ fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
     assert!(
         has_label(&h, "16 types (mean coupling per type"),
         "{:?}",
-        h.state().routing_view
+        h.state().inspection.routing.view
     );
-    assert!(h.state().activations.is_some());
+    assert!(h.state().capsule_map.activations.is_some());
     h.get_by_label("Clear").click();
     h.step();
-    assert!(h.state().inspection.is_none() && h.state().activations.is_none());
+    wait_until(&mut h, 10, "the digit forgotten", |h| {
+        h.state().inspection.inspection.is_none() && h.state().capsule_map.activations.is_none()
+    });
     h.get_by_label("capsules (structured)").click();
     h.step();
     h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
@@ -312,7 +342,7 @@ fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
     h.step();
     wait_until(&mut h, 10, "the cancellation", |h| has_label(h, "Keep cancelled"));
     assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
-    assert!(h.state().tuning.is_none());
+    assert!(h.state().pruning.tuning.is_none());
     assert!(has_label(&h, "K/N: 288/576"), "the slider's pruning stays");
     assert!(h.query_by_label("Cancel").is_none());
 }
@@ -337,25 +367,28 @@ fn a_run_folder_is_resumed_from_the_app() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut state = AppState::new(None);
-    state.train.epochs = 1;
+    state.training.form.epochs = 1;
     let mut h = harness(state);
     h.run_steps(2);
     // one epoch asked for, one done: nothing to continue
-    h.state_mut().resume_run(&run);
-    h.step();
+    let resume = |h: &mut Harness<'static, AppState>, dir: &std::path::Path| {
+        let s = h.state_mut();
+        s.training.resume_run(dir, &mut s.workers);
+        h.step();
+    };
+    resume(&mut h, &run);
     assert!(
         has_label(&h, "already trained 1 of 1 epochs"),
         "{:?}",
-        h.state().error
+        h.state().training.error
     );
-    h.state_mut().resume_run(dir.path());
-    h.step();
-    assert!(has_label(&h, "cannot resume"), "{:?}", h.state().error);
-    h.state_mut().train.epochs = 2;
-    h.state_mut().resume_run(&run);
+    resume(&mut h, dir.path());
+    assert!(has_label(&h, "cannot resume"), "{:?}", h.state().training.error);
+    h.state_mut().training.form.epochs = 2;
+    resume(&mut h, &run);
     h.step();
     wait_until(&mut h, 120, "the resumed run", |h| has_label(h, "finished"));
-    let epochs: Vec<usize> = h.state().training.epochs.iter().map(|(m, _)| m.epoch).collect();
+    let epochs: Vec<usize> = h.state().curves.epochs.iter().map(|(m, _)| m.epoch).collect();
     assert_eq!(epochs, [2], "only the new epoch runs");
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "header and two epochs:\n{metrics}");
@@ -390,7 +423,7 @@ fn a_colour_model_gets_a_test_image_picker_with_class_names() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut state = AppState::new(None);
-    state.model_path = run.join("model.safetensors").display().to_string();
+    state.pruning.model_path = run.join("model.safetensors").display().to_string();
     let mut h = harness(state);
     h.run_steps(2);
     wait_until(&mut h, 30, "the built-in model", |h| has_label(h, "K/N: 576/576"));
@@ -401,14 +434,18 @@ fn a_colour_model_gets_a_test_image_picker_with_class_names() {
     h.get_by_label("Random test image").click();
     h.step();
     wait_until(&mut h, 30, "a prediction", |h| has_label(h, "Prediction:"));
-    assert_eq!(h.state().canvas.input.len(), 3 * 32 * 32);
-    let label = h.state().picked_label.unwrap();
+    assert_eq!(h.state().canvas.canvas.input.len(), 3 * 32 * 32);
+    let label = h.state().canvas.picked_label.unwrap();
     let name = ["red", "green", "blue"][label];
     assert!(has_label(&h, &format!("Label: {name}")));
     h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
         .set_value_accesskit(0.5);
     h.step();
     wait_until(&mut h, 30, "the slider on the model's own test images", |h| {
-        h.state().slider.as_ref().is_some_and(|r| r.accuracy.is_some())
+        h.state()
+            .pruning
+            .slider
+            .as_ref()
+            .is_some_and(|r| r.accuracy.is_some())
     });
 }

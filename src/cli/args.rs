@@ -140,27 +140,7 @@ pub struct PruneArgs {
     pub out: PathBuf,
 }
 
-/// How `prune` chooses the weights to remove.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PruneMethod {
-    /// Exact-sparsity global magnitude pruning.
-    Magnitude,
-    /// Structured pruning of whole capsules (types first).
-    Capsules,
-}
-
-impl std::str::FromStr for PruneMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "magnitude" => Ok(Self::Magnitude),
-            "capsules" => Ok(Self::Capsules),
-            _ => Err(format!(
-                "unknown pruning method '{s}' (expected magnitude or capsules)"
-            )),
-        }
-    }
-}
+pub use crate::prune::PruneMethod;
 
 /// `export` arguments.
 #[derive(Debug, Args)]
@@ -292,28 +272,7 @@ pub enum Recipe {
     Rem,
 }
 
-/// Pruning while training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PruneKind {
-    /// No pruning.
-    None,
-    /// LOBSTER with threshold steps.
-    Lobster,
-    /// Gradual magnitude pruning.
-    Gmp,
-}
-
-impl std::str::FromStr for PruneKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "lobster" => Ok(Self::Lobster),
-            "gmp" => Ok(Self::Gmp),
-            _ => Err(format!("unknown pruning '{s}' (expected none, lobster or gmp)")),
-        }
-    }
-}
+pub use crate::train::messages::PruneKind;
 
 /// `eval` arguments.
 #[derive(Debug, Args)]

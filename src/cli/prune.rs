@@ -7,27 +7,14 @@ use super::common::{Loaded, load_with_data};
 use super::progress::Progress;
 use crate::data::Dataset;
 use crate::device;
-use crate::export::{ModelInfo, load_model, save_model};
+use crate::export::{load_model, save_model};
 use crate::model::CapsNet;
-use crate::prune::capsules::{capsule_importance, prune_capsules};
-use crate::prune::channels::prune_channels;
-use crate::prune::{Masks, apply_masks, compact, magnitude_masks, survival};
+use crate::prune::{Masks, compact, prune_to, survival};
 use crate::train::evaluate;
 use crate::train::finetune::{FinetuneSettings, finetune};
 use crate::train::worker::EVAL_BATCH;
 
-/// Records a model's sparsity in its info.
-pub fn with_sparsity(mut info: ModelInfo, model: &CapsNet) -> ModelInfo {
-    let s = survival(model);
-    info.sparsity = Some(s.dense_sparsity(&model.config));
-    info.layer_sparsity = Some(
-        s.layers
-            .iter()
-            .map(|l| (l.name.to_string(), l.sparsity()))
-            .collect(),
-    );
-    info
-}
+pub use crate::prune::with_sparsity;
 
 /// Prunes a dense model with `method` at `sparsity`, then `conv1` of conv1's channels, and
 /// fine-tunes it under the resulting masks when `finetune.epochs > 0` (with a progress
@@ -39,23 +26,11 @@ pub fn prune_model(
     data: &Dataset,
     device: &Device,
 ) -> CapsNet {
-    let pruned = match method {
-        PruneMethod::Magnitude => {
-            let masks = magnitude_masks(&model, sparsity);
-            apply_masks(model, &masks.to_device(device))
-        }
-        PruneMethod::Capsules => {
-            let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
-            let (images, _) = data.train.batch(&sample, device);
-            let importance = capsule_importance(&model, images);
-            prune_capsules(model, &importance, sparsity)
-        }
+    let images = || {
+        let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
+        data.train.batch(&sample, device).0
     };
-    let pruned = if conv1 > 0.0 {
-        prune_channels(pruned, conv1)
-    } else {
-        pruned
-    };
+    let pruned = prune_to(model, (method, sparsity, conv1), images, device);
     if finetune_settings.epochs == 0 {
         return pruned;
     }

@@ -7,7 +7,7 @@ use super::progress::Progress;
 use std::path::Path;
 
 use crate::data::Augment;
-use crate::train::messages::PruneSchedule;
+use crate::train::messages::{PruneSchedule, check_setting};
 use crate::train::resume::resume_request;
 use crate::train::{Command, Event, TrainRequest, Trainer};
 
@@ -27,29 +27,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     drive(req)
 }
 
-/// Checks the numeric flags.
+/// Checks the numeric flags, also those the request leaves out (e.g. `--lambda` without
+/// `--prune lobster`), so a mistyped number is never silently ignored.
 fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        bail!("--lr must be a positive number, not {}", args.lr);
-    }
-    if !(args.lr_decay.is_finite() && args.lr_decay > 0.0 && args.lr_decay <= 1.0) {
-        bail!("--lr-decay must be in (0, 1], not {}", args.lr_decay);
-    }
-    if !(args.lambda.is_finite() && args.lambda >= 0.0) {
-        bail!("--lambda must be a non-negative number, not {}", args.lambda);
-    }
-    if !(args.twt.is_finite() && args.twt >= 0.0) {
-        bail!("--twt must be a non-negative number, not {}", args.twt);
-    }
-    if !(args.lambda_decay.is_finite() && args.lambda_decay > 0.0 && args.lambda_decay <= 1.0) {
-        bail!("--lambda-decay must be in (0, 1], not {}", args.lambda_decay);
-    }
-    if !(args.plateau_tolerance.is_finite() && (0.0..1.0).contains(&args.plateau_tolerance)) {
-        bail!(
-            "--plateau-tolerance must be in [0, 1), not {}",
-            args.plateau_tolerance
-        );
-    }
+    let non_negative = |v: f64| v >= 0.0;
+    let fraction = |v: f64| v > 0.0 && v <= 1.0;
+    check_setting("--lr", args.lr, "a positive number", |v| v > 0.0)?;
+    check_setting("--lr-decay", args.lr_decay, "in (0, 1]", fraction)?;
+    check_setting("--lambda", args.lambda, "a non-negative number", non_negative)?;
+    check_setting("--twt", args.twt, "a non-negative number", non_negative)?;
+    check_setting("--lambda-decay", args.lambda_decay, "in (0, 1]", fraction)?;
+    check_setting("--plateau-tolerance", args.plateau_tolerance, "in [0, 1)", |v| {
+        (0.0..1.0).contains(&v)
+    })?;
     Ok(())
 }
 
@@ -213,7 +203,7 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
         None => req.preset.to_string(),
     };
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
-    trainer.send(Command::Start(Box::new(req)));
+    trainer.send(Command::Start(Box::new(req)))?;
     let mut progress: Option<Progress> = None;
     let mut loading: Option<Progress> = None;
     // printed once the inputs have loaded, so a refused input gives one line only

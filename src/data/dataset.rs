@@ -62,6 +62,8 @@ impl FromStr for DataSource {
     }
 }
 
+serde_as_text!(DataSource);
+
 impl fmt::Display for DataSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -46,6 +46,9 @@ pub struct DigitInspection {
     /// Reconstruction from the winning capsule, `H * W * C` values in [0, 1].
     #[serde(skip)]
     pub reconstruction: Option<Vec<f32>>,
+    /// The image inspected, `C * H * W` values in [0, 1] (the canvas draws fields on it).
+    #[serde(skip)]
+    pub input: Vec<f32>,
 }
 
 /// One image (`C * H * W` values of the model's input size) as a batch of one.
@@ -110,6 +113,7 @@ pub fn inspect_digit(model: &CapsNet, pixels: &[f32], top: usize, device: &Devic
         indices: dense_indices,
         coupling,
         reconstruction: recon.map(|r| HostTensor::from_tensor(r).values),
+        input: pixels.to_vec(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::messages::{InspectCommand, InspectEvent, SliderMethod};
+use super::messages::{InspectCommand, InspectEvent, PruneMethod};
 use super::worker::Inspector;
 use crate::data::Split;
 use crate::model::CapsNet;
@@ -32,12 +32,10 @@ fn round_trip(
     done: impl Fn(&InspectEvent) -> bool,
 ) -> Result<f64, String> {
     let started = Instant::now();
-    if !w.send(cmd) {
-        return Err("the inspection worker is gone".into());
-    }
+    w.send(cmd).map_err(|e| e.to_string())?;
     loop {
         match w.recv_event() {
-            Some(InspectEvent::Failed(e)) => return Err(e),
+            Some(InspectEvent::Failed(e)) => return Err(e.to_string()),
             Some(e) if done(&e) => return Ok(started.elapsed().as_secs_f64() * 1e3),
             Some(_) => {}
             None => return Err("the inspection worker is gone".into()),
@@ -59,27 +57,34 @@ pub fn app_latency(
     round_trip(&w, InspectCommand::SetModel(Box::new(model)), |e| {
         matches!(e, InspectEvent::ModelReady(_))
     })?;
-    w.send(InspectCommand::SetHeldOut(Box::new(held_out)));
+    w.send(InspectCommand::SetHeldOut(Box::new(held_out)))
+        .map_err(|e| e.to_string())?;
+    // the digit is forgotten after each inspection, so slider moves time the pruning and
+    // evaluation alone (the worker re-inspects a remembered digit after each move)
     let inspect = |w: &Inspector| {
-        round_trip(w, InspectCommand::Inspect(digit.clone()), |e| {
+        let ms = round_trip(w, InspectCommand::Inspect(digit.clone()), |e| {
             matches!(e, InspectEvent::Inspected(_))
-        })
+        })?;
+        round_trip(w, InspectCommand::Forget, |e| {
+            matches!(e, InspectEvent::Forgotten)
+        })?;
+        Ok::<f64, String>(ms)
     };
-    let slide = |w: &Inspector, sparsity: f64, method: SliderMethod| {
+    let slide = |w: &Inspector, sparsity: f64, method: PruneMethod| {
         round_trip(w, InspectCommand::SetSparsity { sparsity, method }, |e| {
             matches!(e, InspectEvent::Pruned(_))
         })
     };
     // warm-up: first calls build caches (magnitude order, capsule importance)
     inspect(&w)?;
-    slide(&w, 0.5, SliderMethod::Magnitude)?;
-    slide(&w, 0.5, SliderMethod::Capsules)?;
+    slide(&w, 0.5, PruneMethod::Magnitude)?;
+    slide(&w, 0.5, PruneMethod::Capsules)?;
     let (mut magnitude, mut capsules, mut inspections) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeat.max(1) {
         for s in [0.3, 0.6, 0.9] {
-            magnitude.push(slide(&w, s, SliderMethod::Magnitude)?);
+            magnitude.push(slide(&w, s, PruneMethod::Magnitude)?);
             inspections.push(inspect(&w)?);
-            capsules.push(slide(&w, s, SliderMethod::Capsules)?);
+            capsules.push(slide(&w, s, PruneMethod::Capsules)?);
         }
     }
     Ok(AppLatency {

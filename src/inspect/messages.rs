@@ -10,26 +10,7 @@ use crate::prune::survival;
 
 use super::digit::DigitInspection;
 
-/// How the sparsity slider prunes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum SliderMethod {
-    /// Exact global sparsity by weight magnitude (unstructured).
-    #[default]
-    Magnitude,
-    /// Remove the least important primary capsules, whole types first (structured); the
-    /// slider is the fraction of capsules removed.
-    Capsules,
-}
-
-impl SliderMethod {
-    /// Label in the UI.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Magnitude => "weights (magnitude)",
-            Self::Capsules => "capsules (structured)",
-        }
-    }
-}
+pub use crate::prune::PruneMethod;
 
 /// "Keep": commit the slider's mask and fine-tune under it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +37,7 @@ pub enum InspectCommand {
         /// Fraction of weights (magnitude) or of capsules (capsules) to remove.
         sparsity: f64,
         /// How to prune.
-        method: SliderMethod,
+        method: PruneMethod,
     },
     /// Make the slider's pruning permanent and fine-tune under its mask.
     Keep(KeepRequest),
@@ -76,6 +57,9 @@ pub enum InspectCommand {
     },
     /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
     Export(PathBuf),
+    /// Forget the last inspected image: no more re-inspection after pruning, and no
+    /// perturbed reconstructions of it (the canvas was cleared); answered by `Forgotten`.
+    Forget,
     /// Pick test image `n` (modulo their count) of the model's own dataset, answer with
     /// `Picked`, and inspect it (for models that do not take MNIST digits).
     PickTestImage(usize),
@@ -89,7 +73,7 @@ pub struct SliderResult {
     /// Global weight sparsity reached.
     pub sparsity: f64,
     /// How it was pruned.
-    pub method: SliderMethod,
+    pub method: PruneMethod,
     /// Accuracy on the held-out digits (None without held-out digits).
     pub accuracy: Option<f64>,
     /// Alive map (dense capsule indices).
@@ -205,8 +189,58 @@ pub enum InspectEvent {
         /// Batch-32 inference of the compact model, ms.
         compact_ms: f64,
     },
+    /// The last inspected image is forgotten (after `Forget`, or because a new model does
+    /// not take it): views built from it should go.
+    Forgotten,
     /// Something failed.
-    Failed(String),
+    Failed(InspectError),
+}
+
+/// Why the inspection worker could not do what it was asked, as it crosses to the UI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectError {
+    /// Nothing to work on yet.
+    #[error("no model loaded")]
+    NoModel,
+    /// The image does not have the model's input size.
+    #[error("the image has {got} values, the model takes {want}")]
+    ImageSize {
+        /// Values given.
+        got: usize,
+        /// Values the model takes (channels x height x width).
+        want: usize,
+    },
+    /// No test images of the model's own dataset to pick from.
+    #[error("no test images for this model: {0}")]
+    NoTestImages(String),
+    /// A model file could not be read or is not a valid model.
+    #[error("{0}")]
+    Load(String),
+    /// The model could not be compacted or written.
+    #[error("{0}")]
+    Export(String),
+    /// The slider cannot prune this model this way.
+    #[error("{0}")]
+    Prune(String),
+    /// "Keep"'s dataset could not be read or does not fit the model.
+    #[error("dataset {data}: {reason}")]
+    Dataset {
+        /// The dataset asked for.
+        data: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A bug: the worker panicked; it keeps serving.
+    #[error("{0}")]
+    Panicked(String),
+}
+
+impl InspectError {
+    /// Whether the error is about the image being inspected (shown by the canvas) rather
+    /// than the model (shown by the pruning panel).
+    pub fn about_the_image(&self) -> bool {
+        matches!(self, Self::ImageSize { .. } | Self::NoTestImages(_))
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use super::digit::{image_tensor, inspect_digit};
-use super::messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, SliderMethod, SliderResult};
+use super::messages::{
+    InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod, SliderResult,
+};
 use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
@@ -50,17 +52,23 @@ fn own_test_images(info: &ModelInfo) -> Result<(Split, Split), String> {
     Ok((pick, held))
 }
 
+/// Whether an answer means the model or its pruning changed, so a remembered image should
+/// be inspected again.
+fn changes_the_model(e: &InspectEvent) -> bool {
+    matches!(e, InspectEvent::ModelReady(_) | InspectEvent::Pruned(_))
+}
+
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
 
-/// Handle to the inspection worker thread (named `sparsecaps-inspect`).
+/// Handle to the inspection worker thread (named `sparsecaps-inspector`).
 pub type Inspector = WorkerHandle<InspectCommand, InspectEvent>;
 
 impl WorkerHandle<InspectCommand, InspectEvent> {
     /// Starts the inspection worker on `device`.
     pub fn spawn(device: Device, waker: Option<Waker>) -> std::io::Result<Self> {
         WorkerHandle::start(
-            "sparsecaps-inspect",
+            "sparsecaps-inspector",
             (64, 64),
             InspectCommand::Shutdown,
             move |commands, events, cancel| {
@@ -91,7 +99,7 @@ struct State {
     order: Option<MagnitudeOrder>,
     importance: Option<Vec<f32>>,
     /// The last slider position.
-    slider: (f64, SliderMethod),
+    slider: (f64, PruneMethod),
 }
 
 impl State {
@@ -108,7 +116,7 @@ impl State {
             last_digit: None,
             order: None,
             importance: None,
-            slider: (0.0, SliderMethod::Magnitude),
+            slider: (0.0, PruneMethod::Magnitude),
         }
     }
 
@@ -153,9 +161,9 @@ impl State {
                             }
                         }),
                         InspectCommand::PickTestImage(n) => self.pick(n),
-                        cmd => self.handle(cmd).into_iter().collect(),
+                        cmd => self.handle(cmd),
                     })
-                    .unwrap_or_else(|e| vec![InspectEvent::Failed(e)]),
+                    .unwrap_or_else(|e| vec![InspectEvent::Failed(InspectError::Panicked(e))]),
                 };
                 for a in answers {
                     if events.send(a).is_err() {
@@ -167,23 +175,22 @@ impl State {
         }
     }
 
-    fn handle(&mut self, cmd: InspectCommand) -> Option<InspectEvent> {
-        match cmd {
+    /// Answers a command that is neither "Keep" nor a pick; a change of model or pruning is
+    /// followed by a fresh inspection of the remembered image.
+    fn handle(&mut self, cmd: InspectCommand) -> Vec<InspectEvent> {
+        let answer = match cmd {
             InspectCommand::SetModel(m) => Some(self.use_model(*m, ModelInfo::default())),
-            InspectCommand::Load(path) => match crate::export::load_model(&path, &self.device) {
-                Ok((m, info)) => Some(self.use_model(m, info)),
-                Err(e) => Some(InspectEvent::Failed(e.to_string())),
-            },
+            InspectCommand::Load(path) => Some(match crate::export::load_model(&path, &self.device) {
+                Ok((m, info)) => self.use_model(m, info),
+                Err(e) => InspectEvent::Failed(InspectError::Load(e.to_string())),
+            }),
             InspectCommand::LoadBytes { name, bytes } => {
-                match crate::export::load_model_bytes(name, bytes, &self.device) {
-                    Ok((m, info)) => Some(self.use_model(m, info)),
-                    Err(e) => Some(InspectEvent::Failed(e.to_string())),
-                }
+                Some(match crate::export::load_model_bytes(name, bytes, &self.device) {
+                    Ok((m, info)) => self.use_model(m, info),
+                    Err(e) => InspectEvent::Failed(InspectError::Load(e.to_string())),
+                })
             }
-            InspectCommand::Reset => {
-                let (m, info) = self.original.take()?;
-                Some(self.use_model(m, info))
-            }
+            InspectCommand::Reset => self.original.take().map(|(m, info)| self.use_model(m, info)),
             InspectCommand::Export(path) => Some(self.export(&path)),
             InspectCommand::SetHeldOut(s) => {
                 // the app's held-out digits replace the model's own test images if they fit
@@ -197,11 +204,32 @@ impl State {
                 None
             }
             InspectCommand::Inspect(pixels) => Some(self.inspect(pixels)),
+            InspectCommand::Forget => {
+                self.last_digit = None;
+                Some(InspectEvent::Forgotten)
+            }
             InspectCommand::PickTestImage(_) => None,
             InspectCommand::SetSparsity { sparsity, method } => Some(self.prune(sparsity, method)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
             InspectCommand::Keep(_) | InspectCommand::Shutdown => None,
+        };
+        let mut answers: Vec<InspectEvent> = answer.into_iter().collect();
+        if answers.iter().any(changes_the_model) {
+            answers.extend(self.reinspect());
         }
+        answers
+    }
+
+    /// The remembered image inspected again (after the model or its pruning changed), or
+    /// `Forgotten` when the model in use no longer takes it.
+    fn reinspect(&mut self) -> Option<InspectEvent> {
+        let (pixels, _) = self.last_digit.take()?;
+        let takes = self.current.as_ref()?.config.pixels() == pixels.len();
+        Some(if takes {
+            self.inspect(pixels)
+        } else {
+            InspectEvent::Forgotten
+        })
     }
 
     fn use_model(&mut self, model: CapsNet, info: ModelInfo) -> InspectEvent {
@@ -219,7 +247,7 @@ impl State {
         };
         self.set_dense(model.clone());
         self.original = Some((model, info));
-        self.slider = (0.0, SliderMethod::Magnitude);
+        self.slider = (0.0, PruneMethod::Magnitude);
         InspectEvent::ModelReady(Box::new(s))
     }
 
@@ -237,14 +265,12 @@ impl State {
         let images = match &self.own_images {
             Some(Ok((pick, _))) if !pick.is_empty() => pick,
             Some(Err(e)) => {
-                return vec![InspectEvent::Failed(format!(
-                    "no test images for this model: {e}"
-                ))];
+                return vec![InspectEvent::Failed(InspectError::NoTestImages(e.clone()))];
             }
             _ => {
-                return vec![InspectEvent::Failed(
-                    "no test images of the model's own dataset".into(),
-                )];
+                return vec![InspectEvent::Failed(InspectError::NoTestImages(
+                    "the model's own dataset has none".into(),
+                ))];
             }
         };
         let i = n % images.len();
@@ -270,15 +296,14 @@ impl State {
 
     fn inspect(&mut self, pixels: Vec<f32>) -> InspectEvent {
         let Some(model) = &self.current else {
-            return InspectEvent::Failed("no model loaded".into());
+            return InspectEvent::Failed(InspectError::NoModel);
         };
         let c = &model.config;
         if pixels.len() != c.pixels() {
-            return InspectEvent::Failed(format!(
-                "image has {} values, the model takes {}",
-                pixels.len(),
-                c.pixels()
-            ));
+            return InspectEvent::Failed(InspectError::ImageSize {
+                got: pixels.len(),
+                want: c.pixels(),
+            });
         }
         let r = inspect_digit(model, &pixels, TOP_CAPSULES, &self.device);
         self.last_digit = Some((pixels, r.prediction));
@@ -287,17 +312,16 @@ impl State {
 
     fn export(&self, path: &std::path::Path) -> InspectEvent {
         let Some(model) = &self.current else {
-            return InspectEvent::Failed("no model loaded".into());
+            return InspectEvent::Failed(InspectError::NoModel);
         };
         let small = match compact(model) {
             Ok(m) => m,
-            Err(e) => return InspectEvent::Failed(e.to_string()),
+            Err(e) => return InspectEvent::Failed(InspectError::Export(e.to_string())),
         };
-        let mut info = ModelInfo::default();
-        let surv = survival(&small);
-        info.sparsity = Some(surv.dense_sparsity(&small.config));
+        let base = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
+        let info = crate::prune::with_sparsity(base, &small);
         if let Err(e) = crate::export::save_model(&small, &info, path) {
-            return InspectEvent::Failed(e.to_string());
+            return InspectEvent::Failed(InspectError::Export(e.to_string()));
         }
         let time = |m: &CapsNet| {
             let x = Tensor::<4>::zeros(
@@ -320,24 +344,29 @@ impl State {
     }
 
     /// The slider's pruning of the dense model, masked (not compacted).
-    fn pruned_copy(&mut self, sparsity: f64, method: SliderMethod) -> Result<CapsNet, String> {
-        let dense = self.dense.as_ref().ok_or("no model loaded")?;
+    fn pruned_copy(&mut self, sparsity: f64, method: PruneMethod) -> Result<CapsNet, InspectError> {
+        let dense = self.dense.as_ref().ok_or(InspectError::NoModel)?;
+        let refuse = |why: String| InspectError::Prune(why);
         match method {
-            SliderMethod::Magnitude => {
+            PruneMethod::Magnitude => {
                 let order = self.order.get_or_insert_with(|| MagnitudeOrder::new(dense));
                 let masks = order.masks(sparsity);
                 Ok(apply_masks(dense.clone(), &masks.to_device(&self.device)))
             }
-            SliderMethod::Capsules => {
+            PruneMethod::Capsules => {
                 if dense.compact.is_some() {
-                    return Err("capsule pruning needs a dense model: load its dense original".into());
+                    return Err(refuse(
+                        "capsule pruning needs a dense model: load its dense original".into(),
+                    ));
                 }
                 if self.importance.is_none() {
-                    let held = self
-                        .held()
-                        .ok_or("capsule pruning ranks capsules on held-out images: none loaded")?;
+                    let held = self.held().ok_or_else(|| {
+                        refuse("capsule pruning ranks capsules on held-out images: none loaded".into())
+                    })?;
                     held.check_fits(dense.config.input(), dense.config.classes)
-                        .map_err(|e| format!("capsule pruning ranks capsules on held-out digits: {e}"))?;
+                        .map_err(|e| {
+                            refuse(format!("capsule pruning ranks capsules on held-out digits: {e}"))
+                        })?;
                     let sample: Vec<usize> = (0..held.len()).collect();
                     let (images, _) = held.batch(&sample, &self.device);
                     self.importance = Some(capsule_importance(dense, images));
@@ -348,14 +377,17 @@ impl State {
         }
     }
 
-    fn prune(&mut self, sparsity: f64, method: SliderMethod) -> InspectEvent {
+    fn prune(&mut self, sparsity: f64, method: PruneMethod) -> InspectEvent {
         let started = Instant::now();
         let pruned = match self.pruned_copy(sparsity, method) {
             Ok(p) => p,
             Err(e) => return InspectEvent::Failed(e),
         };
         // evaluate the compact form: same outputs, less work
-        let fast = compact(&pruned).unwrap_or_else(|_| pruned.clone());
+        let fast = match compact(&pruned) {
+            Ok(m) => m,
+            Err(e) => return InspectEvent::Failed(InspectError::Prune(format!("cannot compact: {e}"))),
+        };
         // held-out digits that do not fit the model (other size or classes) give no accuracy
         let accuracy = self
             .held()
@@ -381,14 +413,20 @@ impl State {
     /// slider prunes from now on. Reports progress through `progress`.
     fn keep(&mut self, req: &KeepRequest, mut progress: impl FnMut(InspectEvent)) -> Vec<InspectEvent> {
         let Some(pruned) = self.pruned.clone() else {
-            return vec![InspectEvent::Failed("no model loaded".into())];
+            return vec![InspectEvent::Failed(InspectError::NoModel)];
+        };
+        let refuse = |reason: String| {
+            vec![InspectEvent::Failed(InspectError::Dataset {
+                data: req.data.to_string(),
+                reason,
+            })]
         };
         let data = match Dataset::load_with(&req.data, (Some(req.images), None), &|_| {}) {
             Ok(d) => d,
-            Err(e) => return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))],
+            Err(e) => return refuse(e.to_string()),
         };
         if let Err(e) = data.check_fits(pruned.config.input(), pruned.config.classes) {
-            return vec![InspectEvent::Failed(format!("dataset {}: {e}", req.data))];
+            return refuse(e.to_string());
         }
         let masks = Masks::from_nonzero(&pruned);
         let settings = FinetuneSettings {
@@ -423,10 +461,12 @@ impl State {
         self.set_dense(tuned);
         // the kept mask is the new model's zeros: pruning it again at the same position
         // gives the same mask, and the accuracy after fine-tuning
-        vec![
+        let mut answers = vec![
             InspectEvent::Kept(Box::new(summary)),
             self.prune(sparsity, method),
-        ]
+        ];
+        answers.extend(self.reinspect());
+        answers
     }
 
     fn perturb(&self, delta: &[f32]) -> Option<InspectEvent> {
@@ -465,15 +505,16 @@ mod tests {
         data.test.truncate(64);
         let digit = data.test.image_f32(0);
         let w = Inspector::spawn(dev, None).unwrap();
-        assert!(w.send(InspectCommand::Inspect(digit.clone())));
+        assert!(w.send(InspectCommand::Inspect(digit.clone())).is_ok());
         assert!(
             matches!(w.recv_event(), Some(InspectEvent::Failed(_))),
             "no model yet"
         );
-        w.send(InspectCommand::SetModel(Box::new(net)));
+        w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
         assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
-        w.send(InspectCommand::SetHeldOut(Box::new(data.test.clone())));
-        w.send(InspectCommand::Inspect(digit.clone()));
+        w.send(InspectCommand::SetHeldOut(Box::new(data.test.clone())))
+            .unwrap();
+        w.send(InspectCommand::Inspect(digit.clone())).unwrap();
         let Some(InspectEvent::Inspected(r)) = w.recv_event() else {
             panic!("no inspection")
         };
@@ -482,8 +523,9 @@ mod tests {
         for s in [0.1, 0.5, 0.9] {
             w.send(InspectCommand::SetSparsity {
                 sparsity: s,
-                method: SliderMethod::Magnitude,
-            });
+                method: PruneMethod::Magnitude,
+            })
+            .unwrap();
         }
         let mut last = None;
         while let Some(e) = w.recv_event() {
@@ -499,9 +541,11 @@ mod tests {
         assert!((p.sparsity - 0.9).abs() < 1e-4);
         assert!(p.accuracy.is_some());
         assert_eq!(p.alive.len(), 288);
-        w.send(InspectCommand::Inspect(digit));
-        assert!(matches!(w.recv_event(), Some(InspectEvent::Inspected(_))));
-        w.send(InspectCommand::Perturb(vec![0.25; 16]));
+        let Some(InspectEvent::Inspected(again)) = w.recv_event() else {
+            panic!("the remembered digit is inspected again after pruning")
+        };
+        assert_eq!(again.input, digit);
+        w.send(InspectCommand::Perturb(vec![0.25; 16])).unwrap();
         let Some(InspectEvent::Reconstruction(img)) = w.recv_event() else {
             panic!("no reconstruction")
         };
@@ -510,17 +554,23 @@ mod tests {
         // structured: half of the capsules (4 of 8 whole types), kept and fine-tuned
         w.send(InspectCommand::SetSparsity {
             sparsity: 0.5,
-            method: SliderMethod::Capsules,
-        });
+            method: PruneMethod::Capsules,
+        })
+        .unwrap();
         let Some(InspectEvent::Pruned(p)) = w.recv_event() else {
             panic!("no capsule pruning")
         };
         assert_eq!((p.alive_capsules, p.alive_types), (144, 4));
+        assert!(matches!(w.recv_event(), Some(InspectEvent::Inspected(_))));
+        // forgotten: no more inspections after pruning
+        w.send(InspectCommand::Forget).unwrap();
+        assert!(matches!(w.recv_event(), Some(InspectEvent::Forgotten)));
         w.send(InspectCommand::Keep(KeepRequest {
             data: DataSource::Mnist,
             images: 64,
             epochs: 1,
-        }));
+        }))
+        .unwrap();
         let mut progress = 0;
         let kept = loop {
             match w.recv_event() {
@@ -545,13 +595,14 @@ mod tests {
         // the kept model's zeros stay when the slider goes back to 0
         w.send(InspectCommand::SetSparsity {
             sparsity: 0.0,
-            method: SliderMethod::Magnitude,
-        });
+            method: PruneMethod::Magnitude,
+        })
+        .unwrap();
         let Some(InspectEvent::Pruned(zero)) = w.recv_event() else {
             panic!("no slider answer")
         };
         assert_eq!(zero.alive_capsules, 144);
-        w.send(InspectCommand::Reset);
+        w.send(InspectCommand::Reset).unwrap();
         let Some(InspectEvent::ModelReady(m)) = w.recv_event() else {
             panic!("no reset")
         };

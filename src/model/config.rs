@@ -299,6 +299,8 @@ impl Preset {
     }
 }
 
+serde_as_text!(Preset);
+
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -188,6 +188,20 @@ pub fn survival(model: &CapsNet) -> Survival {
     }
 }
 
+/// `info` with a model's global and per-layer sparsity recorded (what every exported or
+/// pruned model file carries).
+pub fn with_sparsity(mut info: crate::export::ModelInfo, model: &CapsNet) -> crate::export::ModelInfo {
+    let s = survival(model);
+    info.sparsity = Some(s.dense_sparsity(&model.config));
+    info.layer_sparsity = Some(
+        s.layers
+            .iter()
+            .map(|l| (l.name.to_string(), l.sparsity()))
+            .collect(),
+    );
+    info
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

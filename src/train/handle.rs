@@ -19,6 +19,17 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// Why a command did not reach a worker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Its queue is full: the worker is behind; try again.
+    #[error("the {0} is busy: try again")]
+    Busy(&'static str),
+    /// The thread has ended (or never started).
+    #[error("the {0} has stopped")]
+    Stopped(&'static str),
+}
+
 /// A flag the UI raises to stop a worker's long command early (the worker polls it).
 pub type CancelFlag = Arc<AtomicBool>;
 
@@ -30,13 +41,15 @@ pub struct WorkerHandle<C, E> {
     handle: Option<JoinHandle<()>>,
     shutdown: Option<C>,
     cancel: CancelFlag,
+    /// What the thread is called in messages ("trainer", "inspection worker").
+    what: &'static str,
 }
 
 impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
     /// Starts `body` on a thread named `name` with channels of the given capacities and
     /// the handle's cancel flag; `shutdown` is sent when the handle is dropped.
     pub fn start(
-        name: &str,
+        name: &'static str,
         capacity: (usize, usize),
         shutdown: C,
         body: impl FnOnce(Receiver<C>, SyncSender<E>, CancelFlag) + Send + 'static,
@@ -54,6 +67,7 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
             handle: Some(handle),
             shutdown: Some(shutdown),
             cancel,
+            what: name.trim_start_matches("sparsecaps-"),
         })
     }
 
@@ -62,9 +76,12 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    /// Sends a command; false if the queue is full or the thread has ended.
-    pub fn send(&self, command: C) -> bool {
-        self.commands.try_send(command).is_ok()
+    /// Sends a command without waiting; a full queue or an ended thread is an error.
+    pub fn send(&self, command: C) -> Result<(), SendError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => SendError::Busy(self.what),
+            std::sync::mpsc::TrySendError::Disconnected(_) => SendError::Stopped(self.what),
+        })
     }
 
     /// The next event, if one is waiting.
@@ -114,10 +131,10 @@ mod tests {
             }
         })
         .unwrap();
-        assert!(w.send(Some(0)));
+        assert!(w.send(Some(0)).is_ok());
         let err = w.recv_event().unwrap().unwrap_err();
         assert!(err.contains("boom"), "{err}");
-        assert!(w.send(Some(5)));
+        assert!(w.send(Some(5)).is_ok());
         assert_eq!(w.recv_event().unwrap(), Ok(20));
     }
 }

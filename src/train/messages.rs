@@ -38,7 +38,70 @@ pub enum PruneSchedule {
     },
 }
 
+/// Which pruning schedule, without its settings: the `--prune` choice and the app's
+/// "Pruning" combo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneKind {
+    /// No pruning.
+    None,
+    /// LOBSTER with threshold steps.
+    Lobster,
+    /// Gradual magnitude pruning.
+    Gmp,
+}
+
+impl PruneKind {
+    /// Every kind, in menu order.
+    pub const ALL: [PruneKind; 3] = [PruneKind::None, PruneKind::Lobster, PruneKind::Gmp];
+
+    /// Label in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            PruneKind::None => "none",
+            PruneKind::Lobster => "LOBSTER",
+            PruneKind::Gmp => "gradual magnitude",
+        }
+    }
+
+    /// The schedule of this kind with the default settings (LOBSTER: lambda 1e-4, pwe 2,
+    /// twt 0, no decay or tolerance; GMP: target 0.9).
+    pub fn default_schedule(self) -> PruneSchedule {
+        match self {
+            PruneKind::None => PruneSchedule::None,
+            PruneKind::Lobster => PruneSchedule::Lobster {
+                lambda: 1e-4,
+                pwe: 2,
+                twt: 0.0,
+                lambda_decay: 1.0,
+                tolerance: 0.0,
+            },
+            PruneKind::Gmp => PruneSchedule::Gmp { target: 0.9 },
+        }
+    }
+}
+
+impl std::str::FromStr for PruneKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "lobster" => Ok(Self::Lobster),
+            "gmp" => Ok(Self::Gmp),
+            _ => Err(format!("unknown pruning '{s}' (expected none, lobster or gmp)")),
+        }
+    }
+}
+
 impl PruneSchedule {
+    /// Its kind.
+    pub fn kind(&self) -> PruneKind {
+        match self {
+            PruneSchedule::None => PruneKind::None,
+            PruneSchedule::Lobster { .. } => PruneKind::Lobster,
+            PruneSchedule::Gmp { .. } => PruneKind::Gmp,
+        }
+    }
+
     /// Whether the schedule needs a validation split.
     pub fn needs_validation(&self) -> bool {
         matches!(self, PruneSchedule::Lobster { .. })
@@ -52,8 +115,11 @@ pub fn gmp_sparsity(target: f64, epoch: usize, epochs: usize) -> f64 {
     target * (1.0 - (1.0 - progress).powi(3))
 }
 
-/// Everything a training run needs.
-#[derive(Debug, Clone)]
+/// Everything a training run needs: the one settings type of a run. The CLI's arguments
+/// and the app's form fill it in, the trainer takes it, and it is what `config.json`, the
+/// resume records and the app's saved form hold (fields a file lacks take their defaults).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainRequest {
     /// Dataset.
     pub data: DataSource,
@@ -76,6 +142,7 @@ pub struct TrainRequest {
     /// Use only the first N test images.
     pub limit_test: Option<usize>,
     /// Run folder for the model, config, metrics and checkpoints; nothing is written if `None`.
+    #[serde(skip)]
     pub out_dir: Option<PathBuf>,
     /// Read the loss back from the device every this many steps.
     pub readback_every: usize,
@@ -95,6 +162,7 @@ pub struct TrainRequest {
     /// is then held out as for LOBSTER).
     pub patience: Option<usize>,
     /// Continue a run from its last checkpoint (`init` names that checkpoint's model).
+    #[serde(skip)]
     pub resume: Option<Box<ResumePoint>>,
 }
 
@@ -292,7 +360,111 @@ pub enum Event {
         early_stopped: bool,
     },
     /// The run failed.
-    Failed(String),
+    Failed(TrainError),
+}
+
+/// A setting out of its range: what it is, the range in words, and the value given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{name} must be {range}, not {value}")]
+pub struct SettingError {
+    /// The setting, as the CLI names it.
+    pub name: &'static str,
+    /// Its range in words.
+    pub range: &'static str,
+    /// The value given.
+    pub value: f64,
+}
+
+/// Checks that `value` is finite and within `ok`; `range` says it in words.
+pub fn check_setting(
+    name: &'static str,
+    value: f64,
+    range: &'static str,
+    ok: impl Fn(f64) -> bool,
+) -> Result<(), SettingError> {
+    if value.is_finite() && ok(value) {
+        Ok(())
+    } else {
+        Err(SettingError { name, range, value })
+    }
+}
+
+impl TrainRequest {
+    /// Checks every number of the settings (the trainer refuses a request that fails).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let positive = |v: f64| v > 0.0;
+        let fraction = |v: f64| v > 0.0 && v <= 1.0;
+        check_setting("--lr", self.lr, "a positive number", positive)?;
+        check_setting("--lr-decay", self.lr_decay, "in (0, 1]", fraction)?;
+        check_setting("--epochs", self.epochs as f64, "at least 1", |v| v >= 1.0)?;
+        check_setting("--batch", self.batch as f64, "at least 1", |v| v >= 1.0)?;
+        match self.prune {
+            PruneSchedule::None => Ok(()),
+            PruneSchedule::Lobster {
+                lambda,
+                twt,
+                lambda_decay,
+                tolerance,
+                ..
+            } => {
+                check_setting("--lambda", lambda, "a non-negative number", |v| v >= 0.0)?;
+                check_setting("--twt", twt, "a non-negative number", |v| v >= 0.0)?;
+                check_setting("--lambda-decay", lambda_decay, "in (0, 1]", fraction)?;
+                check_setting("--plateau-tolerance", tolerance, "in [0, 1)", |v| {
+                    (0.0..1.0).contains(&v)
+                })
+            }
+            PruneSchedule::Gmp { target } => check_setting("--target-sparsity", target, "in [0, 1)", |v| {
+                (0.0..1.0).contains(&v)
+            }),
+        }
+    }
+}
+
+/// Why a training run failed, as it crosses from the trainer thread to the UI; the text is
+/// the whole chain of causes, on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrainError {
+    /// The dataset could not be read, or it does not fit the model.
+    #[error("{0}")]
+    Data(String),
+    /// The run folder cannot be continued (`--resume`, "Resume run...").
+    #[error("{0}")]
+    Resume(String),
+    /// The loss stayed non-finite through every rollback.
+    #[error("{0}")]
+    Diverged(String),
+    /// A file of the run (checkpoint, metrics, initial model) could not be read or written.
+    #[error("{0}")]
+    File(String),
+    /// Anything else the request asked for that cannot be done (e.g. a batch too large).
+    #[error("{0}")]
+    Refused(String),
+    /// A bug: the trainer panicked; it keeps serving.
+    #[error("{0}")]
+    Panicked(String),
+}
+
+impl TrainError {
+    /// Classifies an error of a run by the first typed cause in its chain.
+    pub fn of(e: &anyhow::Error) -> Self {
+        use crate::data::dataset::DataError;
+        use crate::export::{ModelFileError, TensorFileError};
+        let text = crate::errors::error_chain(e);
+        let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+        if let Some(t) = e.downcast_ref::<TrainError>() {
+            t.clone()
+        } else if any(&|c| c.is::<DataError>()) {
+            TrainError::Data(text)
+        } else if any(&|c| c.is::<super::resume::ResumeError>()) {
+            TrainError::Resume(text)
+        } else if any(&|c| c.is::<ModelFileError>() || c.is::<TensorFileError>() || c.is::<std::io::Error>())
+        {
+            TrainError::File(text)
+        } else {
+            TrainError::Refused(text)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::messages::{EpochMetrics, TrainRequest};
-use super::resume::SavedRequest;
 use crate::export::{TensorFileError, write_atomic};
 use crate::model::CapsNetConfig;
 
@@ -45,7 +44,7 @@ pub fn write_metrics(dir: &Path, rows: &[EpochMetrics]) -> Result<(), TensorFile
 #[derive(Serialize)]
 struct RunConfig<'a> {
     #[serde(flatten)]
-    request: SavedRequest,
+    request: &'a TrainRequest,
     /// The device the run used (a name, e.g. `cpu (2 threads)`).
     device_used: &'a str,
     model: &'a CapsNetConfig,
@@ -60,7 +59,7 @@ pub fn write_run_config(
     device: &str,
 ) -> Result<(), TensorFileError> {
     let cfg = RunConfig {
-        request: SavedRequest::of(req),
+        request: req,
         device_used: device,
         model,
     };

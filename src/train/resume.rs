@@ -11,12 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::messages::{EpochMetrics, PruneSchedule, TrainRequest};
+use super::messages::{EpochMetrics, TrainRequest};
 use super::plateau::Plateau;
-use crate::data::DataSource;
-use crate::device::DeviceChoice;
 use crate::export::{TensorFileError, write_atomic};
-use crate::model::Preset;
 
 /// Folder of the resume files inside a run folder.
 pub const RESUME_DIR: &str = "resume";
@@ -66,57 +63,10 @@ pub struct RunState {
     pub history: Vec<EpochMetrics>,
 }
 
-/// The settings of a run as saved in `config.json` and in the resume records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedRequest {
-    data: String,
-    preset: String,
-    epochs: usize,
-    batch: usize,
-    lr: f64,
-    lr_decay: f64,
-    seed: u64,
-    device: String,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-    readback_every: usize,
-    prune: PruneSchedule,
-    validation: Option<usize>,
-    init: Option<PathBuf>,
-    patience: Option<usize>,
-    no_decoder: bool,
-    augment: crate::data::Augment,
-}
-
-impl SavedRequest {
-    /// The savable part of `req`.
-    pub fn of(req: &TrainRequest) -> Self {
-        Self {
-            data: req.data.to_string(),
-            preset: req.preset.to_string(),
-            epochs: req.epochs,
-            batch: req.batch,
-            lr: req.lr,
-            lr_decay: req.lr_decay,
-            seed: req.seed,
-            device: req.device.to_string(),
-            limit_train: req.limit_train,
-            limit_test: req.limit_test,
-            readback_every: req.readback_every,
-            prune: req.prune,
-            validation: req.validation,
-            init: req.init.clone(),
-            patience: req.patience,
-            no_decoder: req.no_decoder,
-            augment: req.augment,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResumeFile {
     version: u32,
-    request: SavedRequest,
+    request: TrainRequest,
     state: RunState,
 }
 
@@ -142,7 +92,10 @@ pub fn write_resume(
     })?;
     let file = ResumeFile {
         version: RESUME_VERSION,
-        request: SavedRequest::of(req),
+        request: TrainRequest {
+            resume: None,
+            ..req.clone()
+        },
         state: state.clone(),
     };
     write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
@@ -196,36 +149,10 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
             file.version, file.state.epoch
         )));
     }
-    let r = file.request;
-    let preset: Preset = r
-        .preset
-        .parse()
-        .map_err(|e: crate::model::config::UnknownPreset| format(e.to_string()))?;
-    let device: DeviceChoice = r
-        .device
-        .parse()
-        .map_err(|e: crate::device::UnknownDevice| format(e.to_string()))?;
-    let data: DataSource = r.data.parse().unwrap_or(DataSource::Mnist);
     let request = TrainRequest {
-        data,
-        preset,
-        epochs: r.epochs,
-        batch: r.batch,
-        lr: r.lr,
-        lr_decay: r.lr_decay,
-        seed: r.seed,
-        device,
-        limit_train: r.limit_train,
-        limit_test: r.limit_test,
         out_dir: Some(dir.to_path_buf()),
-        readback_every: r.readback_every,
-        prune: r.prune,
-        validation: r.validation,
-        init: r.init,
-        patience: r.patience,
-        no_decoder: r.no_decoder,
-        augment: r.augment,
         resume: None,
+        ..file.request
     };
     let opt_path = optimizer_path(dir, epoch);
     let optimizer =

@@ -171,6 +171,7 @@ impl Run<'_> {
 
     /// Device, data, network and optimiser; the run folder; the state of a resumed run.
     fn prepare(&mut self, req: &TrainRequest) -> anyhow::Result<Loop> {
+        req.validate()?;
         let started = Instant::now();
         let SelectedDevice {
             device,
@@ -343,11 +344,12 @@ impl Run<'_> {
         if !loss_sum.is_finite() {
             l.rollbacks += 1;
             if l.rollbacks > MAX_ROLLBACKS {
-                anyhow::bail!(
+                return Err(super::messages::TrainError::Diverged(format!(
                     "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; try a lower --lr (nothing non-finite was saved)",
                     l.rollbacks,
                     self.lr
-                );
+                ))
+                .into());
             }
             l.model = l.last_good.clone();
             l.optim = AdamConfig::new().init();

@@ -99,8 +99,8 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter) {
                 let mut run = Run::new(commands, emit);
                 match super::handle::catch_panic(|| run.train(&req)) {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => emit.send(Event::Failed(crate::errors::error_chain(&e))),
-                    Err(panic) => emit.send(Event::Failed(panic)),
+                    Ok(Err(e)) => emit.send(Event::Failed(super::messages::TrainError::of(&e))),
+                    Err(panic) => emit.send(Event::Failed(super::messages::TrainError::Panicked(panic))),
                 }
                 if run.shutdown {
                     break;

@@ -3,7 +3,11 @@
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, pos2, vec2};
 
-use crate::app::AppState;
+use std::path::Path;
+
+use super::commands::{AppEvent, Commands};
+use crate::data::Split;
+use crate::inspect::{InspectCommand, InspectEvent, ModelSummary, mnist_style};
 
 /// Side of the drawing area in canvas pixels.
 pub const CANVAS_PX: usize = 140;
@@ -11,7 +15,6 @@ pub const CANVAS_PX: usize = 140;
 pub const BRUSH: f32 = 7.0;
 
 /// The drawing and its rasterised pixels.
-#[derive(Clone)]
 pub struct Canvas {
     /// Ink per canvas pixel, `CANVAS_PX * CANVAS_PX`, in [0, 1].
     pub ink: Vec<f32>,
@@ -119,96 +122,211 @@ fn color_image(pixels: &[f32], (channels, height, width): (usize, usize, usize))
     }
 }
 
-/// Draws the canvas panel: a drawing canvas for models that take MNIST digits, else a
-/// test-image picker.
-pub fn show(ui: &mut Ui, s: &mut AppState) {
-    if !s.takes_digits() {
-        return show_picker(ui, s);
+/// The canvas panel's state: the drawing, the input it gives, and the test images to pick.
+#[derive(Debug, Default)]
+pub struct CanvasPanel {
+    /// The drawing.
+    pub canvas: Canvas,
+    /// Path of an image to load.
+    pub image_path: String,
+    /// The label of the test image shown, when one was picked from the model's dataset.
+    pub picked_label: Option<usize>,
+    /// Test digits for "Random test digit" (MNIST's, set by the app).
+    pub test_digits: Option<Split>,
+    /// The model in use (its input size and class names).
+    pub model: Option<ModelSummary>,
+    /// The last error about the image (loading it, or the worker refusing it).
+    pub error: Option<String>,
+    next_digit: usize,
+}
+
+impl CanvasPanel {
+    /// The input the current model takes, (channels, height, width); MNIST's without one.
+    pub fn input_shape(&self) -> (usize, usize, usize) {
+        self.model.as_ref().map_or((1, 28, 28), |m| m.input)
     }
-    ui.heading("Draw a digit");
-    // the canvas shrinks in a narrow window, leaving room for the column beside it
-    let side = (ui.available_width() - 150.0).clamp(96.0, CANVAS_PX as f32 * 1.5);
-    ui.horizontal(|ui| {
-        let size = vec2(side, side);
-        let (resp, painter) = ui.allocate_painter(size, Sense::drag());
-        let rect = resp.rect;
-        let scale = rect.width() / CANVAS_PX as f32;
-        let texture = s.canvas.texture(ui.ctx());
-        painter.image(texture, rect, UV, Color32::WHITE);
-        painter.rect_stroke(
-            rect,
-            4.0,
-            Stroke::new(1.0, Color32::GRAY),
-            egui::StrokeKind::Inside,
-        );
-        if let Some(p) = resp.interact_pointer_pos() {
-            let local = pos2((p.x - rect.min.x) / scale, (p.y - rect.min.y) / scale);
-            let from = s.canvas.last.unwrap_or(local);
-            s.canvas.stroke(from, local);
-            s.canvas.last = Some(local);
-            s.canvas_changed();
+
+    /// Whether the current model takes drawn digits (28x28 grey); otherwise the panel
+    /// picks test images of the model's own dataset or loads image files.
+    pub fn takes_digits(&self) -> bool {
+        self.model.as_ref().is_none_or(ModelSummary::takes_digits)
+    }
+
+    fn send(&mut self, c: InspectCommand, cmds: &mut dyn Commands) {
+        self.error = cmds.inspect(c).err().map(|e| e.to_string());
+    }
+
+    /// Sends the canvas input for inspection.
+    fn inspect(&mut self, cmds: &mut dyn Commands) {
+        self.send(InspectCommand::Inspect(self.canvas.input.clone()), cmds);
+    }
+
+    /// The drawing changed: preprocess it as MNIST digits are, and inspect it.
+    pub fn drawn(&mut self, cmds: &mut dyn Commands) {
+        let px = CANVAS_PX;
+        self.canvas.input = mnist_style(&self.canvas.ink, px, px);
+        self.inspect(cmds);
+    }
+
+    /// "Clear": the drawing, and the inspection of it everywhere (the worker forgets it).
+    pub fn clear(&mut self, cmds: &mut dyn Commands) {
+        self.canvas.clear();
+        self.picked_label = None;
+        self.send(InspectCommand::Forget, cmds);
+    }
+
+    /// Shows the next test digit (or, for a model that takes other images, the next test
+    /// image of its own dataset).
+    pub fn random_digit(&mut self, cmds: &mut dyn Commands) {
+        if !self.takes_digits() {
+            self.next_digit = (self.next_digit * 7919 + 13) % crate::inspect::worker::OWN_TEST_IMAGES;
+            return self.send(InspectCommand::PickTestImage(self.next_digit), cmds);
         }
-        if resp.drag_stopped() || !resp.dragged() {
-            s.canvas.last = None;
+        if let Some(d) = &self.test_digits
+            && !d.is_empty()
+        {
+            self.next_digit = (self.next_digit * 7919 + 13) % d.len();
+            let pixels = d.image_f32(self.next_digit);
+            self.canvas.clear();
+            self.canvas.input = pixels;
+            self.inspect(cmds);
         }
-        ui.vertical(|ui| {
-            ui.label("Network input (28x28)");
-            show_image(ui, &s.canvas.input, (1, 28, 28), 4.0);
-            if ui.button("Clear").clicked() {
-                s.canvas.clear();
-                s.inspection = None;
-                // the capsule map must not keep colouring the erased digit
-                s.activations = None;
+    }
+
+    /// Loads an image file into the canvas input and inspects it.
+    pub fn load_image(&mut self, path: &Path, cmds: &mut dyn Commands) {
+        let loaded = if self.takes_digits() {
+            crate::inspect::load_image(path, 28, 28).map(|px| mnist_style(&px, 28, 28))
+        } else {
+            crate::inspect::image::load_image_as(path, self.input_shape())
+        };
+        match loaded {
+            Ok(px) => {
+                self.canvas.clear();
+                self.canvas.input = px;
+                self.picked_label = None;
+                self.inspect(cmds);
             }
-            if ui.button("Random test digit").clicked() {
-                s.random_digit();
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// Follows the inspection worker's events.
+    pub fn on_event(&mut self, e: &AppEvent) {
+        let AppEvent::Inspect(e) = e else { return };
+        match e {
+            InspectEvent::ModelReady(m) | InspectEvent::Kept(m) => {
+                if self.input_shape() != m.input {
+                    self.canvas.clear();
+                    self.canvas.input = vec![0.0; m.input.0 * m.input.1 * m.input.2];
+                    self.picked_label = None;
+                }
+                self.model = Some((**m).clone());
+            }
+            InspectEvent::Picked { pixels, label } => {
+                self.canvas.clear();
+                self.canvas.input = pixels.clone();
+                self.picked_label = Some(*label);
+                self.error = None;
+            }
+            InspectEvent::Inspected(_) => self.error = None,
+            InspectEvent::Failed(err) if err.about_the_image() => self.error = Some(err.to_string()),
+            _ => {}
+        }
+    }
+
+    /// Draws the panel: a drawing canvas for models that take MNIST digits, else a
+    /// test-image picker.
+    pub fn ui(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        if self.takes_digits() {
+            self.drawing(ui, cmds);
+        } else {
+            self.picker(ui, cmds);
+        }
+        self.image_file_row(ui, cmds);
+        super::training::error_line(ui, self.error.as_deref());
+    }
+
+    fn drawing(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.heading("Draw a digit");
+        // the canvas shrinks in a narrow window, leaving room for the column beside it
+        let side = (ui.available_width() - 150.0).clamp(96.0, CANVAS_PX as f32 * 1.5);
+        ui.horizontal(|ui| {
+            let (resp, painter) = ui.allocate_painter(vec2(side, side), Sense::drag());
+            let rect = resp.rect;
+            let scale = rect.width() / CANVAS_PX as f32;
+            let texture = self.canvas.texture(ui.ctx());
+            painter.image(texture, rect, UV, Color32::WHITE);
+            painter.rect_stroke(
+                rect,
+                4.0,
+                Stroke::new(1.0, Color32::GRAY),
+                egui::StrokeKind::Inside,
+            );
+            if let Some(p) = resp.interact_pointer_pos() {
+                let local = pos2((p.x - rect.min.x) / scale, (p.y - rect.min.y) / scale);
+                let from = self.canvas.last.unwrap_or(local);
+                self.canvas.stroke(from, local);
+                self.canvas.last = Some(local);
+                self.drawn(cmds);
+            }
+            if resp.drag_stopped() || !resp.dragged() {
+                self.canvas.last = None;
+            }
+            ui.vertical(|ui| {
+                ui.label("Network input (28x28)");
+                show_image(ui, &self.canvas.input, (1, 28, 28), 4.0);
+                if ui.button("Clear").clicked() {
+                    self.clear(cmds);
+                }
+                if ui.button("Random test digit").clicked() {
+                    self.random_digit(cmds);
+                }
+            });
+        });
+    }
+
+    /// "Image file" with its path field (as wide as the panel allows) and "Load image".
+    fn image_file_row(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.horizontal(|ui| {
+            let l = ui.label("Image file");
+            let width = (ui.available_width() - 90.0).max(60.0);
+            ui.add(egui::TextEdit::singleline(&mut self.image_path).desired_width(width))
+                .labelled_by(l.id);
+            if ui.button("Load image").clicked() {
+                let path = std::path::PathBuf::from(&self.image_path);
+                self.load_image(&path, cmds);
             }
         });
-    });
-    image_file_row(ui, s);
-}
+    }
 
-/// "Image file" with its path field (as wide as the panel allows) and "Load image".
-fn image_file_row(ui: &mut Ui, s: &mut AppState) {
-    ui.horizontal(|ui| {
-        let l = ui.label("Image file");
-        let width = (ui.available_width() - 90.0).max(60.0);
-        ui.add(egui::TextEdit::singleline(&mut s.image_path).desired_width(width))
-            .labelled_by(l.id);
-        if ui.button("Load image").clicked() {
-            let path = s.image_path.clone();
-            s.load_image(std::path::Path::new(&path));
-        }
-    });
-}
-
-/// The panel for a model that takes other images than drawn digits (e.g. CIFAR-10's
-/// colour images): a test image of its dataset or an image file, at the model's size.
-fn show_picker(ui: &mut Ui, s: &mut AppState) {
-    ui.heading("Test image");
-    let shape = s.input_shape();
-    let (channels, height, width) = shape;
-    let kind = if channels == 1 { "grey" } else { "colour" };
-    ui.label(format!(
-        "This model takes {width}x{height} {kind} images: pick a test image of its dataset or load an image file."
-    ));
-    ui.horizontal(|ui| {
-        let scale = (CANVAS_PX as f32 * 1.5 / height.max(width).max(1) as f32).max(1.0);
-        show_image(ui, &s.canvas.input, shape, scale);
-        ui.vertical(|ui| {
-            if let Some(label) = s.picked_label {
-                let name = s
-                    .model
-                    .as_ref()
-                    .map_or(label.to_string(), |m| m.class_name(label));
-                ui.label(format!("Label: {name}"));
-            }
-            if ui.button("Random test image").clicked() {
-                s.random_digit();
-            }
+    /// For a model that takes other images than drawn digits (e.g. CIFAR-10's colour
+    /// images): a test image of its dataset or an image file, at the model's size.
+    fn picker(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.heading("Test image");
+        let shape = self.input_shape();
+        let (channels, height, width) = shape;
+        let kind = if channels == 1 { "grey" } else { "colour" };
+        ui.label(format!(
+            "This model takes {width}x{height} {kind} images: pick a test image of its dataset or load an image file."
+        ));
+        ui.horizontal(|ui| {
+            let scale = (CANVAS_PX as f32 * 1.5 / height.max(width).max(1) as f32).max(1.0);
+            show_image(ui, &self.canvas.input, shape, scale);
+            ui.vertical(|ui| {
+                if let Some(label) = self.picked_label {
+                    let name = self
+                        .model
+                        .as_ref()
+                        .map_or(label.to_string(), |m| m.class_name(label));
+                    ui.label(format!("Label: {name}"));
+                }
+                if ui.button("Random test image").clicked() {
+                    self.random_digit(cmds);
+                }
+            });
         });
-    });
-    image_file_row(ui, s);
+    }
 }
 
 /// Paints an image of `shape` = (channels, height, width), values in [0, 1] channel-first,

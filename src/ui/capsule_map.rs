@@ -3,10 +3,55 @@
 
 use egui::{Color32, Rect, Sense, Ui, pos2, vec2};
 
-use crate::app::AppState;
+use super::commands::AppEvent;
+use crate::inspect::{InspectEvent, ModelSummary};
+
+/// The capsule map's state.
+#[derive(Debug, Default)]
+pub struct CapsuleMapPanel {
+    /// The model in use.
+    pub model: Option<ModelSummary>,
+    /// Alive map after the last slider move (the model's own before one).
+    pub alive: Option<Vec<bool>>,
+    /// Activation per dense capsule index for the image inspected last.
+    pub activations: Option<Vec<f32>>,
+}
+
+impl CapsuleMapPanel {
+    /// Follows the inspection worker's events.
+    pub fn on_event(&mut self, e: &AppEvent) {
+        let AppEvent::Inspect(e) = e else { return };
+        match e {
+            InspectEvent::ModelReady(m) | InspectEvent::Kept(m) => {
+                self.model = Some((**m).clone());
+                self.alive = None;
+            }
+            InspectEvent::Pruned(r) => self.alive = Some(r.alive.clone()),
+            InspectEvent::Inspected(r) => {
+                self.activations = self.model.as_ref().map(|m| {
+                    let mut act = vec![0.0; m.alive.len()];
+                    for (a, i) in r.activations.iter().zip(&r.indices) {
+                        if let Some(slot) = act.get_mut(*i) {
+                            *slot = *a;
+                        }
+                    }
+                    act
+                });
+            }
+            // the map must not keep colouring an erased image
+            InspectEvent::Forgotten => self.activations = None,
+            _ => {}
+        }
+    }
+
+    /// Draws the panel.
+    pub fn ui(&self, ui: &mut Ui) {
+        show(ui, self);
+    }
+}
 
 /// Draws the capsule map.
-pub fn show(ui: &mut Ui, s: &AppState) {
+fn show(ui: &mut Ui, s: &CapsuleMapPanel) {
     ui.heading("Primary capsules");
     let Some(m) = &s.model else {
         ui.label("No model loaded.");

@@ -6,8 +6,63 @@
 use egui::{Color32, Ui};
 use egui_plot::{Line, Plot, PlotPoints, Points};
 
-use crate::app::AppState;
-use crate::train::EpochMetrics;
+use super::commands::AppEvent;
+use crate::inspect::InspectEvent;
+use crate::train::{EpochMetrics, Event};
+
+/// One progress report, for the curves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPoint {
+    /// Global step.
+    pub step: usize,
+    /// Mean loss since the last report.
+    pub loss: f64,
+    /// Training accuracy since the last report.
+    pub accuracy: f64,
+}
+
+/// The curves panel's data.
+#[derive(Debug, Default)]
+pub struct CurvesPanel {
+    /// Progress reports of the current run.
+    pub history: Vec<StepPoint>,
+    /// Finished epochs and the step at which each ended.
+    pub epochs: Vec<(EpochMetrics, usize)>,
+    /// (sparsity, accuracy) of every slider result.
+    pub slider_history: Vec<(f64, f64)>,
+}
+
+impl CurvesPanel {
+    /// Follows both workers' events.
+    pub fn on_event(&mut self, e: &AppEvent) {
+        match e {
+            AppEvent::Train(Event::Started { .. }) => {
+                self.history.clear();
+                self.epochs.clear();
+            }
+            AppEvent::Train(Event::Step(s)) => self.history.push(StepPoint {
+                step: s.global_step,
+                loss: s.loss,
+                accuracy: s.accuracy,
+            }),
+            AppEvent::Train(Event::Epoch(m)) => {
+                let step = self.history.last().map_or(0, |p| p.step);
+                self.epochs.push((m.clone(), step));
+            }
+            AppEvent::Inspect(InspectEvent::Pruned(r)) => {
+                if let Some(a) = r.accuracy {
+                    self.slider_history.push((r.sparsity, a));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Draws the panel.
+    pub fn ui(&self, ui: &mut Ui) {
+        show(ui, self);
+    }
+}
 
 /// `sweep.csv` of the shipped MNIST model (`results/`, made by `scripts/reproduce.sh`).
 const MNIST_SWEEPS: [(&str, &str); 2] = [
@@ -85,7 +140,7 @@ fn line(name: &str, i: usize, pts: Vec<[f64; 2]>) -> Line<'static> {
 
 /// Draws the curves panel: training loss and accuracy, sparsity by layer, and accuracy
 /// against sparsity.
-pub fn show(ui: &mut Ui, s: &AppState) {
+fn show(ui: &mut Ui, s: &CurvesPanel) {
     ui.heading("Curves");
     // the training curves on top, sparsity and the slider's accuracy side by side below
     let half = (ui.available_height() / 2.0 - 40.0).max(80.0);
@@ -96,9 +151,9 @@ pub fn show(ui: &mut Ui, s: &AppState) {
     });
 }
 
-fn training_chart(ui: &mut Ui, s: &AppState, height: f32) {
-    let h = s.training.history.as_slice();
-    let e = &s.training.epochs;
+fn training_chart(ui: &mut Ui, s: &CurvesPanel, height: f32) {
+    let h = s.history.as_slice();
+    let e = &s.epochs;
     legend(ui, &["train loss", "train accuracy", "test accuracy"]);
     if h.is_empty() && e.is_empty() {
         placeholder(ui, height, "No training yet: press Start");
@@ -123,8 +178,8 @@ fn training_chart(ui: &mut Ui, s: &AppState, height: f32) {
         });
 }
 
-fn sparsity_chart(ui: &mut Ui, s: &AppState, height: f32) {
-    let e = &s.training.epochs;
+fn sparsity_chart(ui: &mut Ui, s: &CurvesPanel, height: f32) {
+    let e = &s.epochs;
     legend(
         ui,
         &[
@@ -169,7 +224,7 @@ fn sparsity_chart(ui: &mut Ui, s: &AppState, height: f32) {
         });
 }
 
-fn slider_chart(ui: &mut Ui, s: &AppState, height: f32) {
+fn slider_chart(ui: &mut Ui, s: &CurvesPanel, height: f32) {
     legend(
         ui,
         &[

@@ -7,8 +7,9 @@ use egui::{Color32, Rect, Stroke, Ui, vec2};
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::canvas::show_image;
-use crate::app::AppState;
-use crate::inspect::DigitInspection;
+use super::commands::{AppEvent, Commands};
+use super::routing::RoutingState;
+use crate::inspect::{DigitInspection, InspectCommand, InspectEvent, ModelSummary};
 
 /// Top capsules drawn as receptive fields, and their colours (strongest first).
 const FIELD_COLORS: [Color32; 5] = [
@@ -19,33 +20,131 @@ const FIELD_COLORS: [Color32; 5] = [
     Color32::from_rgb(90, 170, 255),
 ];
 
-/// Draws the inspection panel.
-pub fn show(ui: &mut Ui, s: &mut AppState) {
-    ui.heading("Prediction");
-    // taken out for the frame (not cloned) and put back below
-    let Some(r) = s.inspection.take() else {
-        ui.label("Draw a digit or pick a random test digit.");
-        return;
-    };
-    show_inspection(ui, s, &r);
-    if s.inspection.is_none() {
-        s.inspection = Some(r);
+/// The inspection panel's state.
+#[derive(Debug)]
+pub struct InspectionPanel {
+    /// The last inspection.
+    pub inspection: Option<DigitInspection>,
+    /// The last perturbed reconstruction.
+    pub reconstruction: Option<Vec<f32>>,
+    /// Offsets of the winning capsule's dimensions.
+    pub perturb: Vec<f32>,
+    /// The routing view.
+    pub routing: RoutingState,
+    /// The model in use (receptive fields, class names, capsule grid).
+    pub model: Option<ModelSummary>,
+    /// A perturbation the worker could not take.
+    pub error: Option<String>,
+    /// Counts inspections, so views built from one can be cached.
+    inspection_id: u64,
+}
+
+impl Default for InspectionPanel {
+    fn default() -> Self {
+        Self {
+            inspection: None,
+            reconstruction: None,
+            perturb: vec![0.0; 16],
+            routing: RoutingState::default(),
+            model: None,
+            error: None,
+            inspection_id: 0,
+        }
     }
 }
 
-fn show_inspection(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
-    ui.label(
-        egui::RichText::new(format!(
-            "Prediction: {} ({:.2})",
-            s.model
-                .as_ref()
-                .map_or(r.prediction.to_string(), |m| m.class_name(r.prediction)),
-            r.lengths[r.prediction]
-        ))
-        .size(20.0),
-    );
-    let bars: Vec<Bar> = r
-        .lengths
+impl InspectionPanel {
+    /// Follows the inspection worker's events.
+    pub fn on_event(&mut self, e: &AppEvent) {
+        let AppEvent::Inspect(e) = e else { return };
+        match e {
+            InspectEvent::Inspected(r) => {
+                self.reconstruction = None;
+                self.inspection_id += 1;
+                self.inspection = Some((**r).clone());
+            }
+            InspectEvent::Reconstruction(img) => self.reconstruction = Some(img.clone()),
+            InspectEvent::Forgotten => {
+                self.inspection = None;
+                self.reconstruction = None;
+            }
+            InspectEvent::ModelReady(m) | InspectEvent::Kept(m) => self.model = Some((**m).clone()),
+            _ => {}
+        }
+    }
+
+    /// The input shape of the model, (channels, height, width); MNIST's without one.
+    fn input_shape(&self) -> (usize, usize, usize) {
+        self.model.as_ref().map_or((1, 28, 28), |m| m.input)
+    }
+
+    /// Draws the panel.
+    pub fn ui(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.heading("Prediction");
+        // taken out for the frame (not cloned) and put back below
+        let Some(r) = self.inspection.take() else {
+            ui.label("Draw a digit or pick a random test digit.");
+            return;
+        };
+        self.show_inspection(ui, &r, cmds);
+        self.inspection = Some(r);
+    }
+
+    fn show_inspection(&mut self, ui: &mut Ui, r: &DigitInspection, cmds: &mut dyn Commands) {
+        let class = self
+            .model
+            .as_ref()
+            .map_or(r.prediction.to_string(), |m| m.class_name(r.prediction));
+        let text = format!("Prediction: {class} ({:.2})", r.lengths[r.prediction]);
+        ui.label(egui::RichText::new(text).size(20.0));
+        lengths_chart(ui, &r.lengths);
+        let shape = self.input_shape();
+        let scale = 3.0 * 28.0 / shape.1.max(1) as f32;
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label("Reconstruction");
+                let img = self
+                    .reconstruction
+                    .as_ref()
+                    .or(r.reconstruction.as_ref())
+                    .map_or(&[][..], |v| v.as_slice());
+                show_image(ui, img, shape, scale);
+            });
+            ui.vertical(|ui| {
+                ui.label("Top capsules on the input");
+                receptive_fields(ui, self.model.as_ref(), r, (shape, scale));
+            });
+        });
+        for (v, color) in r.top_capsules.iter().zip(FIELD_COLORS) {
+            ui.colored_label(
+                color,
+                format!(
+                    "#{} type {} ({},{}): coupling {:.3}, length {:.3}",
+                    v.capsule, v.capsule_type, v.y, v.x, v.coupling, v.activation
+                ),
+            );
+        }
+        ui.collapsing("Winning capsule's 16 dimensions", |ui| {
+            let mut changed = false;
+            for (e, d) in self.perturb.iter_mut().enumerate() {
+                changed |= ui
+                    .add(egui::Slider::new(d, -0.25..=0.25).text(format!("dim {e}")))
+                    .changed();
+            }
+            if changed {
+                let c = InspectCommand::Perturb(self.perturb.clone());
+                self.error = cmds.inspect(c).err().map(|e| e.to_string());
+            }
+            super::training::error_line(ui, self.error.as_deref());
+        });
+        let cells = self.model.as_ref().map_or(0, |m| m.grid_h * m.grid_w);
+        super::routing::show(ui, &mut self.routing, r, (self.inspection_id, cells));
+    }
+}
+
+/// The class-capsule lengths as bars.
+fn lengths_chart(ui: &mut Ui, lengths: &[f32]) {
+    let bars: Vec<Bar> = lengths
         .iter()
         .enumerate()
         .map(|(j, l)| Bar::new(j as f64, *l as f64))
@@ -57,57 +156,18 @@ fn show_inspection(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
         .allow_zoom(false)
         .allow_drag(false)
         .show(ui, |p| p.bar_chart(BarChart::new("class-capsule length", bars)));
-    ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.label("Reconstruction");
-            let img = s
-                .reconstruction
-                .clone()
-                .or_else(|| r.reconstruction.clone())
-                .unwrap_or_default();
-            show_image(
-                ui,
-                &img,
-                s.input_shape(),
-                3.0 * 28.0 / s.input_shape().1.max(1) as f32,
-            );
-        });
-        ui.vertical(|ui| {
-            ui.label("Top capsules on the input");
-            receptive_fields(ui, s, r);
-        });
-    });
-    for (v, color) in r.top_capsules.iter().zip(FIELD_COLORS) {
-        ui.colored_label(
-            color,
-            format!(
-                "#{} type {} ({},{}): coupling {:.3}, length {:.3}",
-                v.capsule, v.capsule_type, v.y, v.x, v.coupling, v.activation
-            ),
-        );
-    }
-    ui.collapsing("Winning capsule's 16 dimensions", |ui| {
-        let mut changed = false;
-        for (e, d) in s.perturb.iter_mut().enumerate() {
-            changed |= ui
-                .add(egui::Slider::new(d, -0.25..=0.25).text(format!("dim {e}")))
-                .changed();
-        }
-        if changed {
-            s.send_perturbation();
-        }
-    });
-    super::routing::show(ui, s, r);
 }
 
 /// The input the network saw, with the receptive fields of the capsules coupled most to the
 /// winner drawn on it.
-fn receptive_fields(ui: &mut Ui, s: &AppState, r: &DigitInspection) {
-    let scale = 3.0;
-    let shape = s.input_shape();
-    let scale = scale * 28.0 / shape.1.max(1) as f32;
-    let rect = show_image(ui, &s.canvas.input, shape, scale);
-    let Some(m) = &s.model else { return };
+fn receptive_fields(
+    ui: &mut Ui,
+    model: Option<&ModelSummary>,
+    r: &DigitInspection,
+    (shape, scale): ((usize, usize, usize), f32),
+) {
+    let rect = show_image(ui, &r.input, shape, scale);
+    let Some(m) = model else { return };
     let painter = ui.painter_at(rect);
     for (v, color) in r.top_capsules.iter().zip(FIELD_COLORS).rev() {
         let min = rect.min + vec2((v.x * m.field_stride) as f32, (v.y * m.field_stride) as f32) * scale;

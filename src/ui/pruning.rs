@@ -1,13 +1,265 @@
 //! Pruning panel: the live sparsity slider (weights by magnitude, or whole capsules) with
-//! its accuracy on held-out digits, Keep / Reset, and export / load of model files.
+//! its accuracy on held-out images, Keep / Reset, and export / load of model files.
 
 use egui::Ui;
 
-use crate::app::AppState;
-use crate::inspect::SliderMethod;
+use super::commands::{AppEvent, Commands};
+use super::training::error_line;
+use crate::data::DataSource;
+use crate::inspect::builtin::BUILTIN_MODELS;
+use crate::inspect::{InspectCommand, InspectEvent, KeepRequest, PruneMethod, SliderResult};
+
+/// The pruning panel's state.
+#[derive(Debug, Clone)]
+pub struct PrunePanel {
+    /// Slider value.
+    pub sparsity: f64,
+    /// How the slider prunes.
+    pub method: PruneMethod,
+    /// The last slider result.
+    pub slider: Option<SliderResult>,
+    /// Fine-tuning after "Keep": (steps done, steps in all).
+    pub tuning: Option<(usize, usize)>,
+    /// Path for export / load.
+    pub model_path: String,
+    /// What "Keep" fine-tunes on: the training form's dataset and image limit (the app
+    /// keeps them in step with the form).
+    pub keep_on: (DataSource, Option<usize>),
+    /// Result of the last load, export or Keep.
+    pub status: Option<String>,
+    /// The last error of the inspection worker about the model, or of a send.
+    pub error: Option<String>,
+}
+
+impl Default for PrunePanel {
+    fn default() -> Self {
+        Self {
+            sparsity: 0.0,
+            method: PruneMethod::Magnitude,
+            slider: None,
+            tuning: None,
+            model_path: std::env::temp_dir()
+                .join("sparsecaps-export.safetensors")
+                .display()
+                .to_string(),
+            keep_on: (DataSource::Mnist, None),
+            status: None,
+            error: None,
+        }
+    }
+}
+
+impl PrunePanel {
+    fn send(&mut self, c: InspectCommand, cmds: &mut dyn Commands) -> bool {
+        match cmds.inspect(c) {
+            Ok(()) => {
+                self.error = None;
+                true
+            }
+            Err(e) => {
+                self.error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Loads built-in model `i` of [`BUILTIN_MODELS`].
+    pub fn load_builtin(&mut self, i: usize, cmds: &mut dyn Commands) {
+        if let Some((name, bytes)) = BUILTIN_MODELS.get(i)
+            && self.send(InspectCommand::LoadBytes { name, bytes }, cmds)
+        {
+            self.status = Some(format!("loading the built-in {name}..."));
+        }
+    }
+
+    /// Loads the model file at the path field.
+    pub fn load_model(&mut self, cmds: &mut dyn Commands) {
+        let path = std::path::PathBuf::from(&self.model_path);
+        if self.send(InspectCommand::Load(path.clone()), cmds) {
+            self.status = Some(format!("loading {}...", path.display()));
+        }
+    }
+
+    /// Exports the current (pruned) model, compacted, to the path field.
+    pub fn export(&mut self, cmds: &mut dyn Commands) {
+        let path = std::path::PathBuf::from(&self.model_path);
+        if self.send(InspectCommand::Export(path.clone()), cmds) {
+            self.status = Some(format!("exporting to {}...", path.display()));
+        }
+    }
+
+    /// "Keep": commit the slider's pruning and fine-tune under its mask for one epoch.
+    pub fn keep(&mut self, cmds: &mut dyn Commands) {
+        let (data, limit) = self.keep_on.clone();
+        let req = KeepRequest {
+            data: data.clone(),
+            images: limit.unwrap_or(usize::MAX),
+            epochs: 1,
+        };
+        if self.send(InspectCommand::Keep(req), cmds) {
+            self.tuning = Some((0, 1));
+            self.status = Some(format!("fine-tuning under the mask on {data}..."));
+        }
+    }
+
+    /// The slider or the method changed.
+    fn sparsity_changed(&mut self, cmds: &mut dyn Commands) {
+        let c = InspectCommand::SetSparsity {
+            sparsity: self.sparsity,
+            method: self.method,
+        };
+        self.send(c, cmds);
+    }
+
+    /// Follows the inspection worker's events.
+    pub fn on_event(&mut self, e: &AppEvent) {
+        let AppEvent::Inspect(e) = e else { return };
+        match e {
+            InspectEvent::Pruned(r) => self.slider = Some(r.clone()),
+            InspectEvent::Tuning { done, total } => self.tuning = Some((*done, *total)),
+            InspectEvent::KeepCancelled => {
+                self.tuning = None;
+                self.status =
+                    Some("Keep cancelled: the slider's pruning is as it was, not fine-tuned".into());
+            }
+            InspectEvent::Kept(_) => {
+                self.tuning = None;
+                self.status = Some("kept: fine-tuned under the mask".into());
+            }
+            InspectEvent::ModelReady(m) => {
+                let alive = m.alive.iter().filter(|a| **a).count();
+                self.status = Some(format!("model: {alive}/{} capsules alive", m.alive.len()));
+                self.error = None;
+                self.slider = None;
+                self.sparsity = 0.0;
+            }
+            InspectEvent::Exported {
+                path,
+                bytes,
+                dense_ms,
+                compact_ms,
+            } => {
+                self.status = Some(format!(
+                    "exported {} ({:.2} MB); batch-32 inference dense {dense_ms:.1} ms, compact {compact_ms:.1} ms",
+                    path.display(),
+                    *bytes as f64 / 1e6
+                ));
+            }
+            InspectEvent::Failed(err) if !err.about_the_image() => {
+                self.tuning = None;
+                self.error = Some(err.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// Draws the panel.
+    pub fn ui(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.heading("Prune");
+        let tuning = self.tuning.is_some();
+        ui.add_enabled_ui(!tuning, |ui| {
+            let mut changed = false;
+            ui.horizontal(|ui| {
+                ui.label("Method");
+                for m in [PruneMethod::Magnitude, PruneMethod::Capsules] {
+                    changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
+                }
+            });
+            changed |= ui
+                .add(egui::Slider::new(&mut self.sparsity, 0.0..=0.99).text("Sparsity"))
+                .changed();
+            if changed {
+                self.sparsity_changed(cmds);
+            }
+        });
+        // Every line below is always there (with "-" until known), so the buttons under them
+        // never move when a result or the fine-tuning bar appears.
+        ui.small(match self.method {
+            PruneMethod::Capsules => "Fraction of primary capsules removed (whole types first).",
+            PruneMethod::Magnitude => "Fraction of weights removed (smallest magnitude first).",
+        });
+        result_lines(ui, self.slider.as_ref());
+        self.keep_controls(ui, tuning, cmds);
+        ui.separator();
+        self.file_controls(ui, cmds);
+    }
+
+    /// Keep and Reset, and the fine-tuning progress with Cancel (or the space it takes).
+    fn keep_controls(&mut self, ui: &mut Ui, tuning: bool, cmds: &mut dyn Commands) {
+        ui.horizontal(|ui| {
+            let can_keep = !tuning && self.slider.as_ref().is_some_and(|r| r.sparsity > 0.0);
+            if ui
+                .add_enabled(can_keep, egui::Button::new("Keep"))
+                .on_hover_text("Make this pruning permanent and fine-tune one epoch under its mask")
+                .clicked()
+            {
+                self.keep(cmds);
+            }
+            if ui.add_enabled(!tuning, egui::Button::new("Reset")).clicked() {
+                self.sparsity = 0.0;
+                self.send(InspectCommand::Reset, cmds);
+            }
+        });
+        match self.tuning {
+            Some((done, total)) => {
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("Cancel")
+                        .on_hover_text("Stop fine-tuning; the pruning stays as it was")
+                        .clicked()
+                    {
+                        cmds.cancel_keep();
+                    }
+                    ui.add(
+                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                            .text(format!("fine-tuning step {done}/{total}")),
+                    );
+                });
+            }
+            None => {
+                let height = ui.spacing().interact_size.y;
+                ui.allocate_space(egui::vec2(ui.available_width(), height));
+            }
+        }
+    }
+
+    /// The model file field, Export / Load / Choose, the built-in models, the status and
+    /// the error line.
+    fn file_controls(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        ui.horizontal(|ui| {
+            let l = ui.label("File");
+            ui.text_edit_singleline(&mut self.model_path).labelled_by(l.id);
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Export compact").clicked() {
+                self.export(cmds);
+            }
+            if ui.button("Load model").clicked() {
+                self.load_model(cmds);
+            }
+            if ui.button("Choose file...").clicked()
+                && let Some(p) = rfd::FileDialog::new()
+                    .add_filter("model", &["safetensors"])
+                    .pick_file()
+            {
+                self.model_path = p.display().to_string();
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Built in:");
+            for (i, (name, _)) in BUILTIN_MODELS.iter().enumerate() {
+                if ui.button(*name).clicked() {
+                    self.load_builtin(i, cmds);
+                }
+            }
+        });
+        ui.label(self.status.as_deref().unwrap_or(""));
+        error_line(ui, self.error.as_deref());
+    }
+}
 
 /// The slider's result: sparsity, held-out accuracy, alive capsules and time, one line each.
-fn result_lines(ui: &mut Ui, r: Option<&crate::inspect::SliderResult>) {
+fn result_lines(ui: &mut Ui, r: Option<&SliderResult>) {
     let dash = || "-".to_string();
     ui.label(format!("Sparsity: {:.3}", r.map_or(0.0, |r| r.sparsity)));
     let acc = r
@@ -18,108 +270,4 @@ fn result_lines(ui: &mut Ui, r: Option<&crate::inspect::SliderResult>) {
     ui.label(format!("Alive capsules: {alive}"));
     let ms = r.map_or_else(dash, |r| format!("{:.0}", r.elapsed_ms));
     ui.small(format!("pruned and evaluated in {ms} ms"));
-}
-
-/// Draws the pruning panel.
-pub fn show(ui: &mut Ui, s: &mut AppState) {
-    ui.heading("Prune");
-    let tuning = s.tuning.is_some();
-    ui.add_enabled_ui(!tuning, |ui| {
-        ui.horizontal(|ui| {
-            ui.label("Method");
-            for m in [SliderMethod::Magnitude, SliderMethod::Capsules] {
-                if ui.radio_value(&mut s.slider_method, m, m.label()).changed() {
-                    s.sparsity_changed();
-                }
-            }
-        });
-        let resp = ui.add(egui::Slider::new(&mut s.sparsity, 0.0..=0.99).text("Sparsity"));
-        if resp.changed() {
-            s.sparsity_changed();
-        }
-    });
-    // Every line below is always there (with "-" until known), so the buttons under them
-    // never move when a result or the fine-tuning bar appears.
-    ui.small(match s.slider_method {
-        SliderMethod::Capsules => "Fraction of primary capsules removed (whole types first).",
-        SliderMethod::Magnitude => "Fraction of weights removed (smallest magnitude first).",
-    });
-    result_lines(ui, s.slider.as_ref());
-    keep_controls(ui, s, tuning);
-    ui.separator();
-    file_controls(ui, s);
-}
-
-/// Keep and Reset, and the fine-tuning progress with Cancel (or the space it takes).
-fn keep_controls(ui: &mut Ui, s: &mut AppState, tuning: bool) {
-    ui.horizontal(|ui| {
-        let can_keep = !tuning && s.slider.as_ref().is_some_and(|r| r.sparsity > 0.0);
-        if ui
-            .add_enabled(can_keep, egui::Button::new("Keep"))
-            .on_hover_text("Make this pruning permanent and fine-tune one epoch under its mask")
-            .clicked()
-        {
-            s.keep_pruning();
-        }
-        if ui.add_enabled(!tuning, egui::Button::new("Reset")).clicked() {
-            s.reset_pruning();
-        }
-    });
-    match s.tuning {
-        Some((done, total)) => {
-            ui.horizontal(|ui| {
-                if ui
-                    .button("Cancel")
-                    .on_hover_text("Stop fine-tuning; the pruning stays as it was")
-                    .clicked()
-                {
-                    s.cancel_keep();
-                }
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                        .text(format!("fine-tuning step {done}/{total}")),
-                );
-            });
-        }
-        None => {
-            let height = ui.spacing().interact_size.y;
-            ui.allocate_space(egui::vec2(ui.available_width(), height));
-        }
-    }
-}
-
-/// The model file field, Export / Load / Choose, the built-in models and I/O status.
-fn file_controls(ui: &mut Ui, s: &mut AppState) {
-    ui.horizontal(|ui| {
-        let l = ui.label("File");
-        ui.text_edit_singleline(&mut s.model_path).labelled_by(l.id);
-    });
-    ui.horizontal(|ui| {
-        if ui.button("Export compact").clicked() {
-            let path = s.model_path.clone();
-            s.export_to(std::path::Path::new(&path));
-        }
-        if ui.button("Load model").clicked() {
-            let path = s.model_path.clone();
-            s.load_model_from(std::path::Path::new(&path));
-        }
-        if ui.button("Choose file...").clicked()
-            && let Some(p) = rfd::FileDialog::new()
-                .add_filter("model", &["safetensors"])
-                .pick_file()
-        {
-            s.model_path = p.display().to_string();
-        }
-    });
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Built in:");
-        for (i, (name, _)) in crate::app::BUILTIN_MODELS.iter().enumerate() {
-            if ui.button(*name).clicked() {
-                s.load_builtin(i);
-            }
-        }
-    });
-    if let Some(m) = &s.io_status {
-        ui.label(m);
-    }
 }

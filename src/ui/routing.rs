@@ -5,7 +5,6 @@
 
 use egui::{Color32, Rect, Sense, Ui, pos2, vec2};
 
-use crate::app::AppState;
 use crate::inspect::DigitInspection;
 
 /// What the routing view shows.
@@ -16,6 +15,36 @@ pub enum RoutingView {
     Types,
     /// One column per routed capsule of one type.
     Capsules(usize),
+}
+
+/// What the routing view shows and its cached heatmap.
+pub struct RoutingState {
+    /// Routing iteration shown (0-based; clamped to the inspection's iterations, so the
+    /// default shows the last).
+    pub iter: usize,
+    /// Capsule types, or the capsules of one type.
+    pub view: RoutingView,
+    /// The heatmap texture and the (inspection, iteration, view) it shows.
+    texture: Option<((u64, usize, RoutingView), egui::TextureHandle)>,
+}
+
+impl Default for RoutingState {
+    fn default() -> Self {
+        Self {
+            iter: usize::MAX,
+            view: RoutingView::Types,
+            texture: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoutingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutingState")
+            .field("iter", &self.iter)
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Columns of the view: a label for hover text and the routed capsules (positions in the
@@ -67,42 +96,43 @@ fn cell_values(coupling: &[f32], k: usize, cols: &[Column]) -> Vec<f32> {
     out
 }
 
-/// Draws the routing view of inspection `r`.
-pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
+/// Draws the routing view of inspection `r` (number `id` of the inspections shown, for the
+/// texture cache) of a model with `cells` capsules per type.
+pub fn show(ui: &mut Ui, s: &mut RoutingState, r: &DigitInspection, (id, cells): (u64, usize)) {
     let iters = r.coupling.len();
     let k = r.capsules.max(1);
     if iters == 0 {
         return;
     }
-    s.routing_iter = s.routing_iter.min(iters - 1);
+    s.iter = s.iter.min(iters - 1);
     ui.horizontal(|ui| {
         ui.label("Routing, iteration");
         for i in 0..iters {
-            ui.selectable_value(&mut s.routing_iter, i, format!("{}", i + 1));
+            ui.selectable_value(&mut s.iter, i, format!("{}", i + 1));
         }
     });
-    if let RoutingView::Capsules(t) = s.routing_view
+    if let RoutingView::Capsules(t) = s.view
         && ui.button(format!("type {t}: back to all types")).clicked()
     {
-        s.routing_view = RoutingView::Types;
+        s.view = RoutingView::Types;
     }
-    let cells = s.model.as_ref().map_or(k, |m| m.grid_h * m.grid_w);
-    let cols = columns(s.routing_view, &r.indices, cells);
+    let cells = if cells == 0 { k } else { cells };
+    let cols = columns(s.view, &r.indices, cells);
     if cols.is_empty() {
-        s.routing_view = RoutingView::Types;
+        s.view = RoutingView::Types;
         return;
     }
-    let values = cell_values(&r.coupling[s.routing_iter], k, &cols);
+    let values = cell_values(&r.coupling[s.iter], k, &cols);
     let classes = values.len() / cols.len();
-    let key = (s.inspection_id, s.routing_iter, s.routing_view);
-    let texture = match &s.routing_texture {
+    let key = (id, s.iter, s.view);
+    let texture = match &s.texture {
         Some((cached, t)) if *cached == key => t.clone(),
         _ => {
             let image = egui::ColorImage::new([cols.len(), classes], colours(&values, &r.coupling, classes));
             let t = ui
                 .ctx()
                 .load_texture("routing", image, egui::TextureOptions::NEAREST);
-            s.routing_texture = Some((key, t.clone()));
+            s.texture = Some((key, t.clone()));
             t
         }
     };
@@ -112,7 +142,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
     let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
     ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
     interact(s, r, &resp, rect, (&cols, &values), cells);
-    let shown = match s.routing_view {
+    let shown = match s.view {
         RoutingView::Types => format!(
             "{} types (mean coupling per type; click one for its capsules)",
             cols.len()
@@ -130,7 +160,7 @@ pub fn show(ui: &mut Ui, s: &mut AppState, r: &DigitInspection) {
 /// Hover text with the exact value of the cell under the pointer, and a click on a type
 /// column drilling down to its capsules.
 fn interact(
-    s: &mut AppState,
+    s: &mut RoutingState,
     r: &DigitInspection,
     resp: &egui::Response,
     rect: Rect,
@@ -158,12 +188,12 @@ fn interact(
         ));
     }
     if resp.clicked()
-        && s.routing_view == RoutingView::Types
+        && s.view == RoutingView::Types
         && let Some(p) = resp.interact_pointer_pos()
     {
         let (col, _) = cell_at(p);
         if let Some(&first) = cols[col].members.first() {
-            s.routing_view = RoutingView::Capsules(r.indices[first] / cells.max(1));
+            s.view = RoutingView::Capsules(r.indices[first] / cells.max(1));
         }
     }
 }
