@@ -52,6 +52,26 @@ impl Workers {
     }
 }
 
+impl Drop for Workers {
+    /// Stops both threads at once and waits for them together, so closing the window
+    /// waits at most [`crate::train::handle::JOIN_WAIT`].
+    fn drop(&mut self) {
+        if let Some(t) = &mut self.trainer {
+            t.stop();
+        }
+        if let Some(i) = &mut self.inspector {
+            i.stop();
+        }
+        let deadline = Instant::now() + crate::train::handle::JOIN_WAIT;
+        if let Some(t) = &mut self.trainer {
+            t.wait_until(deadline);
+        }
+        if let Some(i) = &mut self.inspector {
+            i.wait_until(deadline);
+        }
+    }
+}
+
 impl Commands for Workers {
     fn train(&mut self, command: Command) -> Result<(), SendError> {
         self.trainer

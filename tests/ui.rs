@@ -345,6 +345,19 @@ fn keep_can_be_cancelled_and_clear_forgets_the_digit() {
     assert!(h.state().pruning.tuning.is_none());
     assert!(has_label(&h, "K/N: 288/576"), "the slider's pruning stays");
     assert!(h.query_by_label("Cancel").is_none());
+    // closing the window in the middle of a Keep does not wait for it
+    h.get_by_label("Keep").click();
+    h.step();
+    wait_until(&mut h, 60, "fine-tuning again", |h| {
+        has_label(h, "fine-tuning step")
+    });
+    let closing = Instant::now();
+    drop(h);
+    assert!(
+        closing.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        closing.elapsed()
+    );
 }
 
 #[test]

@@ -11,6 +11,8 @@ pub mod worker;
 
 pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
 pub use image::{ImageError, load_image};
-pub use messages::{InspectCommand, InspectEvent, KeepRequest, ModelSummary, PruneMethod, SliderResult};
+pub use messages::{
+    InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod, SliderResult,
+};
 pub use preprocess::mnist_style;
 pub use worker::{HELD_OUT, Inspector, mnist_held_out};

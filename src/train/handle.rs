@@ -33,8 +33,12 @@ pub enum SendError {
 /// A flag the UI raises to stop a worker's long command early (the worker polls it).
 pub type CancelFlag = Arc<AtomicBool>;
 
+/// How long dropping a [`WorkerHandle`] waits for its thread to end.
+pub const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Handle to a named worker thread. Dropping it raises the cancel flag, sends the shutdown
-/// command and joins the thread, draining its events so a blocked sender can finish.
+/// command and waits up to [`JOIN_WAIT`] for the thread to end, draining its events so a
+/// blocked sender can finish.
 pub struct WorkerHandle<C, E> {
     commands: SyncSender<C>,
     events: Receiver<E>,
@@ -95,25 +99,54 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
     }
 }
 
-impl<C, E> Drop for WorkerHandle<C, E> {
-    fn drop(&mut self) {
+impl<C, E> WorkerHandle<C, E> {
+    /// Raises the cancel flag and queues the shutdown command (once), without waiting.
+    pub fn stop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
         if let Some(c) = self.shutdown.take() {
             let _ = self.commands.try_send(c);
         }
+    }
+
+    /// Waits until the thread has ended or `deadline` has passed, draining its events so a
+    /// blocked sender can finish. A thread still inside a long step is left to end on its
+    /// own (the flags stop it at its next check; files are written atomically).
+    pub fn wait_until(&mut self, deadline: std::time::Instant) {
         if let Some(h) = self.handle.take() {
-            while !h.is_finished() {
+            while !h.is_finished() && std::time::Instant::now() < deadline {
                 while self.events.try_recv().is_ok() {}
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            let _ = h.join();
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
+    }
+}
+
+impl<C, E> Drop for WorkerHandle<C, E> {
+    fn drop(&mut self) {
+        self.stop();
+        self.wait_until(std::time::Instant::now() + JOIN_WAIT);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_a_handle_does_not_wait_for_a_thread_stuck_in_a_long_step() {
+        let w = WorkerHandle::start("t", (1, 1), (), |_rx: Receiver<()>, _tx: SyncSender<()>, _| {
+            // a step that checks no flag for far longer than the wait
+            std::thread::sleep(std::time::Duration::from_secs(20));
+        })
+        .unwrap();
+        let asked = std::time::Instant::now();
+        drop(w);
+        let waited = asked.elapsed();
+        assert!(waited >= JOIN_WAIT && waited < JOIN_WAIT * 5, "{waited:?}");
+    }
 
     #[test]
     fn a_panicking_command_becomes_an_error_and_the_worker_serves_the_next() {

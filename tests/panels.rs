@@ -1,0 +1,345 @@
+//! Each panel on its own, driven like a user with egui_kittest against a recording
+//! `Commands` handle: no worker threads, events handed in by the test.
+
+use burn::prelude::*;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use sparsecaps::export::ModelInfo;
+use sparsecaps::inspect::{
+    DigitInspection, InspectCommand, InspectError, InspectEvent, ModelSummary, PruneMethod, SliderResult,
+    inspect_digit,
+};
+use sparsecaps::model::{CapsNet, Preset};
+use sparsecaps::train::messages::TrainError;
+use sparsecaps::train::{Command, Event, StepReport};
+use sparsecaps::ui::{
+    AppEvent, CanvasPanel, CapsuleMapPanel, CurvesPanel, InspectionPanel, PrunePanel, RecordedCommands,
+    TrainingPanel,
+};
+
+type Pair<P> = (P, RecordedCommands);
+
+/// A harness drawing one panel (with `draw`) against a recording command handle.
+fn harness<P: 'static>(
+    panel: P,
+    draw: fn(&mut P, &mut egui::Ui, &mut RecordedCommands),
+) -> Harness<'static, Pair<P>> {
+    Harness::builder()
+        .with_size(egui::vec2(420.0, 760.0))
+        .build_ui_state(
+            move |ui, (p, c): &mut Pair<P>| {
+                egui::ScrollArea::vertical().show(ui, |ui| draw(p, ui, c));
+            },
+            (panel, RecordedCommands::default()),
+        )
+}
+
+fn has_label<S>(h: &Harness<'static, S>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+fn tiny_net(channels: usize, side: usize) -> CapsNet {
+    let mut config = Preset::Tiny.config();
+    config.in_channels = channels;
+    config.height = side;
+    config.width = side;
+    CapsNet::init(&config, 1, &Device::flex()).unwrap()
+}
+
+fn summary(net: &CapsNet) -> Box<ModelSummary> {
+    let info = ModelInfo {
+        classes: (0..10).map(|c| format!("class-{c}")).collect(),
+        ..ModelInfo::default()
+    };
+    Box::new(ModelSummary::of(net, info))
+}
+
+fn inspection(net: &CapsNet) -> Box<DigitInspection> {
+    let pixels = vec![0.5; net.config.pixels()];
+    Box::new(inspect_digit(net, &pixels, 5, &Device::flex()))
+}
+
+fn pruned(alive: Vec<bool>, sparsity: f64) -> InspectEvent {
+    InspectEvent::Pruned(SliderResult {
+        sparsity,
+        method: PruneMethod::Magnitude,
+        accuracy: Some(0.875),
+        alive_capsules: alive.iter().filter(|a| **a).count(),
+        alive_types: 4,
+        alive,
+        elapsed_ms: 12.0,
+    })
+}
+
+#[test]
+fn training_panel_starts_the_form_and_follows_the_run() {
+    let mut h = harness(TrainingPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.run();
+    assert!(has_label(&h, "no run yet"));
+    h.get_by_label("Start").click();
+    h.run();
+    let Some(Command::Start(req)) = h.state().1.train.first() else {
+        panic!("no Start: {:?}", h.state().1.train)
+    };
+    assert_eq!(req.preset, Preset::Tiny);
+    assert_eq!(req.limit_test, Some(2000));
+    assert!(req.out_dir.is_some(), "the app's runs are checkpointed");
+    assert!(h.state().0.running());
+    let step = |s: usize| {
+        AppEvent::Train(Event::Step(StepReport {
+            epoch: 1,
+            step_in_epoch: s,
+            steps_per_epoch: 10,
+            global_step: s,
+            total_steps: 10,
+            loss: 0.25,
+            accuracy: 0.5,
+            images_per_s: 100.0,
+        }))
+    };
+    let started = AppEvent::Train(Event::Started {
+        train_images: 320,
+        test_images: 64,
+        total_steps: 10,
+        params: 1,
+        capsules: 288,
+    });
+    h.state_mut().0.on_event(&started);
+    h.state_mut().0.on_event(&step(3));
+    h.run();
+    assert!(has_label(&h, "step 3/10"));
+    assert!(has_label(&h, "epoch 1: loss 0.2500"));
+    h.get_by_label("Pause").click();
+    h.run();
+    assert!(matches!(h.state().1.train.last(), Some(Command::Pause)));
+    let failed = AppEvent::Train(Event::Failed(TrainError::Data(
+        "dataset x: no such folder".into(),
+    )));
+    h.state_mut().0.on_event(&failed);
+    h.run();
+    assert!(!h.state().0.running());
+    assert!(
+        has_label(&h, "dataset x: no such folder"),
+        "the error is on screen"
+    );
+}
+
+#[test]
+fn a_busy_trainer_leaves_the_run_not_started_with_the_reason() {
+    let mut h = harness(TrainingPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.state_mut().1.refuse = true;
+    h.run();
+    h.get_by_label("Start").click();
+    h.run();
+    assert!(!h.state().0.running());
+    assert!(has_label(&h, "not started"));
+    assert!(has_label(&h, "the trainer is busy"));
+}
+
+#[test]
+fn prune_panel_sends_slider_moves_keeps_and_cancels() {
+    let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
+    h.run();
+    assert!(has_label(&h, "Sparsity: 0.000"));
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Sparsity")
+        .set_value_accesskit(0.9);
+    h.run();
+    assert!(
+        matches!(
+            h.state().1.inspect.last(),
+            Some(InspectCommand::SetSparsity { sparsity, method: PruneMethod::Magnitude }) if (*sparsity - 0.9).abs() < 1e-9
+        ),
+        "{:?}",
+        h.state().1.inspect
+    );
+    h.get_by_label("capsules (structured)").click();
+    h.run();
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::SetSparsity {
+            method: PruneMethod::Capsules,
+            ..
+        })
+    ));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(pruned(vec![true; 10], 0.9)));
+    h.run();
+    assert!(has_label(&h, "Sparsity: 0.900"));
+    assert!(has_label(&h, "Held-out accuracy: 0.875"));
+    let keep_rect = h.get_by_label("Keep").rect();
+    h.get_by_label("Keep").click();
+    h.run();
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::Keep(_))
+    ));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Tuning { done: 3, total: 10 }));
+    h.run();
+    assert!(has_label(&h, "fine-tuning step 3/10"));
+    assert_eq!(h.get_by_label("Keep").rect(), keep_rect, "the buttons stay put");
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(h.state().1.cancels, 1);
+    // model errors show here; errors about the image are the canvas's
+    let image = InspectError::ImageSize { got: 3, want: 784 };
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(image)));
+    h.run();
+    assert!(!has_label(&h, "the model takes 784"));
+    let load = InspectError::Load("x.safetensors: header too small".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(load)));
+    h.run();
+    assert!(has_label(&h, "header too small"));
+    h.get_by_label("Export compact").click();
+    h.run();
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::Export(_))
+    ));
+}
+
+#[test]
+fn canvas_panel_inspects_drawings_and_forgets_them_on_clear() {
+    let mut h = harness(CanvasPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.run();
+    let top = h.get_by_label("Draw a digit").rect().left_bottom();
+    let start = top + egui::vec2(60.0, 40.0);
+    h.drag_at(start);
+    h.run();
+    for i in 1..=6 {
+        h.hover_at(start + egui::vec2(0.0, 12.0 * i as f32));
+        h.run();
+    }
+    h.drop_at(start + egui::vec2(0.0, 90.0));
+    h.run();
+    let Some(InspectCommand::Inspect(pixels)) = h.state().1.inspect.last() else {
+        panic!("no inspection asked: {:?}", h.state().1.inspect)
+    };
+    assert_eq!(pixels.len(), 784);
+    assert!(pixels.iter().any(|v| *v > 0.5), "the stroke reached the input");
+    h.get_by_label("Clear").click();
+    h.run();
+    assert!(matches!(h.state().1.inspect.last(), Some(InspectCommand::Forget)));
+    assert!(h.state().0.canvas.input.iter().all(|v| *v == 0.0));
+    let refused = InspectError::ImageSize { got: 3, want: 784 };
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(refused)));
+    h.run();
+    assert!(has_label(&h, "the model takes 784"));
+}
+
+#[test]
+fn canvas_panel_picks_test_images_for_a_colour_model() {
+    let net = tiny_net(3, 28);
+    let mut h = harness(CanvasPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&net))));
+    h.run();
+    assert!(has_label(&h, "Test image"));
+    assert!(has_label(&h, "takes 28x28 colour images"));
+    h.get_by_label("Random test image").click();
+    h.run();
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::PickTestImage(_))
+    ));
+    let picked = InspectEvent::Picked {
+        pixels: vec![0.25; 3 * 28 * 28],
+        label: 4,
+    };
+    h.state_mut().0.on_event(&AppEvent::Inspect(picked));
+    h.run();
+    assert!(has_label(&h, "Label: class-4"));
+}
+
+#[test]
+fn inspection_panel_shows_an_inspection_perturbs_and_forgets() {
+    let net = tiny_net(1, 28);
+    let mut h = harness(InspectionPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.run();
+    assert!(has_label(&h, "Draw a digit or pick"));
+    let r = inspection(&net);
+    let predicted = format!("Prediction: class-{}", r.prediction);
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&net))));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Inspected(r)));
+    h.run();
+    assert!(has_label(&h, &predicted), "class names from the model");
+    assert!(has_label(&h, "288 capsules x 10 classes"), "the routing view");
+    h.get_by_label("Winning capsule's 16 dimensions").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "dim 0")
+        .set_value_accesskit(0.2);
+    h.run();
+    assert!(
+        matches!(h.state().1.inspect.last(), Some(InspectCommand::Perturb(d)) if (d[0] - 0.2).abs() < 1e-6)
+    );
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Forgotten));
+    h.run();
+    assert!(has_label(&h, "Draw a digit or pick"));
+}
+
+#[test]
+fn capsule_map_counts_alive_capsules_and_drops_activations_of_a_forgotten_image() {
+    let net = tiny_net(1, 28);
+    let mut h = harness(CapsuleMapPanel::default(), |p, ui, _| p.ui(ui));
+    h.run();
+    assert!(has_label(&h, "No model loaded."));
+    let events = [
+        InspectEvent::ModelReady(summary(&net)),
+        InspectEvent::Inspected(inspection(&net)),
+    ];
+    for e in events {
+        h.state_mut().0.on_event(&AppEvent::Inspect(e));
+    }
+    h.run();
+    assert!(has_label(&h, "K/N: 288/288 capsules alive, 8/8 types"));
+    assert!(h.state().0.activations.is_some());
+    let half: Vec<bool> = (0..288).map(|i| i < 144).collect();
+    h.state_mut().0.on_event(&AppEvent::Inspect(pruned(half, 0.5)));
+    h.run();
+    assert!(has_label(&h, "K/N: 144/288 capsules alive, 4/8 types"));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Forgotten));
+    assert!(h.state().0.activations.is_none());
+}
+
+#[test]
+fn curves_show_a_hint_until_a_run_reports_and_keep_slider_results() {
+    let mut h = harness(CurvesPanel::default(), |p, ui, _| p.ui(ui));
+    h.run();
+    assert!(has_label(&h, "No training yet"));
+    assert!(has_label(&h, "after the first epoch"));
+    let step = AppEvent::Train(Event::Step(StepReport {
+        epoch: 1,
+        step_in_epoch: 1,
+        steps_per_epoch: 2,
+        global_step: 1,
+        total_steps: 2,
+        loss: 0.5,
+        accuracy: 0.25,
+        images_per_s: 10.0,
+    }));
+    h.state_mut().0.on_event(&step);
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(pruned(vec![true; 4], 0.3)));
+    h.run();
+    assert!(!has_label(&h, "No training yet"));
+    assert_eq!(h.state().0.slider_history, vec![(0.3, 0.875)]);
+    assert_eq!(h.state().0.history.len(), 1);
+}
