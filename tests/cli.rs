@@ -387,3 +387,52 @@ fn bench_profile_times_every_stage_of_a_training_step() {
     }
     assert!(json["train_step_ms"].as_f64().unwrap_or(0.0) > 0.0);
 }
+
+/// A sweep.csv as `sweep --method capsules` writes it.
+const SWEEP_CSV: &str = "sparsity,method,accuracy,alive_capsules,capsules,alive_types,file_bytes,\
+mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity
+0,capsules,0.9884,576,576,16,10604968,107.39,448.3,134.9,2.400,0.0000
+0.5,capsules,0.9884,288,576,8,6474784,58.42,269.3,81.8,1.989,0.4975
+0.9,capsules,0.9830,58,576,2,3305664,21.63,159.0,50.5,1.343,0.8793
+";
+
+#[test]
+fn plot_redraws_a_sweeps_chart_and_refuses_bad_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("sweep.csv"), SWEEP_CSV).unwrap();
+    let out = sparsecaps(&["plot", d, "--title", "capsules pruning of the tiny model, mnist"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("sweep.svg")).unwrap();
+    for text in [
+        "capsules pruning of the tiny model, mnist",
+        "requested sparsity (fraction of capsules)",
+        "test accuracy",
+        "file size / baseline",
+    ] {
+        assert!(svg.contains(text), "{text} missing: {svg}");
+    }
+    let png = image::open(dir.path().join("sweep.png")).unwrap();
+    assert!(png.width() > 600 && png.height() > 300);
+
+    // without --title, the method from the CSV
+    let out = sparsecaps(&["plot", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("sweep.svg")).unwrap();
+    assert!(svg.contains("\ncapsules pruning\n"), "{svg}");
+
+    // a damaged row, a foreign CSV, a bad sweep.md and a folder without a sweep are one line each
+    let bad = SWEEP_CSV.replace("0.5,capsules,0.9884", "0.5,capsules,lots");
+    std::fs::write(dir.path().join("sweep.csv"), bad).unwrap();
+    assert_bad_input(
+        &sparsecaps(&["plot", d]),
+        "sweep.csv: line 3: accuracy 'lots' is not a finite number",
+    );
+    std::fs::write(dir.path().join("sweep.csv"), "a,b\n1,2\n").unwrap();
+    assert_bad_input(&sparsecaps(&["plot", d]), "sweep.csv: line 1 is not the header");
+    std::fs::write(dir.path().join("sweep.csv"), SWEEP_CSV).unwrap();
+    std::fs::write(dir.path().join("sweep.md"), "| x |\n|---|\n| 1 |\n").unwrap();
+    assert_bad_input(&sparsecaps(&["plot", d]), "sweep.md: no baseline row");
+    let missing = dir.path().join("nope");
+    assert_bad_input(&sparsecaps(&["plot", missing.to_str().unwrap()]), "sweep.csv");
+}

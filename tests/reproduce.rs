@@ -65,7 +65,13 @@ fn reproduce_script_runs_in_miniature() {
         let md = read(&out.join(format!("{name}-sweep-lobster/sweep.md")));
         assert_eq!(md.lines().count(), 4, "{md}");
         let svg = read(&out.join(format!("{name}-sweep-capsules/sweep.svg")));
-        assert_eq!(svg.matches("<polyline").count(), 4, "{svg}");
+        // the four series are the lines of width 2 (axes and ticks 1, legend swatches 3)
+        let series = svg
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains("stroke-width=\"2\""))
+            .count();
+        assert_eq!(series, 4, "{svg}");
+        assert!(svg.contains("\nfile size / baseline\n"), "{svg}");
     }
     assert!(
         commands.contains("--preset tiny --epochs 1 --seed 42"),

@@ -33,8 +33,24 @@ pub enum Commands {
     Export(ExportArgs),
     /// Classify one image and show the capsules that vote most for the prediction.
     Inspect(InspectArgs),
-    /// Prune a model at several sparsities and write DIR/sweep.csv and DIR/sweep.png.
+    /// Prune a model at several sparsities and write DIR/sweep.csv, sweep.md, sweep.svg and
+    /// sweep.png.
     Sweep(SweepArgs),
+    /// Draw a sweep's chart again (DIR/sweep.svg and DIR/sweep.png) from its DIR/sweep.csv,
+    /// without rerunning the sweep.
+    Plot(PlotArgs),
+}
+
+/// `plot` arguments.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Folder written by `sweep`: its sweep.csv is read, and the baseline row of its sweep.md
+    /// when there is one (else times and sizes are taken relative to the row at sparsity 0).
+    pub dir: PathBuf,
+    /// Chart title (default: "METHOD pruning", the method read from sweep.csv; `sweep` titles
+    /// its chart "METHOD pruning of the PRESET model, DATASET").
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// `sweep` arguments.
@@ -74,7 +90,7 @@ pub struct SweepArgs {
     /// Model the ratios in sweep.md are taken to (default: --model as given).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Output folder (sweep.csv, sweep.md, sweep.png and the compact models).
+    /// Output folder (sweep.csv, sweep.md, sweep.svg, sweep.png and the compact models).
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod plot;
 pub mod progress;
 pub mod prune;
+pub mod replot;
 pub mod sweep;
 pub mod train;
 
@@ -52,6 +53,7 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Some(Commands::Export(a)) => prune::run_export(a),
         Some(Commands::Inspect(a)) => inspect::run(a),
         Some(Commands::Sweep(a)) => sweep::run(a),
+        Some(Commands::Plot(a)) => replot::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

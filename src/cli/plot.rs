@@ -1,216 +1,185 @@
-//! Minimal line charts: an SVG with labelled axes and a legend, and the same lines as a PNG
-//! (no fonts there: both axes run from 0 to 1 with tick marks every 0.1).
+//! Line charts drawn by `plotters`, as SVG and as PNG with the same layout: a title, both
+//! axes labelled with ticks, lines with a dot at every point, and a legend right of the plot
+//! area so it never covers the data. Text is set in an embedded font (Ubuntu Light, under
+//! the Ubuntu Font Licence in `assets/fonts/`), so no system font library is needed.
 
-use std::fmt::Write as _;
+use std::sync::OnceLock;
 
-use std::path::Path;
+use image::ImageEncoder as _;
+use image::codecs::png::PngEncoder;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use image::{Rgb, RgbImage};
-
-/// One line of the chart: points in [0, 1] x [0, 1], a colour and a name.
+/// One line of the chart: points with x in [0, 1] and y from 0 up, a colour and a name.
 pub struct Series {
-    /// Name in the SVG's legend.
+    /// Name in the legend.
     pub name: &'static str,
     /// (x, y) points, drawn in order.
     pub points: Vec<(f64, f64)>,
-    /// Line colour.
+    /// Line and marker colour.
     pub color: [u8; 3],
 }
 
-const W: u32 = 640;
-const H: u32 = 400;
-const M: u32 = 40;
-
-fn to_px(x: f64, y: f64) -> (i64, i64) {
-    let px = M as f64 + x.clamp(0.0, 1.0) * (W - 2 * M) as f64;
-    let py = (H - M) as f64 - y.clamp(0.0, 1.0) * (H - 2 * M) as f64;
-    (px.round() as i64, py.round() as i64)
+/// What a chart shows: its title, axis labels and lines.
+pub struct Chart<'a> {
+    /// Title above the plot.
+    pub title: &'a str,
+    /// Label of the x axis (0 to 1).
+    pub x_label: &'a str,
+    /// Label of the y axis (0 to the largest of 1 and the series' values).
+    pub y_label: &'a str,
+    /// The lines, in legend order.
+    pub series: &'a [Series],
 }
 
-fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
-    if x >= 0 && y >= 0 && (x as u32) < W && (y as u32) < H {
-        img.put_pixel(x as u32, y as u32, Rgb(c));
-    }
+/// Why a chart cannot be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The embedded font is not a font `ab_glyph` can read.
+    #[error("the embedded chart font cannot be read")]
+    Font,
+    /// plotters failed to draw.
+    #[error("cannot draw the chart: {0}")]
+    Draw(String),
+    /// The PNG encoder failed.
+    #[error("cannot encode the chart as PNG: {0}")]
+    Png(#[from] image::ImageError),
 }
 
-fn line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), c: [u8; 3], thick: i64) {
-    let steps = (b.0 - a.0).abs().max((b.1 - a.1).abs()).max(1);
-    for s in 0..=steps {
-        let x = a.0 + (b.0 - a.0) * s / steps;
-        let y = a.1 + (b.1 - a.1) * s / steps;
-        for dx in -thick..=thick {
-            for dy in -thick..=thick {
-                put(img, x + dx, y + dy, c);
-            }
-        }
-    }
+/// Chart size in pixels.
+const W: u32 = 820;
+/// Chart height in pixels.
+const H: u32 = 460;
+/// Width of the legend column right of the plot.
+const LEGEND_W: u32 = 230;
+/// The family name the embedded font is registered under (SVG viewers use their own).
+const FAMILY: &str = "sans-serif";
+/// The embedded font: Ubuntu Light, from egui's default fonts.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/Ubuntu-Light.ttf");
+/// Grid lines.
+const GRID: RGBColor = RGBColor(228, 228, 228);
+
+/// Registers the embedded font with plotters, once.
+fn ensure_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok =
+        *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok { Ok(()) } else { Err(PlotError::Font) }
 }
 
-/// Draws the series on white with grey axes and ticks, and saves a PNG.
-pub fn save_chart(path: &Path, series: &[Series]) -> Result<(), image::ImageError> {
-    let mut img = RgbImage::from_pixel(W, H, Rgb([255, 255, 255]));
-    let grey = [150, 150, 150];
-    line(&mut img, to_px(0.0, 0.0), to_px(1.0, 0.0), grey, 0);
-    line(&mut img, to_px(0.0, 0.0), to_px(0.0, 1.0), grey, 0);
-    for i in 0..=10 {
-        let t = i as f64 / 10.0;
-        let (x, y) = to_px(t, 0.0);
-        line(&mut img, (x, y), (x, y + 5), grey, 0);
-        let (x, y) = to_px(0.0, t);
-        line(&mut img, (x - 5, y), (x, y), grey, 0);
-    }
-    for s in series {
-        for w in s.points.windows(2) {
-            line(&mut img, to_px(w[0].0, w[0].1), to_px(w[1].0, w[1].1), s.color, 1);
-        }
-        for &(x, y) in &s.points {
-            let (px, py) = to_px(x, y);
-            line(&mut img, (px, py), (px, py), s.color, 3);
-        }
-    }
-    img.save(path)
+/// A plotters error as a [`PlotError`].
+fn draw_err(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw(e.to_string())
 }
 
-/// Where an SVG chart's plot area lies: sizes and margins in pixels, and the top of the y
-/// axis.
-struct SvgFrame {
-    w: f64,
-    h: f64,
-    left: f64,
-    right: f64,
-    top: f64,
-    bottom: f64,
-    y_max: f64,
+/// The chart as an SVG document.
+pub fn svg_chart(chart: &Chart) -> Result<String, PlotError> {
+    ensure_font()?;
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area(),
+        chart,
+    )?;
+    Ok(svg)
 }
 
-impl SvgFrame {
-    /// The pixel column of x in [0, 1].
-    fn px(&self, x: f64) -> f64 {
-        self.left + x.clamp(0.0, 1.0) * (self.w - self.left - self.right)
-    }
-
-    /// The pixel row of y in [0, y_max].
-    fn py(&self, y: f64) -> f64 {
-        self.h - self.bottom - y.clamp(0.0, self.y_max) / self.y_max * (self.h - self.top - self.bottom)
-    }
+/// The chart as the bytes of a PNG file.
+pub fn png_chart(chart: &Chart) -> Result<Vec<u8>, PlotError> {
+    ensure_font()?;
+    let mut rgb = vec![0u8; (W * H * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (W, H)).into_drawing_area(),
+        chart,
+    )?;
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png).write_image(&rgb, W, H, image::ExtendedColorType::Rgb8)?;
+    Ok(png)
 }
 
-/// The series as an SVG chart titled `title`, x from 0 to 1 (labelled `x_label`), y from 0
-/// to the largest of 1 and the series' values.
-pub fn svg_chart(title: &str, x_label: &str, series: &[Series]) -> String {
-    let y_max = series
+/// The top of the y axis: 1, or the largest value rounded up to a multiple of 0.2 (a value
+/// at most 0.01 over a multiple, as a ratio of rounded numbers can be, is not rounded up).
+fn y_top(series: &[Series]) -> f64 {
+    let max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|y| y.is_finite())
         .fold(1.0f64, f64::max);
-    let f = SvgFrame {
-        w: 680.0,
-        h: 400.0,
-        left: 60.0,
-        right: 220.0,
-        top: 40.0,
-        bottom: 50.0,
-        y_max: (y_max * 5.0).ceil() / 5.0,
-    };
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        f.w,
-        f.h,
-        (f.left + f.w - f.right) / 2.0,
-        escape(title)
-    );
-    svg_grid(&mut svg, &f, x_label);
+    ((max - 0.01) * 5.0).ceil().max(5.0) / 5.0
+}
+
+/// Draws the whole chart on `root`: white background, title, plot and legend.
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), PlotError> {
+    root.fill(&WHITE).map_err(draw_err)?;
+    let body = root
+        .margin(6, 0, 0, 0)
+        .titled(chart.title, (FAMILY, 24))
+        .map_err(draw_err)?;
+    let (plot, legend) = body.split_horizontally(W - LEGEND_W);
+    draw_plot(&plot, chart)?;
+    draw_legend(&legend, chart.series)?;
+    root.present().map_err(draw_err)
+}
+
+/// The axes, grid, tick labels, axis labels and the series.
+fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), PlotError> {
+    let top = y_top(chart.series);
+    let mut c = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(52)
+        .y_label_area_size(64)
+        // a hair above the top, so that the top tick (7 x 0.2 > 1.4 in floating point) shows
+        .build_cartesian_2d(0f64..1f64, 0f64..top + 1e-9)
+        .map_err(draw_err)?;
+    c.configure_mesh()
+        .x_labels(11)
+        .y_labels((top / 0.2).round() as usize + 1)
+        .x_label_formatter(&|x| format!("{x:.1}"))
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .x_desc(chart.x_label)
+        .y_desc(chart.y_label)
+        .label_style((FAMILY, 16))
+        .axis_desc_style((FAMILY, 18))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .draw()
+        .map_err(draw_err)?;
+    for s in chart.series {
+        let colour = RGBColor(s.color[0], s.color[1], s.color[2]);
+        let line = LineSeries::new(s.points.iter().copied(), colour.stroke_width(2));
+        c.draw_series(line).map_err(draw_err)?;
+        let dots = s.points.iter().map(|&p| Circle::new(p, 4, colour.filled()));
+        c.draw_series(dots).map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// One legend row per series: a short line with a dot, then the name.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+) -> Result<(), PlotError> {
+    let text = TextStyle::from((FAMILY, 17).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     for (k, s) in series.iter().enumerate() {
-        svg_series(&mut svg, &f, k, s);
+        let colour = RGBColor(s.color[0], s.color[1], s.color[2]);
+        let y = 24 + 28 * k as i32;
+        let (x0, x1) = (8, 36);
+        let line = PathElement::new(vec![(x0, y), (x1, y)], colour.stroke_width(3));
+        area.draw(&line).map_err(draw_err)?;
+        area.draw(&Circle::new(((x0 + x1) / 2, y), 4, colour.filled()))
+            .map_err(draw_err)?;
+        area.draw(&Text::new(s.name, (x1 + 8, y), text.clone()))
+            .map_err(draw_err)?;
     }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// Grid lines and tick labels every 0.1 in x and 0.2 in y, and the x axis label.
-fn svg_grid(svg: &mut String, f: &SvgFrame, x_label: &str) {
-    for i in 0..=10 {
-        let x = i as f64 / 10.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
-             <text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{x:.1}</text>",
-            f.px(x),
-            f.py(0.0),
-            f.py(f.y_max),
-            f.py(0.0) + 16.0
-        );
-    }
-    let steps = (f.y_max / 0.2).round() as usize;
-    for i in 0..=steps {
-        let y = i as f64 * 0.2;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"#e4e4e4\"/>\
-             <text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{y:.1}</text>",
-            f.px(0.0),
-            f.px(1.0),
-            f.py(y),
-            f.px(0.0) - 6.0,
-            f.py(y) + 4.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-        f.px(0.5),
-        f.h - 10.0,
-        escape(x_label)
-    );
-}
-
-/// Series `k`: its line, a dot per point, and its legend entry right of the plot.
-fn svg_series(svg: &mut String, f: &SvgFrame, k: usize, s: &Series) {
-    let [r, g, b] = s.color;
-    let points: Vec<String> = s
-        .points
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
-        .collect();
-    let _ = writeln!(
-        svg,
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"2\"/>",
-        points.join(" ")
-    );
-    for &(x, y) in &s.points {
-        let _ = writeln!(
-            svg,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"rgb({r},{g},{b})\"/>",
-            f.px(x),
-            f.py(y)
-        );
-    }
-    let ly = f.top + 10.0 + 20.0 * k as f64;
-    let lx = f.w - f.right + 15.0;
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"rgb({r},{g},{b})\" \
-         stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>",
-        lx + 20.0,
-        lx + 26.0,
-        ly + 4.0,
-        escape(s.name)
-    );
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn svg_has_every_series_and_label() {
-        let series = [
+    fn series() -> [Series; 2] {
+        [
             Series {
                 name: "accuracy",
                 points: vec![(0.0, 0.99), (0.5, 0.98)],
@@ -221,16 +190,92 @@ mod tests {
                 points: vec![(0.0, 1.0), (0.5, 1.3)],
                 color: [4, 5, 6],
             },
-        ];
-        let svg = svg_chart("MNIST", "sparsity", &series);
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert_eq!(svg.matches("<circle").count(), 4);
-        assert!(svg.contains(">time &lt;ratio&gt;</text>"));
+        ]
+    }
+
+    fn chart(series: &[Series]) -> Chart<'_> {
+        Chart {
+            title: "MNIST",
+            x_label: "sparsity",
+            y_label: "fraction",
+            series,
+        }
+    }
+
+    #[test]
+    fn svg_has_every_series_and_label() {
+        let series = series();
+        let svg = svg_chart(&chart(&series)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for colour in ["#010203", "#040506"] {
+            let count = |tag: &str, attr: &str| {
+                let want = format!("{attr}=\"{colour}\"");
+                svg.lines()
+                    .filter(|l| l.starts_with(tag) && l.contains(&want))
+                    .count()
+            };
+            assert_eq!(count("<polyline", "stroke"), 2, "its line and its legend's");
+            assert_eq!(count("<circle", "fill"), 3, "a dot per point and in the legend");
+        }
+        for text in ["accuracy", "time &lt;ratio&gt;", "sparsity", "fraction", "MNIST"] {
+            assert!(
+                svg.contains(&format!(">\n{text}\n</text>")),
+                "{text} missing: {svg}"
+            );
+        }
         assert!(
-            svg.contains(">1.4</text>"),
+            svg.contains(">\n1.4\n</text>") && !svg.contains(">\n1.6\n</text>"),
             "y axis up to the largest value, rounded up"
         );
-        assert!(svg.contains(">sparsity</text>") && svg.contains(">MNIST</text>"));
+    }
+
+    #[test]
+    fn y_axis_ends_at_one_or_the_next_fifth_above_the_data() {
+        let top = |y: f64| {
+            y_top(&[Series {
+                name: "",
+                points: vec![(0.0, y)],
+                color: [0; 3],
+            }])
+        };
+        assert_eq!(top(0.3), 1.0);
+        assert_eq!(top(1.005), 1.0, "rounding noise over 1");
+        assert_eq!(top(1.3), 1.4);
+        assert_eq!(top(f64::NAN), 1.0);
+    }
+
+    /// Share of non-white pixels in the rectangle [x0, x1) x [y0, y1) of a PNG.
+    fn ink(png: &[u8], (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> f64 {
+        let img = image::load_from_memory(png).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (W, H));
+        let mut inked = 0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                inked += usize::from(img.get_pixel(x, y).0 != [255, 255, 255]);
+            }
+        }
+        inked as f64 / ((x1 - x0) * (y1 - y0)) as f64
+    }
+
+    #[test]
+    fn png_has_text_in_the_title_legend_and_axis_labels() {
+        let series = series();
+        let png = png_chart(&chart(&series)).unwrap();
+        let legend = (W - LEGEND_W + 40, W);
+        assert!(ink(&png, legend, (30, 100)) > 0.01, "legend names");
+        assert!(ink(&png, (0, W - LEGEND_W), (0, 30)) > 0.005, "title");
+        assert!(ink(&png, (0, 30), (100, H - 100)) > 0.005, "y axis label");
+        assert!(
+            ink(&png, (100, W - LEGEND_W), (H - 30, H)) > 0.005,
+            "x axis label"
+        );
+        let empty = Chart {
+            title: "",
+            x_label: "",
+            y_label: "",
+            series: &[],
+        };
+        let blank = png_chart(&empty).unwrap();
+        assert_eq!(ink(&blank, legend, (30, 100)), 0.0, "no legend without series");
     }
 }

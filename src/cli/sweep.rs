@@ -1,6 +1,6 @@
 //! `sparsecaps sweep`: accuracy, surviving capsules, size, compute and speed at several
-//! sparsities, as `DIR/sweep.csv`, `DIR/sweep.md` (with ratios to the baseline) and
-//! `DIR/sweep.png`.
+//! sparsities, as `DIR/sweep.csv`, `DIR/sweep.md` (with ratios to the baseline) and a chart,
+//! `DIR/sweep.svg` and `DIR/sweep.png`.
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::args::{PruneMethod, SweepArgs};
 use super::common::{Loaded, load_with_data};
-use super::plot::{Series, save_chart, svg_chart};
+use super::plot::{Chart, Series, png_chart, svg_chart};
 use super::prune::{prune_model, with_sparsity};
 use crate::data::Split;
 use crate::device;
@@ -26,18 +26,19 @@ use crate::train::worker::EVAL_BATCH;
 pub const SWEEP_HEADER: &str = "sparsity,method,accuracy,alive_capsules,capsules,alive_types,file_bytes,\
 mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity";
 
-/// Everything measured of one model.
-struct Row {
-    accuracy: f64,
-    alive: usize,
-    capsules: usize,
-    types: usize,
-    file_bytes: u64,
-    mflops: f64,
-    train_step_ms: f64,
-    infer_ms: f64,
-    latency_ms: f64,
-    weight_sparsity: f64,
+/// Everything measured of one model (one line of `sweep.csv`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Row {
+    pub(super) accuracy: f64,
+    pub(super) alive: usize,
+    pub(super) capsules: usize,
+    pub(super) types: usize,
+    pub(super) file_bytes: u64,
+    pub(super) mflops: f64,
+    pub(super) train_step_ms: f64,
+    pub(super) infer_ms: f64,
+    pub(super) latency_ms: f64,
+    pub(super) weight_sparsity: f64,
 }
 
 /// Evaluates, sizes and times `model`, stored at `file`.
@@ -168,10 +169,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     write_atomic(&args.out.join("sweep.csv"), csv.as_bytes())?;
     write_atomic(&args.out.join("sweep.md"), md.as_bytes())?;
     let title = chart_title(method, info.preset.as_deref(), &source.to_string());
-    write_charts(&args, curves, &title)?;
+    write_charts(&args.out, method, curves, &title)?;
     print!("{csv}");
     println!(
-        "wrote {}, sweep.md and sweep.png",
+        "wrote {}, sweep.md, sweep.svg and sweep.png",
         args.out.join("sweep.csv").display()
     );
     Ok(())
@@ -196,7 +197,7 @@ fn csv_row(s: f64, method: &str, r: &Row) -> String {
 
 /// The charted quantities, one point per sparsity; times and sizes as ratios to the baseline.
 #[derive(Default)]
-struct Curves {
+pub(super) struct Curves {
     accuracy: Vec<(f64, f64)>,
     alive: Vec<(f64, f64)>,
     infer: Vec<(f64, f64)>,
@@ -204,7 +205,8 @@ struct Curves {
 }
 
 impl Curves {
-    fn push(&mut self, s: f64, r: &Row, base: &Row) {
+    /// Adds the point of sparsity `s`, measured as `r`, with ratios to `base`.
+    pub(super) fn push(&mut self, s: f64, r: &Row, base: &Row) {
         self.accuracy.push((s, r.accuracy));
         self.alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
         self.infer.push((s, r.infer_ms / base.infer_ms.max(1e-9)));
@@ -224,23 +226,28 @@ fn chart_title(method: &str, preset: Option<&str>, source: &str) -> String {
     )
 }
 
-/// Writes `sweep.png` and `sweep.svg`.
-fn write_charts(args: &SweepArgs, c: Curves, title: &str) -> anyhow::Result<()> {
+/// Writes `DIR/sweep.svg` and `DIR/sweep.png` of a sweep by `method` ("magnitude" or
+/// "capsules").
+pub(super) fn write_charts(dir: &Path, method: &str, c: Curves, title: &str) -> anyhow::Result<()> {
     let series = |name, points, color| Series { name, points, color };
-    let chart = [
+    let series = [
         series("test accuracy", c.accuracy, [31, 119, 180]),
         series("alive capsules K/N", c.alive, [214, 39, 40]),
         series("inference time / baseline", c.infer, [44, 160, 44]),
         series("file size / baseline", c.size, [148, 103, 189]),
     ];
-    save_chart(&args.out.join("sweep.png"), &chart).context("cannot write sweep.png")?;
-    let x_label = match args.method {
-        PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
-        PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
+    let x_label = if method == "capsules" {
+        "requested sparsity (fraction of capsules)"
+    } else {
+        "requested sparsity (fraction of weights)"
     };
-    write_atomic(
-        &args.out.join("sweep.svg"),
-        svg_chart(title, x_label, &chart).as_bytes(),
-    )?;
+    let chart = Chart {
+        title,
+        x_label,
+        y_label: "fraction, or ratio to the baseline",
+        series: &series,
+    };
+    write_atomic(&dir.join("sweep.svg"), svg_chart(&chart)?.as_bytes())?;
+    write_atomic(&dir.join("sweep.png"), &png_chart(&chart)?)?;
     Ok(())
 }
