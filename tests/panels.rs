@@ -64,6 +64,8 @@ fn pruned(alive: Vec<bool>, sparsity: f64) -> InspectEvent {
         sparsity,
         method: PruneMethod::Magnitude,
         accuracy: Some(0.875),
+        evaluated: 256,
+        held_out: 256,
         alive_capsules: alive.iter().filter(|a| **a).count(),
         alive_types: 4,
         alive,

@@ -15,10 +15,15 @@ use crate::train::bench::median;
 /// Median times of the app's actions, from command sent to answer received, ms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AppLatency {
-    /// A magnitude-slider move.
+    /// A magnitude-slider move, to its first answer (accuracy on the first
+    /// [`super::worker::QUICK_EVAL`] held-out images).
     pub slider_ms: f64,
-    /// A structured (capsules) slider move.
+    /// A structured (capsules) slider move, to its first answer.
     pub slider_capsules_ms: f64,
+    /// A magnitude-slider move, to the answer on all held-out images.
+    pub slider_full_ms: f64,
+    /// A structured slider move, to the answer on all held-out images.
+    pub slider_capsules_full_ms: f64,
     /// Inspection of one digit (batch 1, with routing and reconstruction).
     pub inspect_ms: f64,
     /// Held-out digits each slider move is evaluated on.
@@ -33,6 +38,12 @@ fn round_trip(
 ) -> Result<f64, String> {
     let started = Instant::now();
     w.send(cmd).map_err(|e| e.to_string())?;
+    Ok(started.elapsed().as_secs_f64() * 1e3 + wait_for(w, done)?)
+}
+
+/// Waits for the next answer that `done` accepts; returns the time waited.
+fn wait_for(w: &Inspector, done: impl Fn(&InspectEvent) -> bool) -> Result<f64, String> {
+    let started = Instant::now();
     loop {
         match w.recv_event() {
             Some(InspectEvent::Failed(e)) => return Err(e.to_string()),
@@ -70,10 +81,14 @@ pub fn app_latency(
         })?;
         Ok::<f64, String>(ms)
     };
+    // (first answer, answer on all held-out images) of a slider move
     let slide = |w: &Inspector, sparsity: f64, method: PruneMethod| {
-        round_trip(w, InspectCommand::SetSparsity { sparsity, method }, |e| {
+        let first = round_trip(w, InspectCommand::SetSparsity { sparsity, method }, |e| {
             matches!(e, InspectEvent::Pruned(_))
-        })
+        })?;
+        let full = |e: &InspectEvent| matches!(e, InspectEvent::Pruned(r) if r.evaluated == r.held_out);
+        let rest = wait_for(w, full)?;
+        Ok::<(f64, f64), String>((first, first + rest))
     };
     // warm-up: first calls build caches (magnitude order, capsule importance)
     inspect(&w)?;
@@ -87,9 +102,13 @@ pub fn app_latency(
             capsules.push(slide(&w, s, PruneMethod::Capsules)?);
         }
     }
+    let first = |v: &[(f64, f64)]| median(v.iter().map(|t| t.0).collect());
+    let all = |v: &[(f64, f64)]| median(v.iter().map(|t| t.1).collect());
     Ok(AppLatency {
-        slider_ms: median(magnitude),
-        slider_capsules_ms: median(capsules),
+        slider_ms: first(&magnitude),
+        slider_capsules_ms: first(&capsules),
+        slider_full_ms: all(&magnitude),
+        slider_capsules_full_ms: all(&capsules),
         inspect_ms: median(inspections),
         held_out: n,
     })

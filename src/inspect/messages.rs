@@ -74,8 +74,13 @@ pub struct SliderResult {
     pub sparsity: f64,
     /// How it was pruned.
     pub method: PruneMethod,
-    /// Accuracy on the held-out digits (None without held-out digits).
+    /// Accuracy on the held-out images evaluated so far (None without held-out images).
     pub accuracy: Option<f64>,
+    /// Held-out images `accuracy` is on: the first [`super::worker::QUICK_EVAL`] in a
+    /// move's first answer, all of them in the refined answer that follows.
+    pub evaluated: usize,
+    /// Held-out images in all.
+    pub held_out: usize,
     /// Alive map (dense capsule indices).
     pub alive: Vec<bool>,
     /// Alive capsules K.
@@ -153,7 +158,9 @@ impl ModelSummary {
 pub enum InspectEvent {
     /// A digit was inspected (with the current pruning).
     Inspected(Box<DigitInspection>),
-    /// The slider's pruning is applied.
+    /// The slider's pruning is applied. A move is answered twice when it has more held-out
+    /// images than [`super::worker::QUICK_EVAL`]: first with the accuracy on those, then
+    /// (unless a newer command came first) on all of them.
     Pruned(SliderResult),
     /// A perturbed reconstruction.
     Reconstruction(Vec<f32>),

@@ -58,6 +58,23 @@ fn changes_the_model(e: &InspectEvent) -> bool {
     matches!(e, InspectEvent::ModelReady(_) | InspectEvent::Pruned(_))
 }
 
+/// Held-out images a slider move is evaluated on before its first answer; the rest are
+/// evaluated afterwards, while no newer command waits, and refine the answer.
+pub const QUICK_EVAL: usize = 64;
+
+/// A slider move's evaluation still to finish: the held-out images not yet seen.
+struct Refine {
+    /// The compact pruned model.
+    model: CapsNet,
+    /// Held-out images after the first [`QUICK_EVAL`].
+    rest: Split,
+    /// Correct answers among the images already evaluated.
+    correct: usize,
+    /// The first answer, to be refined.
+    result: SliderResult,
+    started: Instant,
+}
+
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
 
@@ -100,6 +117,8 @@ struct State {
     importance: Option<Vec<f32>>,
     /// The last slider position.
     slider: (f64, PruneMethod),
+    /// The last slider move's evaluation, when its first answer left images unseen.
+    refine: Option<Refine>,
 }
 
 impl State {
@@ -117,6 +136,7 @@ impl State {
             order: None,
             importance: None,
             slider: (0.0, PruneMethod::Magnitude),
+            refine: None,
         }
     }
 
@@ -131,7 +151,25 @@ impl State {
                 w();
             }
         };
-        while let Ok(first) = commands.recv() {
+        loop {
+            // a waiting command comes first; an idle moment finishes a slider move's evaluation
+            let first = match commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    if let Some(refined) = self.refine_step() {
+                        if events.send(refined).is_err() {
+                            return;
+                        }
+                        wake();
+                        continue;
+                    }
+                    match commands.recv() {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    }
+                }
+            };
             // Only the latest slider position and the latest digit matter: coalesce.
             let mut batch = vec![first];
             loop {
@@ -287,6 +325,7 @@ impl State {
 
     /// Makes `model` the one the slider prunes, unpruned for now.
     fn set_dense(&mut self, model: CapsNet) {
+        self.refine = None;
         self.order = None;
         self.importance = None;
         self.pruned = Some(model.clone());
@@ -388,25 +427,66 @@ impl State {
             Ok(m) => m,
             Err(e) => return InspectEvent::Failed(InspectError::Prune(format!("cannot compact: {e}"))),
         };
-        // held-out digits that do not fit the model (other size or classes) give no accuracy
-        let accuracy = self
+        // held-out images that do not fit the model (other size or classes) give no accuracy
+        let held = self
             .held()
             .filter(|h| h.check_fits(fast.config.input(), fast.config.classes).is_ok())
-            .map(|h| evaluate(&fast, h, EVAL_BATCH, &self.device).accuracy);
+            .cloned();
         let surv = survival(&pruned);
-        let weight_sparsity = surv.dense_sparsity(&pruned.config);
-        self.current = Some(fast);
-        self.pruned = Some(pruned);
-        self.slider = (sparsity, method);
-        InspectEvent::Pruned(SliderResult {
-            sparsity: weight_sparsity,
+        let mut result = SliderResult {
+            sparsity: surv.dense_sparsity(&pruned.config),
             method,
-            accuracy,
+            accuracy: None,
+            evaluated: 0,
+            held_out: held.as_ref().map_or(0, Split::len),
             alive_capsules: surv.map.alive_count(),
             alive_types: surv.map.alive_types(),
             alive: surv.map.alive,
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+            elapsed_ms: 0.0,
+        };
+        self.refine = None;
+        if let Some(mut quick) = held {
+            // the first QUICK_EVAL images answer now; the rest refine the answer later
+            let rest = quick.split_off(quick.len().saturating_sub(QUICK_EVAL));
+            let correct = self.correct_on(&fast, &quick);
+            result.evaluated = quick.len();
+            result.accuracy = Some(correct as f64 / quick.len().max(1) as f64);
+            if !rest.is_empty() {
+                self.refine = Some(Refine {
+                    model: fast.clone(),
+                    rest,
+                    correct,
+                    result: result.clone(),
+                    started,
+                });
+            }
+        }
+        result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.current = Some(fast);
+        self.pruned = Some(pruned);
+        self.slider = (sparsity, method);
+        InspectEvent::Pruned(result)
+    }
+
+    /// Images of `split` that `model` classifies correctly.
+    fn correct_on(&self, model: &CapsNet, split: &Split) -> usize {
+        let e = evaluate(model, split, EVAL_BATCH, &self.device);
+        (e.accuracy * e.images as f64).round() as usize
+    }
+
+    /// Evaluates the rest of the last slider move's held-out images and answers with the
+    /// accuracy on all of them (`None` when nothing is left to refine).
+    fn refine_step(&mut self) -> Option<InspectEvent> {
+        let r = self.refine.take()?;
+        let answer = crate::train::handle::catch_panic(|| {
+            let correct = r.correct + self.correct_on(&r.model, &r.rest);
+            let mut result = r.result;
+            result.evaluated += r.rest.len();
+            result.accuracy = Some(correct as f64 / result.evaluated.max(1) as f64);
+            result.elapsed_ms = r.started.elapsed().as_secs_f64() * 1e3;
+            InspectEvent::Pruned(result)
+        });
+        Some(answer.unwrap_or_else(|e| InspectEvent::Failed(InspectError::Panicked(e))))
     }
 
     /// Fine-tunes the slider's pruned model under its mask and makes it the model the
@@ -496,6 +576,34 @@ impl State {
 mod tests {
     use super::*;
     use crate::data::DataSource;
+
+    #[test]
+    fn a_slider_move_answers_on_the_first_images_then_on_all() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
+        let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+        data.test.truncate(100);
+        let whole = evaluate(&net, &data.test, EVAL_BATCH, &dev).accuracy;
+        let w = Inspector::spawn(dev, None).unwrap();
+        w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+        assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+        w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
+        w.send(InspectCommand::SetSparsity {
+            sparsity: 0.0,
+            method: PruneMethod::Magnitude,
+        })
+        .unwrap();
+        let Some(InspectEvent::Pruned(first)) = w.recv_event() else {
+            panic!("no first answer")
+        };
+        assert_eq!((first.evaluated, first.held_out), (QUICK_EVAL, 100));
+        let Some(InspectEvent::Pruned(all)) = w.recv_event() else {
+            panic!("no refined answer")
+        };
+        assert_eq!((all.evaluated, all.held_out), (100, 100));
+        assert!((all.accuracy.unwrap() - whole).abs() < 1e-9, "{all:?} vs {whole}");
+        assert!(all.elapsed_ms >= first.elapsed_ms);
+    }
 
     #[test]
     fn inspects_prunes_and_perturbs_in_the_background() {

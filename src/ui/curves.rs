@@ -49,7 +49,8 @@ impl CurvesPanel {
                 let step = self.history.last().map_or(0, |p| p.step);
                 self.epochs.push((m.clone(), step));
             }
-            AppEvent::Inspect(InspectEvent::Pruned(r)) => {
+            // only answers on all the held-out images, not a move's first estimate
+            AppEvent::Inspect(InspectEvent::Pruned(r)) if r.evaluated == r.held_out => {
                 if let Some(a) = r.accuracy {
                     self.slider_history.push((r.sparsity, a));
                 }

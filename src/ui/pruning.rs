@@ -262,9 +262,16 @@ impl PrunePanel {
 fn result_lines(ui: &mut Ui, r: Option<&SliderResult>) {
     let dash = || "-".to_string();
     ui.label(format!("Sparsity: {:.3}", r.map_or(0.0, |r| r.sparsity)));
-    let acc = r
-        .and_then(|r| r.accuracy)
-        .map_or_else(dash, |a| format!("{a:.3}"));
+    let acc = r.and_then(|r| Some((r.accuracy?, r.evaluated, r.held_out)));
+    let acc = acc.map_or_else(dash, |(a, n, all)| {
+        // a move's first answer is on the first images; the rest refine it moments later
+        let part = if n < all {
+            format!(" (first {n} of {all} images)")
+        } else {
+            String::new()
+        };
+        format!("{a:.3}{part}")
+    });
     ui.label(format!("Held-out accuracy: {acc}"));
     let alive = r.map_or_else(dash, |r| format!("{}, types {}", r.alive_capsules, r.alive_types));
     ui.label(format!("Alive capsules: {alive}"));
