@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::wgpu::WgpuBackend;
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DeviceChoice {
     /// wgpu on a hardware GPU if there is one, else the CPU.
     #[default]

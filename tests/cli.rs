@@ -54,9 +54,15 @@ fn idx_labels(count: u32) -> Vec<u8> {
 #[test]
 fn unknown_preset_and_device_are_one_line_errors() {
     let out = sparsecaps(&["train", "--preset", "huge", "--out", "x"]);
-    assert_bad_input(&out, "unknown preset 'huge'");
+    assert_bad_input(
+        &out,
+        "invalid value 'huge' for '--preset <PRESET>' [possible values: paper, small, tiny]",
+    );
     let out = sparsecaps(&["bench", "--device", "tpu"]);
-    assert_bad_input(&out, "unknown device 'tpu'");
+    assert_bad_input(
+        &out,
+        "invalid value 'tpu' for '--device <DEVICE>' [possible values: auto, cpu, wgpu]",
+    );
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', value_parser = fraction, default_value = "0,0.5,0.9,0.95,0.99")]
     pub sparsities: Vec<f64>,
     /// Pruning method: magnitude or capsules.
-    #[arg(long, default_value = "magnitude")]
+    #[arg(long, default_value = "magnitude", ignore_case = true)]
     pub method: PruneMethod,
     /// Also remove this fraction of conv1's channels at every non-zero sparsity (see
     /// `prune --conv1`).
@@ -85,7 +85,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 3, value_parser = positive)]
     pub repeat: usize,
     /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,
     /// Model the ratios in sweep.md are taken to (default: --model as given).
     #[arg(long)]
@@ -123,7 +123,7 @@ pub struct PruneArgs {
     pub sparsity: f64,
     /// Pruning method: magnitude (global, smallest weights first; --sparsity is the
     /// fraction of weights) or capsules (structured; --sparsity is the fraction of capsules).
-    #[arg(long, default_value = "magnitude")]
+    #[arg(long, default_value = "magnitude", ignore_case = true)]
     pub method: PruneMethod,
     /// Also remove this fraction of conv1's channels, the least important first (filter
     /// L1 norm times the L1 norm of the live primary weights reading it); compaction then
@@ -149,7 +149,7 @@ pub struct PruneArgs {
     #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
     /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,
     /// Output model file.
     #[arg(long)]
@@ -198,7 +198,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Model size: paper, small or tiny.
-    #[arg(long, default_value = "small")]
+    #[arg(long, default_value = "small", ignore_case = true)]
     pub preset: Preset,
     /// Epochs (3 by default); with --resume, the new total.
     #[arg(long, value_parser = positive)]
@@ -221,7 +221,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,
     /// Train on the first N training images only.
     #[arg(long, value_parser = positive)]
@@ -230,7 +230,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
     /// Pruning while training: none, lobster or gmp.
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = "none", ignore_case = true)]
     pub prune: PruneKind,
     /// LOBSTER's regularisation strength.
     #[arg(long, default_value_t = 1e-4)]
@@ -306,7 +306,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: u32,
     /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
@@ -320,7 +320,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "preset")]
     pub model: Option<PathBuf>,
     /// Preset to time with fresh weights (default small).
-    #[arg(long)]
+    #[arg(long, ignore_case = true)]
     pub preset: Option<Preset>,
     /// Batch size for the training step and batch inference.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -329,7 +329,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
     /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,
     /// Also time the app's interactive actions: a sparsity-slider move (both methods, on
     /// 256 held-out MNIST digits) and the inspection of one digit.

@@ -247,7 +247,7 @@ impl CapsNetConfig {
 }
 
 /// The named model sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// The paper's CapsNet: C1=256, T=32 (1,152 capsules on 28x28), decoder 512/1024.
     Paper,

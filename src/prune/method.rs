@@ -9,7 +9,9 @@ use super::{apply_masks, magnitude_masks};
 use crate::model::CapsNet;
 
 /// How weights are chosen for removal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 pub enum PruneMethod {
     /// Exact global sparsity by weight magnitude (unstructured).
     #[default]

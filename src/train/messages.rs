@@ -40,7 +40,7 @@ pub enum PruneSchedule {
 
 /// Which pruning schedule, without its settings: the `--prune` choice and the app's
 /// "Pruning" combo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PruneKind {
     /// No pruning.
     None,
