@@ -10,13 +10,15 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
-use super::evaluate::{evaluate, evaluate_on};
+use super::evaluate::evaluate_on;
 use super::messages::{EpochMetrics, Event, PruneSchedule, StepReport, TrainRequest, gmp_sparsity};
 use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, train_step};
-use super::worker::{EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run, lobster_threshold};
+use super::worker::{
+    EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run, THRESHOLD_PROBE_IMAGES, lobster_threshold,
+};
 use crate::data::augment::batch_seed;
 use crate::data::{Augment, Dataset, DeviceSplit, Split};
 use crate::device::{self, DeviceKindUsed, SelectedDevice};
@@ -35,7 +37,9 @@ struct Loop {
     device: Device,
     ad: Device,
     data: Dataset,
-    validation: Split,
+    /// The validation split on the device and its first [`THRESHOLD_PROBE_IMAGES`] (LOBSTER's
+    /// threshold probe), uploaded once per run; `None` without a validation split.
+    validation: Option<(DeviceSplit, DeviceSplit)>,
     /// The training split on the training device, when batches need no host augmentation.
     train_resident: Option<DeviceSplit>,
     /// The test split on the device, evaluated after every epoch.
@@ -87,6 +91,19 @@ impl Window {
             start: Instant::now(),
         }
     }
+}
+
+/// The validation split and its threshold probe on `device`, or `None` when it is empty.
+fn resident_validation(validation: &Split, device: &Device) -> Option<(DeviceSplit, DeviceSplit)> {
+    if validation.is_empty() {
+        return None;
+    }
+    let mut probe = validation.clone();
+    probe.truncate(THRESHOLD_PROBE_IMAGES);
+    Some((
+        DeviceSplit::upload(validation, device),
+        DeviceSplit::upload(&probe, device),
+    ))
 }
 
 /// The dataset with `limit`s applied and the validation split held out of the training set.
@@ -157,8 +174,10 @@ impl Run<'_> {
                 return self.finish(true, false, &l);
             };
             self.prune_after_epoch(req, &mut l, epoch);
-            if req.patience.is_some() && !l.validation.is_empty() {
-                let loss = evaluate(&l.model.valid(), &l.validation, l.eval_batch, &l.device).loss;
+            if req.patience.is_some()
+                && let Some((validation, _)) = &l.validation
+            {
+                let loss = evaluate_on(&l.model.valid(), validation, l.eval_batch, |_, _| {}).loss;
                 l.early_stop.observe(loss);
             }
             self.end_epoch(req, &mut l, epoch, sums, epoch_start)?;
@@ -207,6 +226,7 @@ impl Run<'_> {
         };
         let augment = req.augment.resolve(data.train.channels);
         let on_gpu = kind == DeviceKindUsed::Wgpu;
+        let validation = resident_validation(&validation, &device);
         let mut l = Loop {
             train_resident: (augment == Augment::None).then(|| DeviceSplit::upload(&data.train, &ad)),
             test_resident: DeviceSplit::upload(&data.test, &device),
@@ -387,14 +407,17 @@ impl Run<'_> {
             PruneSchedule::Gmp { target } => {
                 magnitude_masks(&l.model, gmp_sparsity(target, epoch, req.epochs))
             }
-            PruneSchedule::Lobster { pwe, twt, .. } if !l.validation.is_empty() => {
+            PruneSchedule::Lobster { pwe, twt, .. } if l.validation.is_some() => {
+                let Some((validation, probe)) = &l.validation else {
+                    return;
+                };
                 let snapshot = l.model.valid();
-                let val_loss = evaluate(&snapshot, &l.validation, l.eval_batch, &l.device).loss;
+                let val_loss = evaluate_on(&snapshot, validation, l.eval_batch, |_, _| {}).loss;
                 l.lobster.observe(val_loss);
                 if l.lobster.stale < pwe {
                     return;
                 }
-                let (masks, threshold) = lobster_threshold(&snapshot, &l.validation, twt, &l.device);
+                let (masks, threshold) = lobster_threshold(&snapshot, probe, twt, (l.eval_batch, &l.device));
                 l.lobster.reset();
                 self.emit.send(Event::Pruned {
                     epoch,

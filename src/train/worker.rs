@@ -6,10 +6,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 
 use burn::prelude::*;
 
-use super::evaluate::evaluate;
+use super::evaluate::evaluate_on;
 use super::handle::WorkerHandle;
 use super::messages::{Command, Event};
-use crate::data::Split;
+use crate::data::DeviceSplit;
 use crate::model::CapsNet;
 use crate::prune::{Masks, apply_masks, lobster::threshold_search, max_magnitude, threshold_masks};
 
@@ -21,18 +21,19 @@ pub const THRESHOLD_STEPS: usize = 12;
 /// LOBSTER's threshold step: the largest global magnitude threshold whose loss on the
 /// validation probe stays within `(1 + twt)` of the unpruned loss on the same probe, and the
 /// masks it gives.
+/// `probe` is on the model's device already (the first [`THRESHOLD_PROBE_IMAGES`] of the
+/// validation split), so the search's many evaluations upload nothing.
 pub(super) fn lobster_threshold(
     model: &CapsNet,
-    validation: &Split,
+    probe: &DeviceSplit,
     twt: f64,
-    device: &Device,
+    (batch, device): (usize, &Device),
 ) -> (Masks, f64) {
-    let mut probe = validation.clone();
-    probe.truncate(THRESHOLD_PROBE_IMAGES);
-    let base = evaluate(model, &probe, EVAL_BATCH, device).loss;
+    let loss = |m: &CapsNet| evaluate_on(m, probe, batch, |_, _| {}).loss;
+    let base = loss(model);
     let threshold = threshold_search(max_magnitude(model), base, twt, THRESHOLD_STEPS, |t| {
         let masks = threshold_masks(model, t).to_device(device);
-        evaluate(&apply_masks(model.clone(), &masks), &probe, EVAL_BATCH, device).loss
+        loss(&apply_masks(model.clone(), &masks))
     });
     (threshold_masks(model, threshold), threshold)
 }
