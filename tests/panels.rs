@@ -59,6 +59,20 @@ fn inspection(net: &CapsNet) -> Box<DigitInspection> {
     Box::new(inspect_digit(net, &pixels, 5, &Device::flex()))
 }
 
+/// A progress report of step `s` of `total` in epoch 1: loss 0.25, accuracy 0.5.
+fn step(s: usize, total: usize) -> AppEvent {
+    AppEvent::Train(Event::Step(StepReport {
+        epoch: 1,
+        step_in_epoch: s,
+        steps_per_epoch: total,
+        global_step: s,
+        total_steps: total,
+        loss: 0.25,
+        accuracy: 0.5,
+        images_per_s: 100.0,
+    }))
+}
+
 fn pruned(alive: Vec<bool>, sparsity: f64) -> InspectEvent {
     InspectEvent::Pruned(SliderResult {
         sparsity,
@@ -87,18 +101,6 @@ fn training_panel_starts_the_form_and_follows_the_run() {
     assert_eq!(req.limit_test, Some(2000));
     assert!(req.out_dir.is_some(), "the app's runs are checkpointed");
     assert!(h.state().0.running());
-    let step = |s: usize| {
-        AppEvent::Train(Event::Step(StepReport {
-            epoch: 1,
-            step_in_epoch: s,
-            steps_per_epoch: 10,
-            global_step: s,
-            total_steps: 10,
-            loss: 0.25,
-            accuracy: 0.5,
-            images_per_s: 100.0,
-        }))
-    };
     let started = AppEvent::Train(Event::Started {
         train_images: 320,
         test_images: 64,
@@ -107,7 +109,7 @@ fn training_panel_starts_the_form_and_follows_the_run() {
         capsules: 288,
     });
     h.state_mut().0.on_event(&started);
-    h.state_mut().0.on_event(&step(3));
+    h.state_mut().0.on_event(&step(3, 10));
     h.run();
     assert!(has_label(&h, "step 3/10"));
     assert!(has_label(&h, "epoch 1: loss 0.2500"));
@@ -326,17 +328,7 @@ fn curves_show_a_hint_until_a_run_reports_and_keep_slider_results() {
     h.run();
     assert!(has_label(&h, "No training yet"));
     assert!(has_label(&h, "after the first epoch"));
-    let step = AppEvent::Train(Event::Step(StepReport {
-        epoch: 1,
-        step_in_epoch: 1,
-        steps_per_epoch: 2,
-        global_step: 1,
-        total_steps: 2,
-        loss: 0.5,
-        accuracy: 0.25,
-        images_per_s: 10.0,
-    }));
-    h.state_mut().0.on_event(&step);
+    h.state_mut().0.on_event(&step(1, 2));
     h.state_mut()
         .0
         .on_event(&AppEvent::Inspect(pruned(vec![true; 4], 0.3)));

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::args::PlotArgs;
 use super::sweep::{Curves, Row, SWEEP_HEADER, write_charts};
 use crate::fsio::{ReadError, read_capped};
+use crate::prune::PruneMethod;
 
 /// Largest `sweep.csv` or `sweep.md` read.
 const MAX_TABLE_BYTES: u64 = 16 << 20;
@@ -31,7 +32,7 @@ pub enum ReplotError {
 /// A sweep as read back from `sweep.csv`: its method and (sparsity, measurements) rows.
 #[derive(Debug, PartialEq)]
 struct Sweep {
-    method: String,
+    method: PruneMethod,
     rows: Vec<(f64, Row)>,
 }
 
@@ -44,8 +45,10 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     for (s, r) in &sweep.rows {
         curves.push(*s, r, &base);
     }
-    let title = args.title.unwrap_or_else(|| format!("{} pruning", sweep.method));
-    write_charts(&args.dir, &sweep.method, curves, &title)?;
+    let title = args
+        .title
+        .unwrap_or_else(|| format!("{} pruning", sweep.method.name()));
+    write_charts(&args.dir, sweep.method, curves, &title)?;
     println!("wrote {} and sweep.png", args.dir.join("sweep.svg").display());
     Ok(())
 }
@@ -109,16 +112,14 @@ fn parse_csv(text: &str) -> Result<Sweep, String> {
     if lines.next().map(|(_, l)| l.trim()) != Some(SWEEP_HEADER) {
         return Err(format!("line 1 is not the header {SWEEP_HEADER}"));
     }
-    let mut method: Option<String> = None;
+    let mut method: Option<PruneMethod> = None;
     let mut rows = Vec::new();
     for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
         let at = |e: String| format!("line {}: {e}", i + 1);
         let (s, m, row) = parse_row(line).map_err(at)?;
-        if !matches!(m.as_str(), "magnitude" | "capsules") {
-            return Err(at(format!("unknown method '{m}'")));
-        }
-        if method.as_ref().is_some_and(|first| *first != m) {
-            return Err(at(format!("method '{m}' differs from the first row's")));
+        let m: PruneMethod = m.parse().map_err(at)?;
+        if method.is_some_and(|first| first != m) {
+            return Err(at(format!("method '{}' differs from the first row's", m.name())));
         }
         method = Some(m);
         rows.push((s, row));
@@ -183,7 +184,7 @@ mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity
     #[test]
     fn csv_rows_are_read_back() {
         let sweep = parse_csv(CSV).unwrap();
-        assert_eq!(sweep.method, "capsules");
+        assert_eq!(sweep.method, PruneMethod::Capsules);
         assert_eq!(sweep.rows.len(), 2);
         let (s, r) = &sweep.rows[1];
         assert_eq!(*s, 0.5);

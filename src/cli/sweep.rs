@@ -118,10 +118,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some("sweep"),
     )?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let method = match args.method {
-        PruneMethod::Magnitude => "magnitude",
-        PruneMethod::Capsules => "capsules",
-    };
+    let method = args.method.name();
     let base_path = args.baseline.as_deref().unwrap_or(&args.model);
     let base_model = match &args.baseline {
         Some(path) => load_model(path, &dev.device)?.0,
@@ -169,7 +166,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     write_atomic(&args.out.join("sweep.csv"), csv.as_bytes())?;
     write_atomic(&args.out.join("sweep.md"), md.as_bytes())?;
     let title = chart_title(method, info.preset.as_deref(), &source.to_string());
-    write_charts(&args.out, method, curves, &title)?;
+    write_charts(&args.out, args.method, curves, &title)?;
     print!("{csv}");
     println!(
         "wrote {}, sweep.md, sweep.svg and sweep.png",
@@ -228,7 +225,7 @@ fn chart_title(method: &str, preset: Option<&str>, source: &str) -> String {
 
 /// Writes `DIR/sweep.svg` and `DIR/sweep.png` of a sweep by `method` ("magnitude" or
 /// "capsules").
-pub(super) fn write_charts(dir: &Path, method: &str, c: Curves, title: &str) -> anyhow::Result<()> {
+pub(super) fn write_charts(dir: &Path, method: PruneMethod, c: Curves, title: &str) -> anyhow::Result<()> {
     let series = |name, points, color| Series { name, points, color };
     let series = [
         series("test accuracy", c.accuracy, [31, 119, 180]),
@@ -236,10 +233,9 @@ pub(super) fn write_charts(dir: &Path, method: &str, c: Curves, title: &str) -> 
         series("inference time / baseline", c.infer, [44, 160, 44]),
         series("file size / baseline", c.size, [148, 103, 189]),
     ];
-    let x_label = if method == "capsules" {
-        "requested sparsity (fraction of capsules)"
-    } else {
-        "requested sparsity (fraction of weights)"
+    let x_label = match method {
+        PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
+        PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
     };
     let chart = Chart {
         title,

@@ -91,6 +91,9 @@ pub struct SliderResult {
     pub elapsed_ms: f64,
 }
 
+/// The input of MNIST digits (what the drawing canvas makes): (channels, height, width).
+pub const DIGIT_INPUT: (usize, usize, usize) = (1, 28, 28);
+
 /// What the capsule map needs to know about a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {
@@ -117,7 +120,12 @@ pub struct ModelSummary {
 impl ModelSummary {
     /// Whether the model takes MNIST-sized grey images (what the drawing canvas makes).
     pub fn takes_digits(&self) -> bool {
-        self.input == (1, 28, 28)
+        self.input == DIGIT_INPUT
+    }
+
+    /// The input `model` takes, (channels, height, width); MNIST digits' without a model.
+    pub fn input_of(model: Option<&ModelSummary>) -> (usize, usize, usize) {
+        model.map_or(DIGIT_INPUT, |m| m.input)
     }
 
     /// The name of class `j`: from the model's info when it has names, else the number.
@@ -159,8 +167,8 @@ pub enum InspectEvent {
     /// A digit was inspected (with the current pruning).
     Inspected(Box<DigitInspection>),
     /// The slider's pruning is applied. A move is answered twice when it has more held-out
-    /// images than [`super::worker::QUICK_EVAL`]: first with the accuracy on those, then
-    /// (unless a newer command came first) on all of them.
+    /// images than [`super::worker::QUICK_EVAL`]: first with the accuracy on those, then,
+    /// once no command waits (and unless a newer move or model replaced it), on all of them.
     Pruned(SliderResult),
     /// A perturbed reconstruction.
     Reconstruction(Vec<f32>),

@@ -62,10 +62,9 @@ fn changes_the_model(e: &InspectEvent) -> bool {
 /// evaluated afterwards, while no newer command waits, and refine the answer.
 pub const QUICK_EVAL: usize = 64;
 
-/// A slider move's evaluation still to finish: the held-out images not yet seen.
+/// A slider move's evaluation still to finish, on the model in use: the held-out images
+/// not yet seen.
 struct Refine {
-    /// The compact pruned model.
-    model: CapsNet,
     /// Held-out images after the first [`QUICK_EVAL`].
     rest: Split,
     /// Correct answers among the images already evaluated.
@@ -191,15 +190,23 @@ impl State {
                     InspectCommand::SetSparsity { .. } if Some(i) != last_sparsity => vec![],
                     InspectCommand::Inspect(_) if Some(i) != last_inspect => vec![],
                     // a panic answers as an error; the worker keeps serving
-                    cmd => crate::train::handle::catch_panic(|| match cmd {
-                        // progress is dropped rather than waited for when the UI lags behind
-                        InspectCommand::Keep(req) => self.keep(&req, |e| {
-                            if events.try_send(e).is_ok() {
-                                wake();
-                            }
-                        }),
-                        InspectCommand::PickTestImage(n) => self.pick(n),
-                        cmd => self.handle(cmd),
+                    cmd => crate::train::handle::catch_panic(|| {
+                        let mut answers = match cmd {
+                            // progress is dropped rather than waited for when the UI lags behind
+                            InspectCommand::Keep(req) => self.keep(&req, |e| {
+                                if events.try_send(e).is_ok() {
+                                    wake();
+                                }
+                            }),
+                            InspectCommand::PickTestImage(n) => self.pick(n),
+                            cmd => self.handle(cmd).into_iter().collect(),
+                        };
+                        // a change of model or pruning is followed by a fresh inspection of
+                        // the remembered image
+                        if answers.iter().any(changes_the_model) {
+                            answers.extend(self.reinspect());
+                        }
+                        answers
                     })
                     .unwrap_or_else(|e| vec![InspectEvent::Failed(InspectError::Panicked(e))]),
                 };
@@ -213,10 +220,9 @@ impl State {
         }
     }
 
-    /// Answers a command that is neither "Keep" nor a pick; a change of model or pruning is
-    /// followed by a fresh inspection of the remembered image.
-    fn handle(&mut self, cmd: InspectCommand) -> Vec<InspectEvent> {
-        let answer = match cmd {
+    /// Answers a command that is neither "Keep" nor a pick.
+    fn handle(&mut self, cmd: InspectCommand) -> Option<InspectEvent> {
+        match cmd {
             InspectCommand::SetModel(m) => Some(self.use_model(*m, ModelInfo::default())),
             InspectCommand::Load(path) => Some(match crate::export::load_model(&path, &self.device) {
                 Ok((m, info)) => self.use_model(m, info),
@@ -250,12 +256,7 @@ impl State {
             InspectCommand::SetSparsity { sparsity, method } => Some(self.prune(sparsity, method)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
             InspectCommand::Keep(_) | InspectCommand::Shutdown => None,
-        };
-        let mut answers: Vec<InspectEvent> = answer.into_iter().collect();
-        if answers.iter().any(changes_the_model) {
-            answers.extend(self.reinspect());
         }
-        answers
     }
 
     /// The remembered image inspected again (after the model or its pruning changed), or
@@ -453,7 +454,6 @@ impl State {
             result.accuracy = Some(correct as f64 / quick.len().max(1) as f64);
             if !rest.is_empty() {
                 self.refine = Some(Refine {
-                    model: fast.clone(),
                     rest,
                     correct,
                     result: result.clone(),
@@ -478,8 +478,9 @@ impl State {
     /// accuracy on all of them (`None` when nothing is left to refine).
     fn refine_step(&mut self) -> Option<InspectEvent> {
         let r = self.refine.take()?;
+        let model = self.current.as_ref()?;
         let answer = crate::train::handle::catch_panic(|| {
-            let correct = r.correct + self.correct_on(&r.model, &r.rest);
+            let correct = r.correct + self.correct_on(model, &r.rest);
             let mut result = r.result;
             result.evaluated += r.rest.len();
             result.accuracy = Some(correct as f64 / result.evaluated.max(1) as f64);
@@ -541,12 +542,10 @@ impl State {
         self.set_dense(tuned);
         // the kept mask is the new model's zeros: pruning it again at the same position
         // gives the same mask, and the accuracy after fine-tuning
-        let mut answers = vec![
+        vec![
             InspectEvent::Kept(Box::new(summary)),
             self.prune(sparsity, method),
-        ];
-        answers.extend(self.reinspect());
-        answers
+        ]
     }
 
     fn perturb(&self, delta: &[f32]) -> Option<InspectEvent> {

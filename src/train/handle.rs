@@ -45,7 +45,8 @@ pub struct WorkerHandle<C, E> {
     handle: Option<JoinHandle<()>>,
     shutdown: Option<C>,
     cancel: CancelFlag,
-    /// What the thread is called in messages ("trainer", "inspection worker").
+    /// What the thread is called in messages: its name without `sparsecaps-` ("trainer",
+    /// "inspector").
     what: &'static str,
 }
 

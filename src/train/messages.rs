@@ -80,18 +80,6 @@ impl PruneKind {
     }
 }
 
-impl std::str::FromStr for PruneKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "lobster" => Ok(Self::Lobster),
-            "gmp" => Ok(Self::Gmp),
-            _ => Err(format!("unknown pruning '{s}' (expected none, lobster or gmp)")),
-        }
-    }
-}
-
 impl PruneSchedule {
     /// Its kind.
     pub fn kind(&self) -> PruneKind {

@@ -7,6 +7,7 @@
 //! pair, and older pairs are removed. A crash anywhere in between leaves a model whose
 //! pair is still there.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -63,11 +64,13 @@ pub struct RunState {
     pub history: Vec<EpochMetrics>,
 }
 
+/// A resume record: borrowed when written (no copy of the request, whose resume point may
+/// hold a whole optimizer state), owned when read back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ResumeFile {
+struct ResumeFile<'a> {
     version: u32,
-    request: TrainRequest,
-    state: RunState,
+    request: Cow<'a, TrainRequest>,
+    state: Cow<'a, RunState>,
 }
 
 fn state_path(dir: &Path, epoch: usize) -> PathBuf {
@@ -92,11 +95,8 @@ pub fn write_resume(
     })?;
     let file = ResumeFile {
         version: RESUME_VERSION,
-        request: TrainRequest {
-            resume: None,
-            ..req.clone()
-        },
-        state: state.clone(),
+        request: Cow::Borrowed(req),
+        state: Cow::Borrowed(state),
     };
     write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
     let json = serde_json::to_string(&file).unwrap_or_default();
@@ -142,7 +142,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         path: p.clone(),
         reason,
     };
-    let file: ResumeFile = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+    let file: ResumeFile<'static> = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
     if file.version != RESUME_VERSION || file.state.epoch != epoch {
         return Err(format(format!(
             "version {} for epoch {}, expected version {RESUME_VERSION} for epoch {epoch}",
@@ -152,7 +152,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
     let request = TrainRequest {
         out_dir: Some(dir.to_path_buf()),
         resume: None,
-        ..file.request
+        ..file.request.into_owned()
     };
     let opt_path = optimizer_path(dir, epoch);
     let optimizer =
@@ -164,7 +164,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         })?;
     Ok(Resumed {
         request,
-        state: file.state,
+        state: file.state.into_owned(),
         optimizer,
     })
 }

@@ -143,7 +143,7 @@ pub struct CanvasPanel {
 impl CanvasPanel {
     /// The input the current model takes, (channels, height, width); MNIST's without one.
     pub fn input_shape(&self) -> (usize, usize, usize) {
-        self.model.as_ref().map_or((1, 28, 28), |m| m.input)
+        ModelSummary::input_of(self.model.as_ref())
     }
 
     /// Whether the current model takes drawn digits (28x28 grey); otherwise the panel

@@ -75,7 +75,7 @@ impl InspectionPanel {
 
     /// The input shape of the model, (channels, height, width); MNIST's without one.
     fn input_shape(&self) -> (usize, usize, usize) {
-        self.model.as_ref().map_or((1, 28, 28), |m| m.input)
+        ModelSummary::input_of(self.model.as_ref())
     }
 
     /// Draws the panel.
