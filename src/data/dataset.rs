@@ -195,6 +195,18 @@ impl Split {
         }
     }
 
+    /// A copy of the last `n` images (all of them if there are fewer).
+    pub fn tail(&self, n: usize) -> Split {
+        let start = self.len().saturating_sub(n);
+        Split {
+            labels: self.labels[start..].to_vec(),
+            pixels: self.pixels[start * self.image_size()..].to_vec(),
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+        }
+    }
+
     /// Splits off the last `n` images into a new split (e.g. a validation set).
     pub fn split_off(&mut self, n: usize) -> Split {
         let keep = self.len().saturating_sub(n);

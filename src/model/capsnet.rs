@@ -8,6 +8,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use super::backbone::Backbone;
 use super::config::{CapsNetConfig, ConfigError, Geometry};
 use super::loss::{Margins, margin_loss, one_hot, reconstruction_loss};
 use super::primary_conv::PrimaryConv;
@@ -18,10 +19,12 @@ use crate::rng::Rng;
 /// `digit_weight`.
 #[derive(Module, Debug)]
 pub struct CapsNet {
-    /// conv1 filters.
+    /// The CNN backbone before conv1 (`None` for the original CapsNet).
+    pub backbone: Option<Backbone>,
+    /// conv1 filters (conv1 reads the image, or the backbone's output).
     ///
     /// # Shapes
-    /// `[C1, in_channels, k1, k1]`
+    /// `[C1, conv1_inputs, k1, k1]`
     pub conv1_weight: Param<Tensor<4>>,
     /// conv1 bias `[C1]`.
     pub conv1_bias: Param<Tensor<1>>,
@@ -123,6 +126,7 @@ impl CapsNet {
         let geo = config.geometry()?;
         let mut rng = Rng::new(seed);
         let c = config;
+        let c0 = c.conv1_inputs();
         let n = c.types * geo.cells();
         let mut uniform = |shape: &[usize], fan_in: usize| -> Vec<f32> {
             let bound = 1.0 / (fan_in as f64).sqrt();
@@ -132,9 +136,9 @@ impl CapsNet {
         };
         let k1 = c.conv1_kernel;
         let k2 = c.primary_kernel;
-        let fan1 = c.in_channels * k1 * k1;
+        let fan1 = c0 * k1 * k1;
         let fan2 = c.conv1_channels * k2 * k2;
-        let conv1_w = uniform(&[c.conv1_channels, c.in_channels, k1, k1], fan1);
+        let conv1_w = uniform(&[c.conv1_channels, c0, k1, k1], fan1);
         let conv1_b = uniform(&[c.conv1_channels], fan1);
         let prim_w = uniform(&[c.types * c.primary_dim, c.conv1_channels, k2, k2], fan2);
         let prim_b = uniform(&[c.types * c.primary_dim], fan2);
@@ -155,9 +159,12 @@ impl CapsNet {
         let digit_w: Vec<f32> = (0..n * c.primary_dim * c.classes * c.class_dim)
             .map(|_| (rng.normal() * std) as f32)
             .collect();
+        // the backbone draws after the head, so a network without one initialises as before
+        let backbone = c.backbone_plan().map(|p| Backbone::init(&p, &mut rng, device));
         let t = |v: Vec<f32>, s: Vec<usize>| TensorData::new(v, s);
         Ok(Self {
-            conv1_weight: Param::from_data(t(conv1_w, vec![c.conv1_channels, c.in_channels, k1, k1]), device),
+            backbone,
+            conv1_weight: Param::from_data(t(conv1_w, vec![c.conv1_channels, c0, k1, k1]), device),
             conv1_bias: Param::from_data(t(conv1_b, vec![c.conv1_channels]), device),
             primary_weight: Param::from_data(
                 t(prim_w, vec![c.types * c.primary_dim, c.conv1_channels, k2, k2]),
@@ -220,14 +227,18 @@ impl CapsNet {
         (self.primary_from_conv1(h.clone()), keep_conv1.then_some(h))
     }
 
-    /// conv1 and its ReLU.
+    /// The backbone (if any), then conv1 and its ReLU.
     ///
     /// # Shapes
     /// - `images`: `[B, C, H, W]` -> `[B, C1, H1, W1]`
     pub fn conv1(&self, images: Tensor<4>) -> Tensor<4> {
         let images = self.normalise(images);
+        let features = match &self.backbone {
+            Some(b) => b.forward(images),
+            None => images,
+        };
         relu(conv2d(
-            images,
+            features,
             self.conv1_weight.val(),
             Some(self.conv1_bias.val()),
             ConvOptions::new([1, 1], [0, 0], [1, 1], 1),

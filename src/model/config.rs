@@ -1,6 +1,8 @@
 //! Hyper-parameters of the CapsNet and its named presets.
 
 use burn::config::Config;
+
+use super::backbone::{BackboneKind, BackbonePlan, plan};
 use std::fmt;
 use std::str::FromStr;
 
@@ -70,6 +72,22 @@ pub struct CapsNetConfig {
     /// Per-channel standard deviation the input is divided by after the mean; empty: none.
     #[config(default = "vec![]")]
     pub input_std: Vec<f64>,
+    /// CNN backbone before conv1 (`none`, `resnet` or `mobilenet`; see [`super::backbone`]).
+    #[config(default = "BackboneKind::None")]
+    pub backbone: BackboneKind,
+    /// Width of each ResNet stage, or of the MobileNet stem and each block.
+    #[config(default = "vec![]")]
+    pub backbone_widths: Vec<usize>,
+    /// Stride of each ResNet stage (its first block), or of the MobileNet stem and each
+    /// block's depthwise convolution.
+    #[config(default = "vec![]")]
+    pub backbone_strides: Vec<usize>,
+    /// Basic blocks per ResNet stage.
+    #[config(default = 3)]
+    pub backbone_depth: usize,
+    /// Channels kept in each prunable group of a pruned backbone; empty: the dense widths.
+    #[config(default = "vec![]")]
+    pub backbone_channels: Vec<usize>,
 }
 
 /// Spatial sizes derived from a [`CapsNetConfig`].
@@ -164,14 +182,12 @@ impl CapsNetConfig {
             k1: self.conv1_kernel,
             k2: self.primary_kernel,
         };
-        let conv1_h = self
-            .height
-            .checked_sub(self.conv1_kernel - 1)
-            .ok_or(too_small.clone())?;
-        let conv1_w = self
-            .width
-            .checked_sub(self.conv1_kernel - 1)
-            .ok_or(too_small.clone())?;
+        let (h, w) = match plan(self)? {
+            Some(p) => (p.out_side(self.height), p.out_side(self.width)),
+            None => (self.height, self.width),
+        };
+        let conv1_h = h.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
+        let conv1_w = w.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
         if conv1_h < self.primary_kernel || conv1_w < self.primary_kernel {
             return Err(too_small);
         }
@@ -198,6 +214,18 @@ impl CapsNetConfig {
     /// The input image size as (channels, height, width).
     pub fn input(&self) -> (usize, usize, usize) {
         (self.in_channels, self.height, self.width)
+    }
+
+    /// The backbone's layers, `None` without a backbone (or with invalid backbone fields,
+    /// which [`CapsNetConfig::geometry`] reports).
+    pub fn backbone_plan(&self) -> Option<BackbonePlan> {
+        plan(self).ok().flatten()
+    }
+
+    /// Input channels of conv1: the image's, or the backbone's output channels.
+    pub fn conv1_inputs(&self) -> usize {
+        self.backbone_plan()
+            .map_or(self.in_channels, |p| p.out_channels())
     }
 
     /// Whether the reconstruction decoder is present.
@@ -257,11 +285,24 @@ pub enum Preset {
     /// A very small CapsNet for tests and demos: C1=64, T=8 (288 capsules), R=2, decoder
     /// 32/64, default batch 16.
     Tiny,
+    /// A CapsNet head on a ResNet-20 backbone (stages 16/32/64, 3 basic blocks each, with
+    /// BatchNorm): conv1 1x1 to 128, primary capsules 3x3 (32 types, 6x6 on 32x32 inputs),
+    /// no decoder, default batch 64.
+    ResnetCaps,
+    /// A CapsNet head on a MobileNetV1-style backbone (stem 32, depthwise-separable blocks
+    /// 64/128/128/256/256, strides 1/2/1/2/1): head as `resnet-caps`, default batch 64.
+    MobilenetCaps,
 }
 
 impl Preset {
     /// All presets, in size order.
-    pub const ALL: [Preset; 3] = [Preset::Paper, Preset::Small, Preset::Tiny];
+    pub const ALL: [Preset; 5] = [
+        Preset::Paper,
+        Preset::Small,
+        Preset::Tiny,
+        Preset::ResnetCaps,
+        Preset::MobilenetCaps,
+    ];
 
     /// The preset's name as used on the command line.
     pub fn name(self) -> &'static str {
@@ -269,6 +310,8 @@ impl Preset {
             Preset::Paper => "paper",
             Preset::Small => "small",
             Preset::Tiny => "tiny",
+            Preset::ResnetCaps => "resnet-caps",
+            Preset::MobilenetCaps => "mobilenet-caps",
         }
     }
 
@@ -278,6 +321,7 @@ impl Preset {
             Preset::Paper => 128,
             Preset::Small => 32,
             Preset::Tiny => 16,
+            Preset::ResnetCaps | Preset::MobilenetCaps => 64,
         }
     }
 
@@ -295,8 +339,27 @@ impl Preset {
                 .with_types(8)
                 .with_routing_iters(2)
                 .with_decoder_hidden(vec![32, 64]),
+            Preset::ResnetCaps => caps_head(base)
+                .with_backbone(BackboneKind::Resnet)
+                .with_backbone_widths(vec![16, 32, 64])
+                .with_backbone_strides(vec![1, 2, 2])
+                .with_backbone_depth(3),
+            Preset::MobilenetCaps => caps_head(base)
+                .with_backbone(BackboneKind::Mobilenet)
+                .with_backbone_widths(vec![32, 64, 128, 128, 256, 256])
+                .with_backbone_strides(vec![1, 1, 2, 1, 2, 1]),
         }
     }
+}
+
+/// The CapsNet head of the backbone presets: conv1 1x1 to 128 channels, primary capsules
+/// 3x3 with stride 1 (32 types), no decoder.
+fn caps_head(base: CapsNetConfig) -> CapsNetConfig {
+    base.with_conv1_channels(128)
+        .with_conv1_kernel(1)
+        .with_primary_kernel(3)
+        .with_primary_stride(1)
+        .with_decoder_hidden(vec![])
 }
 
 serde_as_text!(Preset);
@@ -309,7 +372,7 @@ impl fmt::Display for Preset {
 
 /// An unknown preset name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown preset '{0}' (expected paper, small or tiny)")]
+#[error("unknown preset '{0}' (expected paper, small, tiny, resnet-caps or mobilenet-caps)")]
 pub struct UnknownPreset(pub String);
 
 impl FromStr for Preset {

@@ -1,6 +1,7 @@
 //! The CapsNet of *Towards Efficient Capsule Networks*: configuration, module, routing,
 //! losses and parameter conversion.
 
+pub mod backbone;
 pub mod capsnet;
 pub mod config;
 pub mod loss;
@@ -9,6 +10,7 @@ pub mod primary_conv;
 pub mod routing;
 pub mod validate;
 
+pub use backbone::{Backbone, BackboneKind, BackbonePlan};
 pub use capsnet::{CapsNet, CapsOutput, Compaction, LossParts};
 pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};
 pub use params::{HostTensor, ParamsError};

@@ -3,11 +3,14 @@
 //!
 //! File layout: `conv1.weight` `[C1, C, k, k]`, `conv1.bias` `[C1]`, `primary.weight`
 //! `[T*D, C1, k, k]`, `primary.bias` `[T*D]`, `digit.weight` `[N, J, E, D]`, `digit.bias`
-//! `[J, E]`, `decoder.fc{1,2,..}.weight` `[out, in]` (PyTorch layout), `decoder.fc*.bias`.
+//! `[J, E]`, `decoder.fc{1,2,..}.weight` `[out, in]` (PyTorch layout), `decoder.fc*.bias`,
+//! and for a backbone `backbone.stem.*` and `backbone.block{i}.{a,b,shortcut}.*`: `weight`
+//! `[out, in / groups, k, k]` and `bn.{gamma,beta,mean,var}` `[out]`.
 
 use burn::module::Param;
 use burn::prelude::*;
 
+use super::backbone::Backbone;
 use super::capsnet::{CapsNet, Compaction, linear_from};
 use super::config::{CapsNetConfig, ConfigError};
 
@@ -171,6 +174,9 @@ impl CapsNet {
                 ids.push(b.id.val());
             }
         }
+        if let Some(b) = &self.backbone {
+            ids.extend(b.param_ids());
+        }
         ids
     }
 
@@ -193,6 +199,9 @@ impl CapsNet {
             if let Some(b) = &mut layer.bias {
                 b.id = next();
             }
+        }
+        if let Some(b) = &mut self.backbone {
+            b.set_param_ids(&mut next);
         }
         true
     }
@@ -239,6 +248,9 @@ impl CapsNet {
                     HostTensor::from_tensor(b.val()),
                 ));
             }
+        }
+        if let Some(b) = &self.backbone {
+            b.to_named(&mut out);
         }
         out
     }
@@ -288,7 +300,7 @@ impl CapsNet {
             Ok(t)
         };
         let (k1, k2, td) = (c.conv1_kernel, c.primary_kernel, types * c.primary_dim);
-        let conv1_w = fetch("conv1.weight", vec![c1, c.in_channels, k1, k1])?;
+        let conv1_w = fetch("conv1.weight", vec![c1, c.conv1_inputs(), k1, k1])?;
         let conv1_b = fetch("conv1.bias", vec![c1])?;
         let prim_w = fetch("primary.weight", vec![td, c1, k2, k2])?;
         let prim_b = fetch("primary.bias", vec![td])?;
@@ -314,8 +326,13 @@ impl CapsNet {
                 d_in = d_out;
             }
         }
+        let backbone = match c.backbone_plan() {
+            Some(plan) => Some(Backbone::from_named(&plan, |name, shape| fetch(name, shape), device)?),
+            None => None,
+        };
         let p = |t: HostTensor| TensorData::new(t.values, t.shape);
         Ok(Self {
+            backbone,
             conv1_weight: Param::from_data(p(conv1_w), device),
             conv1_bias: Param::from_data(p(conv1_b), device),
             primary_weight: Param::from_data(p(prim_w), device),

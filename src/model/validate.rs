@@ -51,6 +51,30 @@ pub struct Footprint {
     pub activations_per_image: usize,
 }
 
+/// Parameters (weights, BatchNorm scale and shift) and per-image activations (each
+/// convolution's output, twice: before and after BatchNorm) of a backbone. The sizes are
+/// bounded by the range checks, so they do not overflow.
+fn backbone_sizes(p: &super::backbone::BackbonePlan, c: &CapsNetConfig) -> (usize, usize) {
+    let mut side = (c.height, c.width);
+    let mut params = 0;
+    let mut acts = 0;
+    let mut conv = |s: super::backbone::ConvSpec, at: (usize, usize)| {
+        params += s.weight_shape().iter().product::<usize>() + 2 * s.outputs;
+        let out = (s.out_side(at.0), s.out_side(at.1));
+        acts += 2 * s.outputs * out.0 * out.1;
+        out
+    };
+    side = conv(p.stem, side);
+    for b in &p.blocks {
+        let mid = conv(b.a, side);
+        if let Some(s) = b.shortcut {
+            conv(s, side);
+        }
+        side = conv(b.b, mid);
+    }
+    (params, acts)
+}
+
 impl CapsNetConfig {
     /// Checks every field against its range (see the `MAX_*` constants of this module).
     pub(crate) fn check_ranges(&self) -> Result<(), ConfigError> {
@@ -211,7 +235,7 @@ impl CapsNetConfig {
         let n = product("capsules", &[c.types, g.cells()])?;
         let conv1 = product(
             "conv1 weights",
-            &[c.conv1_channels, c.in_channels, c.conv1_kernel, c.conv1_kernel],
+            &[c.conv1_channels, c.conv1_inputs(), c.conv1_kernel, c.conv1_kernel],
         )?;
         let primary = product(
             "primary weights",
@@ -241,7 +265,11 @@ impl CapsNetConfig {
             "biases",
             &[c.conv1_channels, c.types * c.primary_dim, c.classes * c.class_dim],
         )?;
-        let params = sum("parameters", &[conv1, primary, digit, decoder, biases])?;
+        let (backbone_params, backbone_acts) = c.backbone_plan().map_or((0, 0), |p| backbone_sizes(&p, c));
+        let params = sum(
+            "parameters",
+            &[conv1, primary, digit, decoder, biases, backbone_params],
+        )?;
         if params > MAX_PARAMS {
             return Err(ConfigError::Budget {
                 what: "parameters",
@@ -257,6 +285,7 @@ impl CapsNetConfig {
         let activations = sum(
             "activations",
             &[
+                backbone_acts,
                 conv1_out,
                 primary_out,
                 votes,

@@ -126,6 +126,7 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     let kept_conv1 = rows(&conv1_w, &conv1_channels);
     let kept_b1 = rows(&conv1_b, &conv1_channels);
     Ok(CapsNet {
+        backbone: model.backbone.clone(),
         conv1_weight: Param::from_data(up(kept_conv1), &device),
         conv1_bias: Param::from_data(up(kept_b1), &device),
         primary_weight: Param::from_data(

@@ -2,7 +2,8 @@
 
 use crate::model::CapsNet;
 
-/// Millions of floating-point operations (2 per multiply-add) one image costs: conv1,
+/// Millions of floating-point operations (2 per multiply-add) one image costs: the
+/// backbone's convolutions (BatchNorm and ReLU not counted), conv1,
 /// primary convolution, votes, routing and decoder, with the tensor sizes the network
 /// holds (a compact network costs less; zeros inside a dense tensor still cost).
 pub fn mflops_per_image(model: &CapsNet) -> f64 {
@@ -12,7 +13,11 @@ pub fn mflops_per_image(model: &CapsNet) -> f64 {
     let out = model.primary_weight.dims()[0] as f64;
     let k1 = (c.conv1_kernel * c.conv1_kernel) as f64;
     let k2 = (c.primary_kernel * c.primary_kernel) as f64;
-    let conv1 = 2.0 * c1 * c.in_channels as f64 * k1 * (g.conv1_h * g.conv1_w) as f64;
+    let c0 = model.conv1_weight.dims()[1] as f64;
+    let conv1 = 2.0 * c1 * c0 * k1 * (g.conv1_h * g.conv1_w) as f64;
+    let backbone = c
+        .backbone_plan()
+        .map_or(0.0, |p| 2.0 * p.macs((c.height, c.width)));
     let primary = 2.0 * out * c1 * k2 * g.cells() as f64;
     let k = model.capsules() as f64;
     let je = (c.classes * c.class_dim) as f64;
@@ -26,7 +31,7 @@ pub fn mflops_per_image(model: &CapsNet) -> f64 {
         decoder += 2.0 * d_in * d_out;
         d_in = d_out;
     }
-    (conv1 + primary + votes + routing + decoder) / 1e6
+    (backbone + conv1 + primary + votes + routing + decoder) / 1e6
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Pruning: masks, exact-sparsity magnitude pruning, capsule survival and sparsity.
 
+pub mod backbone;
 pub mod capsules;
 pub mod channels;
 pub mod compact;

@@ -140,7 +140,7 @@ impl Survival {
     pub fn dense_sparsity(&self, config: &crate::model::CapsNetConfig) -> f64 {
         let k1 = config.conv1_kernel * config.conv1_kernel;
         let k2 = config.primary_kernel * config.primary_kernel;
-        let dense = config.conv1_channels * config.in_channels * k1
+        let dense = config.conv1_channels * config.conv1_inputs() * k1
             + config.types * config.primary_dim * config.conv1_channels * k2
             + config.capsules() * config.primary_dim * config.classes * config.class_dim;
         let nonzero: usize = self.layers.iter().map(|l| l.total - l.zeros).sum();
