@@ -118,13 +118,23 @@ pub struct PruneArgs {
     /// Model file to prune.
     #[arg(long)]
     pub model: PathBuf,
-    /// Fraction of the prunable weights (conv1, primary, W) to set to zero, 0..=1.
+    /// Fraction to remove, 0..=1: of the prunable weights (conv1, primary, W) by magnitude,
+    /// of the primary capsules, or of the backbone's FLOPs (see --method).
     #[arg(long, value_parser = fraction)]
-    pub sparsity: f64,
+    pub sparsity: Option<f64>,
     /// Pruning method: magnitude (global, smallest weights first; --sparsity is the
-    /// fraction of weights) or capsules (structured; --sparsity is the fraction of capsules).
+    /// fraction of weights), capsules (structured; --sparsity is the fraction of capsules)
+    /// or backbone (EagleEye search over the backbone's channels; give --flops).
     #[arg(long, default_value = "magnitude", ignore_case = true)]
     pub method: PruneMethod,
+    /// With --method backbone: the fraction of the dense backbone's FLOPs to keep, e.g. 0.5.
+    #[arg(long, value_parser = fraction)]
+    pub flops: Option<f64>,
+    /// With --method backbone: channel choices to sample and score (each: L1 filter
+    /// pruning, adaptive BN on 10 training batches, accuracy on the last 1,000 training
+    /// images); the best is kept and fine-tuned.
+    #[arg(long, default_value_t = 20, value_parser = positive)]
+    pub candidates: usize,
     /// Also remove this fraction of conv1's channels, the least important first (filter
     /// L1 norm times the L1 norm of the live primary weights reading it); compaction then
     /// drops them.

@@ -9,6 +9,8 @@ use crate::data::Dataset;
 use crate::device;
 use crate::export::{load_model, save_model};
 use crate::model::CapsNet;
+use crate::prune::backbone::{EagleEye, eagleeye, flops_fraction};
+use crate::prune::cost::mflops_per_image;
 use crate::prune::{Masks, compact, prune_to, survival};
 use crate::train::evaluate;
 use crate::train::finetune::{FinetuneSettings, finetune};
@@ -25,29 +27,79 @@ pub fn prune_model(
     finetune_settings: FinetuneSettings,
     data: &Dataset,
     device: &Device,
-) -> CapsNet {
+) -> anyhow::Result<CapsNet> {
     let images = || {
         let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
         data.train.batch(&sample, device).0
     };
-    let pruned = prune_to(model, (method, sparsity, conv1), images, device);
-    if finetune_settings.epochs == 0 {
+    let pruned = prune_to(model, (method, sparsity, conv1), images, device)?;
+    Ok(tune(pruned, finetune_settings, data, device))
+}
+
+/// Fine-tunes `pruned` under the masks of its zero weights for `settings.epochs` epochs
+/// (none: returned as it is), with a progress display.
+fn tune(pruned: CapsNet, settings: FinetuneSettings, data: &Dataset, device: &Device) -> CapsNet {
+    if settings.epochs == 0 {
         return pruned;
     }
     let masks = Masks::from_nonzero(&pruned);
-    let steps = (data.train.len().div_ceil(finetune_settings.batch) * finetune_settings.epochs) as u64;
+    let steps = (data.train.len().div_ceil(settings.batch) * settings.epochs) as u64;
     let mut progress = Progress::new(steps, "fine-tune");
-    let tuned = finetune(pruned, &masks, &data.train, finetune_settings, device, |d, _| {
+    let tuned = finetune(pruned, &masks, &data.train, settings, device, |d, _| {
         progress.update(d as u64, "")
     });
     progress.finish();
     tuned
 }
 
-/// Prunes a model file and writes the pruned (dense, masked) model.
+/// EagleEye search on the backbone (with a progress display and a line per candidate),
+/// then fine-tuning of the best candidate.
+fn prune_backbone(
+    model: &CapsNet,
+    search: EagleEye,
+    settings: FinetuneSettings,
+    data: &Dataset,
+    device: &Device,
+) -> anyhow::Result<CapsNet> {
+    let mut progress = Progress::new(search.candidates as u64, "EagleEye");
+    let (best, candidates) = eagleeye(model, &data.train, search, |done, _| {
+        progress.update(done as u64, "candidates scored")
+    })?;
+    progress.finish();
+    for c in &candidates {
+        eprintln!(
+            "candidate: FLOPs {:.3}, accuracy after adaptive BN {:.4}, channels {:?}",
+            c.flops, c.accuracy, c.counts
+        );
+    }
+    let dense_mflops = mflops_per_image(model);
+    let best_counts = best.config.backbone_channels.clone();
+    eprintln!(
+        "kept: {:?} channels per group, {:.1}% of the backbone's FLOPs, {:.1} of {:.1} MFLOPs per image",
+        best_counts,
+        100.0 * flops_fraction(&best.config, &best_counts),
+        mflops_per_image(&best),
+        dense_mflops
+    );
+    Ok(tune(best, settings, data, device))
+}
+
+/// Prunes a model file and writes the pruned (dense, masked) model; backbone pruning
+/// writes the narrowed network.
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         anyhow::bail!("--lr must be a positive number, not {}", args.lr);
+    }
+    let backbone = args.method == PruneMethod::Backbone;
+    let sparsity = match (args.sparsity, args.flops) {
+        (Some(s), None) => s,
+        (None, Some(f)) if backbone => 1.0 - f,
+        (None, Some(_)) => anyhow::bail!("--flops is for --method backbone; give --sparsity"),
+        (Some(_), Some(_)) => anyhow::bail!("give --sparsity or --flops, not both"),
+        (None, None) => anyhow::bail!("give --sparsity (or --flops with --method backbone)"),
+    };
+    if backbone && !(sparsity < 1.0) {
+        anyhow::bail!("a backbone must keep some of its FLOPs: --flops must be above 0");
     }
     crate::fsio::check_output_file(&args.out)?;
     let dev = device::select(args.device)?;
@@ -61,6 +113,12 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         Some("prune"),
     )?;
     model.config.check_batch(args.batch)?;
+    if backbone && model.backbone.is_none() {
+        anyhow::bail!(
+            "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
+            args.model.display()
+        );
+    }
     eprintln!("device: {dev}");
     let settings = FinetuneSettings {
         epochs: args.finetune_epochs,
@@ -68,21 +126,30 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         lr: args.lr,
         ..FinetuneSettings::default()
     };
-    let how = (args.method, args.sparsity, args.conv1);
-    let pruned = prune_model(model, how, settings, &data, &dev.device);
+    let pruned = if backbone {
+        let search = EagleEye {
+            flops: 1.0 - sparsity,
+            candidates: args.candidates,
+            ..EagleEye::default()
+        };
+        prune_backbone(&model, search, settings, &data, &dev.device)?
+    } else {
+        prune_model(model, (args.method, sparsity, args.conv1), settings, &data, &dev.device)?
+    };
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);
     info.test_accuracy = Some(eval.accuracy);
     save_model(&pruned, &info, &args.out)?;
     let s = survival(&pruned);
     println!(
-        "pruned to sparsity {:.4}: accuracy {:.4} on {} test images; alive capsules {}/{} ({} types); wrote {}",
+        "pruned to sparsity {:.4}: accuracy {:.4} on {} test images; alive capsules {}/{} ({} types); {:.1} MFLOPs per image; wrote {}",
         info.sparsity.unwrap_or(0.0),
         eval.accuracy,
         eval.images,
         s.map.alive_count(),
         s.map.capsules(),
         s.map.alive_types(),
+        mflops_per_image(&pruned),
         args.out.display()
     );
     Ok(())

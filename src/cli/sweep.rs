@@ -148,7 +148,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             settings,
             &data,
             &dev.device,
-        );
+        )?;
         let path = args.out.join(format!("{method}-{s}.safetensors"));
         let info = with_sparsity(info.clone(), &pruned);
         // nothing alive: keep the dense model (it predicts from the biases alone)
@@ -236,6 +236,7 @@ pub(super) fn write_charts(dir: &Path, method: PruneMethod, c: Curves, title: &s
     let x_label = match method {
         PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
         PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
+        PruneMethod::Backbone => "requested sparsity (fraction of backbone FLOPs)",
     };
     let chart = Chart {
         title,

@@ -115,6 +115,8 @@ pub struct ModelSummary {
     pub info: ModelInfo,
     /// The input it takes: (channels, height, width).
     pub input: (usize, usize, usize),
+    /// Whether it has a CNN backbone (whose channels the slider can prune).
+    pub backbone: bool,
 }
 
 impl ModelSummary {
@@ -146,17 +148,19 @@ impl ModelSummary {
                 *n = norm;
             }
         }
+        // the backbone, conv1 (stride 1), then the primary convolution
+        let (rf, jump) = c.backbone_plan().map_or((1, 1), |p| p.receptive());
         Self {
             types: c.types,
             grid_h: g.grid_h,
             grid_w: g.grid_w,
-            // conv1 (stride 1) then the primary convolution
-            receptive_field: c.conv1_kernel + (c.primary_kernel - 1),
-            field_stride: c.primary_stride,
+            receptive_field: rf + (c.conv1_kernel - 1 + c.primary_kernel - 1) * jump,
+            field_stride: c.primary_stride * jump,
             alive: map.alive,
             w_norms,
             info,
             input: c.input(),
+            backbone: model.backbone.is_some(),
         }
     }
 }

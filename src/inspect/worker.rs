@@ -62,6 +62,9 @@ fn changes_the_model(e: &InspectEvent) -> bool {
 /// evaluated afterwards, while no newer command waits, and refine the answer.
 pub const QUICK_EVAL: usize = 64;
 
+/// Held-out images the slider's backbone pruning re-estimates BatchNorm statistics on.
+pub const BN_IMAGES: usize = 256;
+
 /// A slider move's evaluation still to finish, on the model in use: the held-out images
 /// not yet seen.
 struct Refine {
@@ -413,6 +416,19 @@ impl State {
                 }
                 let importance = self.importance.as_deref().unwrap_or_default();
                 Ok(prune_capsules(dense.clone(), importance, sparsity))
+            }
+            PruneMethod::Backbone => {
+                // the narrowed network itself: Keep and export need no masks for it
+                let held = self.held().ok_or_else(|| {
+                    refuse("backbone pruning re-estimates BatchNorm on held-out images: none loaded".into())
+                })?;
+                held.check_fits(dense.config.input(), dense.config.classes)
+                    .map_err(|e| refuse(format!("backbone pruning needs held-out images: {e}")))?;
+                let sample: Vec<usize> = (0..held.len().min(BN_IMAGES)).collect();
+                let images = || held.batch(&sample, &self.device).0;
+                let how = (PruneMethod::Backbone, sparsity, 0.0);
+                crate::prune::prune_to(dense.clone(), how, images, &self.device)
+                    .map_err(|e| refuse(e.to_string()))
             }
         }
     }

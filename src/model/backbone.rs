@@ -127,6 +127,15 @@ impl BackbonePlan {
             .fold(self.stem.out_side(side), |s, b| b.b.out_side(b.a.out_side(s)))
     }
 
+    /// Receptive field side and jump (input pixels between neighbouring outputs) of the
+    /// backbone's output, along its main path.
+    pub fn receptive(&self) -> (usize, usize) {
+        let grow = |(rf, jump): (usize, usize), c: &ConvSpec| (rf + (c.kernel - 1) * jump, jump * c.stride);
+        self.blocks
+            .iter()
+            .fold(grow((1, 1), &self.stem), |acc, b| grow(grow(acc, &b.a), &b.b))
+    }
+
     /// Channels each prunable group has in this plan.
     pub fn groups(&self) -> Vec<usize> {
         match self.kind {

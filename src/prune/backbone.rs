@@ -296,21 +296,18 @@ pub struct Candidate {
     pub accuracy: f64,
 }
 
-/// Group widths near `target` FLOPs: random ratios in `[min_ratio, 1]` scaled by one
-/// factor found by bisection; `None` if the result is more than [`FLOPS_TOLERANCE`] off.
-pub fn sample_counts(c: &CapsNetConfig, target: f64, min_ratio: f64, rng: &mut Rng) -> Option<Vec<usize>> {
-    let now = c.backbone_plan()?.groups();
-    let ratios: Vec<f64> = now
-        .iter()
-        .map(|_| min_ratio + (1.0 - min_ratio) * rng.next_f64())
-        .collect();
+/// Group widths near `target` FLOPs with group `g` keeping a share proportional to
+/// `ratios[g]`: one common factor found by bisection (each group keeps 1..= its channels).
+fn counts_for(c: &CapsNetConfig, target: f64, ratios: &[f64]) -> Vec<usize> {
+    let now = c.backbone_plan().map(|p| p.groups()).unwrap_or_default();
     let counts = |alpha: f64| -> Vec<usize> {
         now.iter()
-            .zip(&ratios)
+            .zip(ratios)
             .map(|(&w, r)| ((alpha * r * w as f64).round() as usize).clamp(1, w))
             .collect()
     };
-    let (mut lo, mut hi) = (0.0, 1.0 / min_ratio.max(1e-3));
+    let smallest = ratios.iter().copied().fold(1.0, f64::min).max(1e-3);
+    let (mut lo, mut hi) = (0.0, 1.0 / smallest);
     for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
         if flops_fraction(c, &counts(mid)) <= target {
@@ -319,8 +316,27 @@ pub fn sample_counts(c: &CapsNetConfig, target: f64, min_ratio: f64, rng: &mut R
             hi = mid;
         }
     }
-    let best = counts(lo);
-    ((flops_fraction(c, &best) - target).abs() <= FLOPS_TOLERANCE).then_some(best)
+    counts(lo)
+}
+
+/// Random group widths near `target` FLOPs: ratios drawn from `[min_ratio, 1]`, scaled by
+/// [`counts_for`]; `None` if the result is more than [`FLOPS_TOLERANCE`] off.
+pub fn sample_counts(c: &CapsNetConfig, target: f64, min_ratio: f64, rng: &mut Rng) -> Option<Vec<usize>> {
+    let groups = c.backbone_plan()?.groups().len();
+    let ratios: Vec<f64> = (0..groups)
+        .map(|_| min_ratio + (1.0 - min_ratio) * rng.next_f64())
+        .collect();
+    let counts = counts_for(c, target, &ratios);
+    ((flops_fraction(c, &counts) - target).abs() <= FLOPS_TOLERANCE).then_some(counts)
+}
+
+/// Group widths near `target` FLOPs with every group keeping the same share.
+pub fn uniform_counts(c: &CapsNetConfig, target: f64) -> Result<Vec<usize>, BackbonePruneError> {
+    let (_, now) = plans(c)?;
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(BackbonePruneError::Target(target));
+    }
+    Ok(counts_for(c, target, &vec![1.0; now.groups().len()]))
 }
 
 /// Runs the search: samples candidates meeting `settings.flops`, prunes each by L1 norm,

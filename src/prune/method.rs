@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 
+use super::backbone::{BackbonePruneError, adapt_bn, choose_kept, group_importance, narrow, uniform_counts};
 use super::capsules::{capsule_importance, prune_capsules};
 use super::channels::prune_channels;
 use super::{apply_masks, magnitude_masks};
@@ -19,6 +20,11 @@ pub enum PruneMethod {
     /// Remove the least important primary capsules, whole types first (structured); the
     /// sparsity is the fraction of capsules removed.
     Capsules,
+    /// Remove backbone channels (structured, backbone presets only); the sparsity is the
+    /// fraction of the backbone's FLOPs removed. `prune_to` keeps the same share of each
+    /// group by filter L1 norm and adapts BatchNorm; `sparsecaps prune --method backbone`
+    /// searches per-group shares (EagleEye).
+    Backbone,
 }
 
 impl PruneMethod {
@@ -27,6 +33,7 @@ impl PruneMethod {
         match self {
             Self::Magnitude => "weights (magnitude)",
             Self::Capsules => "capsules (structured)",
+            Self::Backbone => "backbone channels (FLOPs)",
         }
     }
 
@@ -35,6 +42,7 @@ impl PruneMethod {
         match self {
             Self::Magnitude => "magnitude",
             Self::Capsules => "capsules",
+            Self::Backbone => "backbone",
         }
     }
 }
@@ -45,15 +53,17 @@ impl std::str::FromStr for PruneMethod {
         match s {
             "magnitude" => Ok(Self::Magnitude),
             "capsules" => Ok(Self::Capsules),
+            "backbone" => Ok(Self::Backbone),
             _ => Err(format!(
-                "unknown pruning method '{s}' (expected magnitude or capsules)"
+                "unknown pruning method '{s}' (expected magnitude, capsules or backbone)"
             )),
         }
     }
 }
 
 /// Prunes a dense model with `method` at `sparsity`, then the fraction `conv1` of conv1's
-/// channels (0: none). Capsule pruning ranks capsules on `images` (called only then).
+/// channels (0: none). Capsule pruning ranks capsules on `images`, backbone pruning adapts
+/// BatchNorm on them (called only then). Backbone pruning fails on a model without one.
 ///
 /// # Shapes
 /// - `images()`: `[N, C, H, W]`
@@ -62,7 +72,7 @@ pub fn prune_to(
     (method, sparsity, conv1): (PruneMethod, f64, f64),
     images: impl FnOnce() -> Tensor<4>,
     device: &Device,
-) -> CapsNet {
+) -> Result<CapsNet, BackbonePruneError> {
     let pruned = match method {
         PruneMethod::Magnitude => {
             let masks = magnitude_masks(&model, sparsity);
@@ -72,12 +82,21 @@ pub fn prune_to(
             let importance = capsule_importance(&model, images());
             prune_capsules(model, &importance, sparsity)
         }
+        PruneMethod::Backbone => {
+            let counts = uniform_counts(&model.config, 1.0 - sparsity)?;
+            let kept = choose_kept(&group_importance(&model)?, &counts);
+            let narrowed = narrow(&model, &kept)?;
+            let x = images();
+            let n = x.dims()[0];
+            let batches = (0..n).step_by(64).map(|s| x.clone().slice(s..(s + 64).min(n)));
+            adapt_bn(narrowed, batches)
+        }
     };
-    if conv1 > 0.0 {
+    Ok(if conv1 > 0.0 {
         prune_channels(pruned, conv1)
     } else {
         pruned
-    }
+    })
 }
 
 #[cfg(test)]
@@ -86,7 +105,7 @@ mod tests {
 
     #[test]
     fn names_parse_back() {
-        for m in [PruneMethod::Magnitude, PruneMethod::Capsules] {
+        for m in [PruneMethod::Magnitude, PruneMethod::Capsules, PruneMethod::Backbone] {
             assert_eq!(m.name().parse::<PruneMethod>(), Ok(m));
         }
         assert!("slices".parse::<PruneMethod>().is_err());

@@ -29,6 +29,8 @@ pub struct PrunePanel {
     pub status: Option<String>,
     /// The last error of the inspection worker about the model, or of a send.
     pub error: Option<String>,
+    /// Whether the model in use has a backbone (the slider can then prune its channels).
+    pub backbone: bool,
 }
 
 impl Default for PrunePanel {
@@ -45,6 +47,7 @@ impl Default for PrunePanel {
             keep_on: (DataSource::Mnist, None),
             status: None,
             error: None,
+            backbone: false,
         }
     }
 }
@@ -132,6 +135,10 @@ impl PrunePanel {
                 self.error = None;
                 self.slider = None;
                 self.sparsity = 0.0;
+                self.backbone = m.backbone;
+                if !m.backbone && self.method == PruneMethod::Backbone {
+                    self.method = PruneMethod::Magnitude;
+                }
             }
             InspectEvent::Exported {
                 path,
@@ -164,6 +171,10 @@ impl PrunePanel {
                 for m in [PruneMethod::Magnitude, PruneMethod::Capsules] {
                     changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
                 }
+                if self.backbone {
+                    let m = PruneMethod::Backbone;
+                    changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
+                }
             });
             changed |= ui
                 .add(egui::Slider::new(&mut self.sparsity, 0.0..=0.99).text("Sparsity"))
@@ -177,6 +188,9 @@ impl PrunePanel {
         ui.small(match self.method {
             PruneMethod::Capsules => "Fraction of primary capsules removed (whole types first).",
             PruneMethod::Magnitude => "Fraction of weights removed (smallest magnitude first).",
+            PruneMethod::Backbone => {
+                "Fraction of the backbone's FLOPs removed (same share of each layer, weakest filters first, BatchNorm re-estimated)."
+            }
         });
         result_lines(ui, self.slider.as_ref());
         self.keep_controls(ui, tuning, cmds);
