@@ -134,7 +134,13 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         };
         prune_backbone(&model, search, settings, &data, &dev.device)?
     } else {
-        prune_model(model, (args.method, sparsity, args.conv1), settings, &data, &dev.device)?
+        prune_model(
+            model,
+            (args.method, sparsity, args.conv1),
+            settings,
+            &data,
+            &dev.device,
+        )?
     };
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);

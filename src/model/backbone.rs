@@ -189,7 +189,12 @@ pub fn plan(c: &CapsNetConfig) -> Result<Option<BackbonePlan>, ConfigError> {
         ));
     }
     if let Some(w) = widths.iter().find(|w| !(1..=MAX_WIDTH).contains(*w)) {
-        return Err(range("backbone_widths", w.to_string(), &format!("1..={MAX_WIDTH}"), "channels"));
+        return Err(range(
+            "backbone_widths",
+            w.to_string(),
+            &format!("1..={MAX_WIDTH}"),
+            "channels",
+        ));
     }
     if let Some(s) = strides.iter().find(|s| !(1..=2).contains(*s)) {
         return Err(range("backbone_strides", s.to_string(), "1..=2", "stride"));
@@ -209,7 +214,10 @@ pub fn plan(c: &CapsNetConfig) -> Result<Option<BackbonePlan>, ConfigError> {
     if !c.backbone_channels.is_empty() {
         let dense = &p.dense_groups;
         let fits = c.backbone_channels.len() == dense.len()
-            && c.backbone_channels.iter().zip(dense).all(|(&k, &d)| (1..=d).contains(&k));
+            && c.backbone_channels
+                .iter()
+                .zip(dense)
+                .all(|(&k, &d)| (1..=d).contains(&k));
         if !fits {
             return Err(range(
                 "backbone_channels",
@@ -360,9 +368,18 @@ impl ConvBn {
 
     fn named(&self, prefix: &str, out: &mut Vec<(String, HostTensor)>) {
         let (mean, var) = self.stats();
-        out.push((format!("{prefix}.weight"), HostTensor::from_tensor(self.weight.val())));
-        out.push((format!("{prefix}.bn.gamma"), HostTensor::from_tensor(self.bn.gamma.val())));
-        out.push((format!("{prefix}.bn.beta"), HostTensor::from_tensor(self.bn.beta.val())));
+        out.push((
+            format!("{prefix}.weight"),
+            HostTensor::from_tensor(self.weight.val()),
+        ));
+        out.push((
+            format!("{prefix}.bn.gamma"),
+            HostTensor::from_tensor(self.bn.gamma.val()),
+        ));
+        out.push((
+            format!("{prefix}.bn.beta"),
+            HostTensor::from_tensor(self.bn.beta.val()),
+        ));
         out.push((format!("{prefix}.bn.mean"), mean));
         out.push((format!("{prefix}.bn.var"), var));
     }
@@ -566,12 +583,24 @@ mod tests {
         let c = Preset::MobilenetCaps.config().for_input(3, 32, 32);
         let dense = plan(&c).unwrap().unwrap();
         let kept: Vec<usize> = dense.dense_groups.iter().map(|w| w / 2).collect();
-        let p = plan(&c.clone().with_backbone_channels(kept.clone())).unwrap().unwrap();
+        let p = plan(&c.clone().with_backbone_channels(kept.clone()))
+            .unwrap()
+            .unwrap();
         assert_eq!(p.groups(), kept);
-        assert!(p.blocks.iter().all(|b| b.a.groups == b.a.inputs && b.a.inputs == b.b.inputs));
+        assert!(
+            p.blocks
+                .iter()
+                .all(|b| b.a.groups == b.a.inputs && b.a.inputs == b.b.inputs)
+        );
         assert_eq!(p.out_channels(), *kept.last().unwrap());
         let bad = c.with_backbone_channels(vec![1]);
-        assert!(matches!(plan(&bad), Err(ConfigError::Range { field: "backbone_channels", .. })));
+        assert!(matches!(
+            plan(&bad),
+            Err(ConfigError::Range {
+                field: "backbone_channels",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -590,7 +619,11 @@ mod tests {
             &p,
             |k, shape| {
                 let t = map.get(k).cloned().ok_or(k.to_string())?;
-                if t.shape == shape { Ok(t) } else { Err(k.to_string()) }
+                if t.shape == shape {
+                    Ok(t)
+                } else {
+                    Err(k.to_string())
+                }
             },
             &dev,
         )

@@ -327,7 +327,11 @@ impl CapsNet {
             }
         }
         let backbone = match c.backbone_plan() {
-            Some(plan) => Some(Backbone::from_named(&plan, |name, shape| fetch(name, shape), device)?),
+            Some(plan) => Some(Backbone::from_named(
+                &plan,
+                |name, shape| fetch(name, shape),
+                device,
+            )?),
             None => None,
         };
         let p = |t: HostTensor| TensorData::new(t.values, t.shape);

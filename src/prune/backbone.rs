@@ -470,6 +470,9 @@ mod tests {
     #[test]
     fn a_model_without_backbone_is_refused() {
         let model = CapsNet::init(&Preset::Tiny.config(), 1, &Device::flex()).unwrap();
-        assert!(matches!(group_importance(&model), Err(BackbonePruneError::NoBackbone)));
+        assert!(matches!(
+            group_importance(&model),
+            Err(BackbonePruneError::NoBackbone)
+        ));
     }
 }

@@ -105,7 +105,11 @@ mod tests {
 
     #[test]
     fn names_parse_back() {
-        for m in [PruneMethod::Magnitude, PruneMethod::Capsules, PruneMethod::Backbone] {
+        for m in [
+            PruneMethod::Magnitude,
+            PruneMethod::Capsules,
+            PruneMethod::Backbone,
+        ] {
             assert_eq!(m.name().parse::<PruneMethod>(), Ok(m));
         }
         assert!("slices".parse::<PruneMethod>().is_err());

@@ -1,0 +1,149 @@
+//! Backbone CapsNets through the CLI: `resnet-caps` trains on 500 CIFAR-10 images, EagleEye
+//! prunes its backbone to half its FLOPs, the narrowed model evaluates; backbone pruning of
+//! a model without a backbone, or `--flops` without it, is a one-line error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::prelude::*;
+use sparsecaps::export::load_model;
+use sparsecaps::model::BackboneKind;
+use sparsecaps::prune::backbone::flops_fraction;
+
+fn sparsecaps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("SPARSECAPS_CIFAR10", cifar_dir())
+        .output()
+        .expect("run sparsecaps")
+}
+
+fn cifar_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/cifar-10")
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("device:")).collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
+}
+
+#[test]
+fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
+    if !cifar_dir().is_dir() {
+        eprintln!("skipped: {} is not there", cifar_dir().display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&sparsecaps(&[
+        "train",
+        "--preset",
+        "resnet-caps",
+        "--data",
+        "cifar10",
+        "--limit-train",
+        "500",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        run_s,
+    ]));
+    let dense_path = run.join("model.safetensors");
+    let dev = Device::flex();
+    let (dense, _) = load_model(&dense_path, &dev).unwrap();
+    assert_eq!(dense.config.backbone, BackboneKind::Resnet);
+    assert_eq!((dense.config.in_channels, dense.capsules()), (3, 1152));
+    // BatchNorm ran in training mode: its running mean moved away from its initial zeros
+    let named: std::collections::HashMap<_, _> = dense.to_named().into_iter().collect();
+    assert!(named["backbone.stem.bn.mean"].values.iter().any(|v| *v != 0.0));
+
+    let pruned_path = dir.path().join("half.safetensors");
+    let out = ok(&sparsecaps(&[
+        "prune",
+        "--model",
+        dense_path.to_str().unwrap(),
+        "--method",
+        "backbone",
+        "--flops",
+        "0.5",
+        "--candidates",
+        "2",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "50",
+        "--finetune-epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        pruned_path.to_str().unwrap(),
+    ]));
+    assert!(out.contains("MFLOPs per image"), "{out}");
+    let (pruned, _) = load_model(&pruned_path, &dev).unwrap();
+    let kept = &pruned.config.backbone_channels;
+    assert_eq!(kept.len(), 9, "one group per basic block");
+    let f = flops_fraction(&pruned.config, kept);
+    assert!((f - 0.5).abs() <= 0.02, "kept {f} of the backbone's FLOPs");
+    assert!(pruned.param_count() < dense.param_count());
+    let eval = ok(&sparsecaps(&[
+        "eval",
+        "--model",
+        pruned_path.to_str().unwrap(),
+        "--limit-test",
+        "50",
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    assert!(eval.contains("\"accuracy\""), "{eval}");
+}
+
+#[test]
+fn backbone_pruning_needs_a_backbone_and_flops_needs_the_backbone_method() {
+    let small = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/mnist-small.safetensors");
+    let small = small.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+    assert_one_line_error(
+        &sparsecaps(&["prune", "--model", small, "--flops", "0.5", "--out", out]),
+        "--flops is for --method backbone",
+    );
+    assert_one_line_error(
+        &sparsecaps(&[
+            "prune",
+            "--model",
+            small,
+            "--method",
+            "backbone",
+            "--flops",
+            "0.5",
+            "--limit-train",
+            "10",
+            "--limit-test",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ]),
+        "has no backbone",
+    );
+}
