@@ -39,6 +39,23 @@ pub enum Commands {
     /// Draw a sweep's chart again (DIR/sweep.svg and DIR/sweep.png) from its DIR/sweep.csv,
     /// without rerunning the sweep.
     Plot(PlotArgs),
+    /// Print every layer of a model file or preset: weight shape, parameters and MFLOPs per
+    /// image, as a Markdown table.
+    Layers(LayersArgs),
+}
+
+/// `layers` arguments.
+#[derive(Debug, Args)]
+pub struct LayersArgs {
+    /// Model file to describe.
+    #[arg(long, conflicts_with = "preset", required_unless_present = "preset")]
+    pub model: Option<PathBuf>,
+    /// Preset to describe instead of a model file.
+    #[arg(long, ignore_case = true)]
+    pub preset: Option<Preset>,
+    /// The preset's input as C,H,W (CIFAR-10: 3,32,32).
+    #[arg(long, value_delimiter = ',', num_args = 3, default_value = "1,28,28", value_parser = positive)]
+    pub input: Vec<usize>,
 }
 
 /// `plot` arguments.
@@ -59,10 +76,11 @@ pub struct SweepArgs {
     /// Dense model file to prune.
     #[arg(long)]
     pub model: PathBuf,
-    /// Comma-separated sparsities (fractions of weights, or of capsules for --method capsules).
+    /// Comma-separated sparsities (fractions of weights, of capsules for --method capsules,
+    /// of the backbone's FLOPs for --method backbone).
     #[arg(long, value_delimiter = ',', value_parser = fraction, default_value = "0,0.5,0.9,0.95,0.99")]
     pub sparsities: Vec<f64>,
-    /// Pruning method: magnitude or capsules.
+    /// Pruning method: magnitude, capsules or backbone (EagleEye, backbone presets only).
     #[arg(long, default_value = "magnitude", ignore_case = true)]
     pub method: PruneMethod,
     /// Also remove this fraction of conv1's channels at every non-zero sparsity (see
@@ -84,6 +102,9 @@ pub struct SweepArgs {
     /// Timed repetitions of each benchmark.
     #[arg(long, default_value_t = 3, value_parser = positive)]
     pub repeat: usize,
+    /// With --method backbone: channel choices EagleEye samples and scores per sparsity.
+    #[arg(long, default_value_t = 20, value_parser = positive)]
+    pub candidates: usize,
     /// Device: auto, cpu or wgpu.
     #[arg(long, default_value = "auto", ignore_case = true)]
     pub device: DeviceChoice,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod common;
 pub mod eval;
 pub mod inspect;
+pub mod layers;
 pub mod plot;
 pub mod progress;
 pub mod prune;
@@ -54,6 +55,7 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Some(Commands::Inspect(a)) => inspect::run(a),
         Some(Commands::Sweep(a)) => sweep::run(a),
         Some(Commands::Plot(a)) => replot::run(a),
+        Some(Commands::Layers(a)) => layers::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -534,21 +534,28 @@ impl Backbone {
         Ok(Self { stem, blocks })
     }
 
+    /// Every convolution + BatchNorm layer, in the order of [`Backbone::layers_mut`].
+    pub fn layers(&self) -> Vec<&ConvBn> {
+        let mut v = vec![&self.stem];
+        for b in &self.blocks {
+            v.extend([&b.a, &b.b]);
+            v.extend(b.shortcut.as_ref());
+        }
+        v
+    }
+
+    /// BatchNorm channels in all (each has a running mean and variance, buffers that
+    /// burn's parameter count includes).
+    pub fn bn_channels(&self) -> usize {
+        self.layers().iter().map(|l| l.bn.gamma.dims()[0]).sum()
+    }
+
     /// Ids of the trainable parameters (each layer's weight, BatchNorm scale and shift).
     pub fn param_ids(&self) -> Vec<u64> {
-        let mut ids = Vec::new();
-        let mut push = |l: &ConvBn| {
-            ids.extend([l.weight.id.val(), l.bn.gamma.id.val(), l.bn.beta.id.val()]);
-        };
-        push(&self.stem);
-        for b in &self.blocks {
-            push(&b.a);
-            push(&b.b);
-            if let Some(s) = &b.shortcut {
-                push(s);
-            }
-        }
-        ids
+        self.layers()
+            .into_iter()
+            .flat_map(|l| [l.weight.id.val(), l.bn.gamma.id.val(), l.bn.beta.id.val()])
+            .collect()
     }
 
     /// Sets the ids in [`Backbone::param_ids`] order from `next`.

@@ -421,9 +421,10 @@ impl CapsNet {
         }
     }
 
-    /// Number of scalar parameters.
+    /// Number of scalar parameters (BatchNorm's running statistics are buffers, not counted).
     pub fn param_count(&self) -> usize {
-        self.num_params()
+        let buffers = self.backbone.as_ref().map_or(0, |b| 2 * b.bn_channels());
+        self.num_params() - buffers
     }
 }
 
