@@ -73,6 +73,14 @@ fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
     let named: std::collections::HashMap<_, _> = dense.to_named().into_iter().collect();
     assert!(named["backbone.stem.bn.mean"].values.iter().any(|v| *v != 0.0));
 
+    // the per-layer table adds up to the model's parameters
+    let table = ok(&sparsecaps(&["layers", "--model", dense_path.to_str().unwrap()]));
+    assert!(
+        table.contains("| backbone.block6.shortcut | 64x32x1x1 |"),
+        "{table}"
+    );
+    assert!(table.contains(&format!("**{}**", dense.param_count())), "{table}");
+
     let pruned_path = dir.path().join("half.safetensors");
     let out = ok(&sparsecaps(&[
         "prune",
@@ -122,6 +130,10 @@ fn backbone_pruning_needs_a_backbone_and_flops_needs_the_backbone_method() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     let out = out.to_str().unwrap();
+    assert_one_line_error(
+        &sparsecaps(&["layers", "--preset", "resnet-caps", "--input", "3,32"]),
+        "--input takes three numbers",
+    );
     assert_one_line_error(
         &sparsecaps(&["prune", "--model", small, "--flops", "0.5", "--out", out]),
         "--flops is for --method backbone",

@@ -337,3 +337,37 @@ fn curves_show_a_hint_until_a_run_reports_and_keep_slider_results() {
     assert_eq!(h.state().0.slider_history, vec![(0.3, 0.875)]);
     assert_eq!(h.state().0.history.len(), 1);
 }
+
+#[test]
+fn prune_panel_offers_backbone_pruning_only_for_a_backbone_model() {
+    let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
+    let plain = tiny_net(1, 28);
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&plain))));
+    h.run();
+    assert!(!has_label(&h, "backbone channels (FLOPs)"));
+    let config = Preset::ResnetCaps.config().for_input(3, 16, 16).with_types(2);
+    let net = CapsNet::init(&config, 1, &Device::flex()).unwrap();
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&net))));
+    h.run();
+    h.get_by_label("backbone channels (FLOPs)").click();
+    h.run();
+    assert!(has_label(&h, "Fraction of the backbone's FLOPs removed"));
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::SetSparsity {
+            method: PruneMethod::Backbone,
+            ..
+        })
+    ));
+    // a model without a backbone takes the option away again
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&plain))));
+    h.run();
+    assert!(!has_label(&h, "backbone channels (FLOPs)"));
+    assert_eq!(h.state().0.method, PruneMethod::Magnitude);
+}

@@ -54,7 +54,7 @@ pub struct LayersArgs {
     #[arg(long, ignore_case = true)]
     pub preset: Option<Preset>,
     /// The preset's input as C,H,W (CIFAR-10: 3,32,32).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_value = "1,28,28", value_parser = positive)]
+    #[arg(long, value_delimiter = ',', default_value = "1,28,28", value_parser = positive)]
     pub input: Vec<usize>,
 }
 

@@ -30,7 +30,9 @@ pub fn run(args: LayersArgs) -> anyhow::Result<()> {
     let model = match (&args.model, args.preset) {
         (Some(path), _) => load_model(path, &device)?.0,
         (None, Some(preset)) => {
-            let (c, h, w) = (args.input[0], args.input[1], args.input[2]);
+            let &[c, h, w] = args.input.as_slice() else {
+                anyhow::bail!("--input takes three numbers C,H,W, e.g. 3,32,32");
+            };
             CapsNet::init(&preset.config().for_input(c, h, w), 0, &device)?
         }
         (None, None) => anyhow::bail!("give --model FILE or --preset NAME"),

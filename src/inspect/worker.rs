@@ -621,6 +621,42 @@ mod tests {
     }
 
     #[test]
+    fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
+        let dev = Device::flex();
+        let config = crate::model::Preset::MobilenetCaps.config().with_types(2);
+        let net = CapsNet::init(&config, 3, &dev).unwrap();
+        let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+        data.test.truncate(80);
+        let w = Inspector::spawn(dev.clone(), None).unwrap();
+        w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+        assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(m)) if m.backbone));
+        w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
+        w.send(InspectCommand::SetSparsity {
+            sparsity: 0.5,
+            method: PruneMethod::Backbone,
+        })
+        .unwrap();
+        let Some(InspectEvent::Pruned(r)) = w.recv_event() else {
+            panic!("no answer")
+        };
+        assert_eq!((r.method, r.evaluated), (PruneMethod::Backbone, QUICK_EVAL));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("narrow.safetensors");
+        w.send(InspectCommand::Export(path.clone())).unwrap();
+        while let Some(e) = w.recv_event() {
+            match e {
+                InspectEvent::Exported { .. } => break,
+                InspectEvent::Failed(e) => panic!("{e}"),
+                _ => {}
+            }
+        }
+        let (narrow, _) = crate::export::load_model(&path, &dev).unwrap();
+        let kept = &narrow.config.backbone_channels;
+        let f = crate::prune::backbone::flops_fraction(&narrow.config, kept);
+        assert!((f - 0.5).abs() < 0.05, "{kept:?} keeps {f} of the FLOPs");
+    }
+
+    #[test]
     fn inspects_prunes_and_perturbs_in_the_background() {
         let dev = Device::flex();
         let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 2, &dev).unwrap();

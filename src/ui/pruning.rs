@@ -166,7 +166,7 @@ impl PrunePanel {
         let tuning = self.tuning.is_some();
         ui.add_enabled_ui(!tuning, |ui| {
             let mut changed = false;
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.label("Method");
                 for m in [PruneMethod::Magnitude, PruneMethod::Capsules] {
                     changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
