@@ -159,3 +159,55 @@ fn backbone_pruning_needs_a_backbone_and_flops_needs_the_backbone_method() {
         "has no backbone",
     );
 }
+
+#[test]
+fn a_resumed_backbone_run_equals_a_straight_one_batchnorm_statistics_included() {
+    if !cifar_dir().is_dir() {
+        eprintln!("skipped: {} is not there", cifar_dir().display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, epochs: &str| {
+        let out = dir.path().join(name);
+        ok(&sparsecaps(&[
+            "train",
+            "--preset",
+            "mobilenet-caps",
+            "--data",
+            "cifar10",
+            "--limit-train",
+            "128",
+            "--limit-test",
+            "32",
+            "--batch",
+            "32",
+            "--epochs",
+            epochs,
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        out
+    };
+    let straight = train("straight", "2");
+    let resumed = train("resumed", "1");
+    ok(&sparsecaps(&[
+        "train",
+        "--resume",
+        resumed.to_str().unwrap(),
+        "--epochs",
+        "2",
+    ]));
+    let weights = |run: &Path| {
+        let (m, _) = load_model(&run.join("model.safetensors"), &Device::flex()).unwrap();
+        let mut named = m.to_named();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    let (a, b) = (weights(&straight), weights(&resumed));
+    assert!(a.iter().any(|(n, _)| n == "backbone.block4.b.bn.var"));
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{name} differs");
+    }
+}
