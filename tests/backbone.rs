@@ -23,6 +23,15 @@ fn cifar_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/cifar-10")
 }
 
+/// Whether the shared CIFAR-10 copy is there (CI has it; say so when it is not).
+fn have_cifar() -> bool {
+    let there = cifar_dir().is_dir();
+    if !there {
+        eprintln!("skipped: {} is not there", cifar_dir().display());
+    }
+    there
+}
+
 fn ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -40,8 +49,7 @@ fn assert_one_line_error(out: &Output, needle: &str) {
 
 #[test]
 fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
-    if !cifar_dir().is_dir() {
-        eprintln!("skipped: {} is not there", cifar_dir().display());
+    if !have_cifar() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -162,8 +170,7 @@ fn backbone_pruning_needs_a_backbone_and_flops_needs_the_backbone_method() {
 
 #[test]
 fn a_resumed_backbone_run_equals_a_straight_one_batchnorm_statistics_included() {
-    if !cifar_dir().is_dir() {
-        eprintln!("skipped: {} is not there", cifar_dir().display());
+    if !have_cifar() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
