@@ -56,7 +56,7 @@ fn unknown_preset_and_device_are_one_line_errors() {
     let out = sparsecaps(&["train", "--preset", "huge", "--out", "x"]);
     assert_bad_input(
         &out,
-        "invalid value 'huge' for '--preset <PRESET>' [possible values: paper, small, tiny]",
+        "invalid value 'huge' for '--preset <PRESET>' [possible values: paper, small, tiny, resnet-caps, mobilenet-caps]",
     );
     let out = sparsecaps(&["bench", "--device", "tpu"]);
     assert_bad_input(
