@@ -222,13 +222,15 @@ fn positive(s: &str) -> Result<usize, String> {
 /// `train` arguments.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset: mnist (built in), fashion-mnist, or a folder with the four IDX files.
+    /// Dataset: mnist (built in), fashion-mnist, cifar10, or a folder (the four IDX files,
+    /// train/ and test/ class folders of images, or CIFAR-10's binary release).
     #[arg(long, default_value = "mnist")]
     pub data: DataSource,
     /// Continue from this dense model file (its config replaces --preset).
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Model size: paper, small or tiny.
+    /// Model: the CapsNets paper, small or tiny, or a CapsNet head on a CNN backbone with
+    /// BatchNorm, resnet-caps (ResNet-20) or mobilenet-caps (MobileNetV1-style).
     #[arg(long, default_value = "small", ignore_case = true)]
     pub preset: Preset,
     /// Epochs (3 by default); with --resume, the new total.

@@ -166,16 +166,17 @@ impl PrunePanel {
         let tuning = self.tuning.is_some();
         ui.add_enabled_ui(!tuning, |ui| {
             let mut changed = false;
-            ui.horizontal_wrapped(|ui| {
+            ui.horizontal(|ui| {
                 ui.label("Method");
                 for m in [PruneMethod::Magnitude, PruneMethod::Capsules] {
                     changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
                 }
-                if self.backbone {
-                    let m = PruneMethod::Backbone;
-                    changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
-                }
             });
+            if self.backbone {
+                // a row of its own: the panel keeps its width
+                let m = PruneMethod::Backbone;
+                changed |= ui.radio_value(&mut self.method, m, m.label()).changed();
+            }
             changed |= ui
                 .add(egui::Slider::new(&mut self.sparsity, 0.0..=0.99).text("Sparsity"))
                 .changed();
