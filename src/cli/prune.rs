@@ -98,7 +98,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         (Some(_), Some(_)) => anyhow::bail!("give --sparsity or --flops, not both"),
         (None, None) => anyhow::bail!("give --sparsity (or --flops with --method backbone)"),
     };
-    if backbone && !(sparsity < 1.0) {
+    if backbone && sparsity >= 1.0 {
         anyhow::bail!("a backbone must keep some of its FLOPs: --flops must be above 0");
     }
     crate::fsio::check_output_file(&args.out)?;

@@ -9,19 +9,19 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use super::digit::{image_tensor, inspect_digit};
-use super::messages::{
-    InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod, SliderResult,
-};
+use super::messages::{InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod};
 use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
-use crate::prune::capsules::{capsule_importance, prune_capsules};
 use crate::prune::magnitude::MagnitudeOrder;
-use crate::prune::{Masks, apply_masks, compact, survival};
-use crate::train::evaluate;
+use crate::prune::{Masks, compact};
 use crate::train::finetune::{FinetuneSettings, finetune_until};
 use crate::train::handle::WorkerHandle;
-use crate::train::worker::{EVAL_BATCH, Waker};
+use crate::train::worker::Waker;
+
+mod slider;
+pub use slider::BN_IMAGES;
+use slider::Refine;
 
 /// Held-out test digits the app's slider evaluates on.
 pub const HELD_OUT: usize = 256;
@@ -61,21 +61,6 @@ fn changes_the_model(e: &InspectEvent) -> bool {
 /// Held-out images a slider move is evaluated on before its first answer; the rest are
 /// evaluated afterwards, while no newer command waits, and refine the answer.
 pub const QUICK_EVAL: usize = 64;
-
-/// Held-out images the slider's backbone pruning re-estimates BatchNorm statistics on.
-pub const BN_IMAGES: usize = 256;
-
-/// A slider move's evaluation still to finish, on the model in use: the held-out images
-/// not yet seen.
-struct Refine {
-    /// Held-out images after the first [`QUICK_EVAL`].
-    rest: Split,
-    /// Correct answers among the images already evaluated.
-    correct: usize,
-    /// The first answer, to be refined.
-    result: SliderResult,
-    started: Instant,
-}
 
 /// Capsules listed in an inspection.
 pub const TOP_CAPSULES: usize = 10;
@@ -386,126 +371,6 @@ impl State {
         }
     }
 
-    /// The slider's pruning of the dense model, masked (not compacted).
-    fn pruned_copy(&mut self, sparsity: f64, method: PruneMethod) -> Result<CapsNet, InspectError> {
-        let dense = self.dense.as_ref().ok_or(InspectError::NoModel)?;
-        let refuse = |why: String| InspectError::Prune(why);
-        match method {
-            PruneMethod::Magnitude => {
-                let order = self.order.get_or_insert_with(|| MagnitudeOrder::new(dense));
-                let masks = order.masks(sparsity);
-                Ok(apply_masks(dense.clone(), &masks.to_device(&self.device)))
-            }
-            PruneMethod::Capsules => {
-                if dense.compact.is_some() {
-                    return Err(refuse(
-                        "capsule pruning needs a dense model: load its dense original".into(),
-                    ));
-                }
-                if self.importance.is_none() {
-                    let held = self.held().ok_or_else(|| {
-                        refuse("capsule pruning ranks capsules on held-out images: none loaded".into())
-                    })?;
-                    held.check_fits(dense.config.input(), dense.config.classes)
-                        .map_err(|e| {
-                            refuse(format!("capsule pruning ranks capsules on held-out digits: {e}"))
-                        })?;
-                    let sample: Vec<usize> = (0..held.len()).collect();
-                    let (images, _) = held.batch(&sample, &self.device);
-                    self.importance = Some(capsule_importance(dense, images));
-                }
-                let importance = self.importance.as_deref().unwrap_or_default();
-                Ok(prune_capsules(dense.clone(), importance, sparsity))
-            }
-            PruneMethod::Backbone => {
-                // the narrowed network itself: Keep and export need no masks for it
-                let held = self.held().ok_or_else(|| {
-                    refuse("backbone pruning re-estimates BatchNorm on held-out images: none loaded".into())
-                })?;
-                held.check_fits(dense.config.input(), dense.config.classes)
-                    .map_err(|e| refuse(format!("backbone pruning needs held-out images: {e}")))?;
-                let sample: Vec<usize> = (0..held.len().min(BN_IMAGES)).collect();
-                let images = || held.batch(&sample, &self.device).0;
-                let how = (PruneMethod::Backbone, sparsity, 0.0);
-                crate::prune::prune_to(dense.clone(), how, images, &self.device)
-                    .map_err(|e| refuse(e.to_string()))
-            }
-        }
-    }
-
-    fn prune(&mut self, sparsity: f64, method: PruneMethod) -> InspectEvent {
-        let started = Instant::now();
-        let pruned = match self.pruned_copy(sparsity, method) {
-            Ok(p) => p,
-            Err(e) => return InspectEvent::Failed(e),
-        };
-        // evaluate the compact form: same outputs, less work
-        let fast = match compact(&pruned) {
-            Ok(m) => m,
-            Err(e) => return InspectEvent::Failed(InspectError::Prune(format!("cannot compact: {e}"))),
-        };
-        // held-out images that do not fit the model (other size or classes) give no accuracy
-        let held = self
-            .held()
-            .filter(|h| h.check_fits(fast.config.input(), fast.config.classes).is_ok())
-            .cloned();
-        let surv = survival(&pruned);
-        let mut result = SliderResult {
-            sparsity: surv.dense_sparsity(&pruned.config),
-            method,
-            accuracy: None,
-            evaluated: 0,
-            held_out: held.as_ref().map_or(0, Split::len),
-            alive_capsules: surv.map.alive_count(),
-            alive_types: surv.map.alive_types(),
-            alive: surv.map.alive,
-            elapsed_ms: 0.0,
-        };
-        self.refine = None;
-        if let Some(mut quick) = held {
-            // the first QUICK_EVAL images answer now; the rest refine the answer later
-            let rest = quick.split_off(quick.len().saturating_sub(QUICK_EVAL));
-            let correct = self.correct_on(&fast, &quick);
-            result.evaluated = quick.len();
-            result.accuracy = Some(correct as f64 / quick.len().max(1) as f64);
-            if !rest.is_empty() {
-                self.refine = Some(Refine {
-                    rest,
-                    correct,
-                    result: result.clone(),
-                    started,
-                });
-            }
-        }
-        result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        self.current = Some(fast);
-        self.pruned = Some(pruned);
-        self.slider = (sparsity, method);
-        InspectEvent::Pruned(result)
-    }
-
-    /// Images of `split` that `model` classifies correctly.
-    fn correct_on(&self, model: &CapsNet, split: &Split) -> usize {
-        let e = evaluate(model, split, EVAL_BATCH, &self.device);
-        (e.accuracy * e.images as f64).round() as usize
-    }
-
-    /// Evaluates the rest of the last slider move's held-out images and answers with the
-    /// accuracy on all of them (`None` when nothing is left to refine).
-    fn refine_step(&mut self) -> Option<InspectEvent> {
-        let r = self.refine.take()?;
-        let model = self.current.as_ref()?;
-        let answer = crate::train::handle::catch_panic(|| {
-            let correct = r.correct + self.correct_on(model, &r.rest);
-            let mut result = r.result;
-            result.evaluated += r.rest.len();
-            result.accuracy = Some(correct as f64 / result.evaluated.max(1) as f64);
-            result.elapsed_ms = r.started.elapsed().as_secs_f64() * 1e3;
-            InspectEvent::Pruned(result)
-        });
-        Some(answer.unwrap_or_else(|e| InspectEvent::Failed(InspectError::Panicked(e))))
-    }
-
     /// Fine-tunes the slider's pruned model under its mask and makes it the model the
     /// slider prunes from now on. Reports progress through `progress`.
     fn keep(&mut self, req: &KeepRequest, mut progress: impl FnMut(InspectEvent)) -> Vec<InspectEvent> {
@@ -591,6 +456,8 @@ impl State {
 mod tests {
     use super::*;
     use crate::data::DataSource;
+    use crate::train::evaluate;
+    use crate::train::worker::EVAL_BATCH;
 
     #[test]
     fn a_slider_move_answers_on_the_first_images_then_on_all() {

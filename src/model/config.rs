@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 
-use super::backbone::{BackboneKind, BackbonePlan, plan};
+use super::backbone_plan::{BackboneKind, BackbonePlan, plan};
 use std::fmt;
 use std::str::FromStr;
 

@@ -2,6 +2,7 @@
 //! losses and parameter conversion.
 
 pub mod backbone;
+pub mod backbone_plan;
 pub mod capsnet;
 pub mod config;
 pub mod loss;
