@@ -139,6 +139,13 @@ fn backbone_pruning_needs_a_backbone_and_flops_needs_the_backbone_method() {
     let out = dir.path().join("out.safetensors");
     let out = out.to_str().unwrap();
     assert_one_line_error(
+        &sparsecaps(&[
+            "prune", "--model", small, "--method", "backbone", "--flops", "0.5", "--conv1", "0.5", "--out",
+            out,
+        ]),
+        "does not combine with --method backbone",
+    );
+    assert_one_line_error(
         &sparsecaps(&["layers", "--preset", "resnet-caps", "--input", "3,32"]),
         "--input takes three numbers",
     );

@@ -20,14 +20,31 @@ pub use crate::prune::with_sparsity;
 
 /// Prunes a dense model with `method` at `sparsity`, then `conv1` of conv1's channels, and
 /// fine-tunes it under the resulting masks when `finetune.epochs > 0` (with a progress
-/// display).
+/// display). The backbone method runs an EagleEye search over `candidates` channel choices
+/// to keep `1 - sparsity` of the backbone's FLOPs (sparsity 0: the model as it is).
 pub fn prune_model(
     model: CapsNet,
     (method, sparsity, conv1): (PruneMethod, f64, f64),
-    finetune_settings: FinetuneSettings,
+    (finetune_settings, candidates): (FinetuneSettings, usize),
     data: &Dataset,
     device: &Device,
 ) -> anyhow::Result<CapsNet> {
+    if method == PruneMethod::Backbone {
+        if conv1 > 0.0 {
+            anyhow::bail!(
+                "--conv1 prunes the CapsNet head's conv1; it does not combine with --method backbone"
+            );
+        }
+        if sparsity == 0.0 {
+            return Ok(tune(model, finetune_settings, data, device));
+        }
+        let search = EagleEye {
+            flops: 1.0 - sparsity,
+            candidates,
+            ..EagleEye::default()
+        };
+        return prune_backbone(&model, search, finetune_settings, data, device);
+    }
     let images = || {
         let sample: Vec<usize> = (0..data.train.len().min(512)).collect();
         data.train.batch(&sample, device).0
@@ -101,6 +118,9 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     if backbone && sparsity >= 1.0 {
         anyhow::bail!("a backbone must keep some of its FLOPs: --flops must be above 0");
     }
+    if backbone && args.conv1 > 0.0 {
+        anyhow::bail!("--conv1 prunes the CapsNet head's conv1; it does not combine with --method backbone");
+    }
     crate::fsio::check_output_file(&args.out)?;
     let dev = device::select(args.device)?;
     let Loaded {
@@ -126,30 +146,21 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         lr: args.lr,
         ..FinetuneSettings::default()
     };
-    let pruned = if backbone {
-        let search = EagleEye {
-            flops: 1.0 - sparsity,
-            candidates: args.candidates,
-            ..EagleEye::default()
-        };
-        prune_backbone(&model, search, settings, &data, &dev.device)?
-    } else {
-        prune_model(
-            model,
-            (args.method, sparsity, args.conv1),
-            settings,
-            &data,
-            &dev.device,
-        )?
-    };
+    let how = (args.method, sparsity, args.conv1);
+    let pruned = prune_model(model, how, (settings, args.candidates), &data, &dev.device)?;
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);
     let mut info = with_sparsity(info, &pruned);
     info.test_accuracy = Some(eval.accuracy);
     save_model(&pruned, &info, &args.out)?;
     let s = survival(&pruned);
+    let what = if backbone {
+        let kept = flops_fraction(&pruned.config, &pruned.config.backbone_channels);
+        format!("{:.1}% of the backbone's FLOPs", 100.0 * kept)
+    } else {
+        format!("sparsity {:.4}", info.sparsity.unwrap_or(0.0))
+    };
     println!(
-        "pruned to sparsity {:.4}: accuracy {:.4} on {} test images; alive capsules {}/{} ({} types); {:.1} MFLOPs per image; wrote {}",
-        info.sparsity.unwrap_or(0.0),
+        "pruned to {what}: accuracy {:.4} on {} test images; alive capsules {}/{} ({} types); {:.1} MFLOPs per image; wrote {}",
         eval.accuracy,
         eval.images,
         s.map.alive_count(),

@@ -145,7 +145,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         let pruned = prune_model(
             model.clone(),
             (args.method, s, conv1),
-            settings,
+            (settings, args.candidates),
             &data,
             &dev.device,
         )?;

@@ -70,7 +70,8 @@ pub enum InspectCommand {
 /// The result of a slider move.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SliderResult {
-    /// Global weight sparsity reached.
+    /// Global weight sparsity reached (backbone method: the fraction of the dense
+    /// backbone's FLOPs removed).
     pub sparsity: f64,
     /// How it was pruned.
     pub method: PruneMethod,
@@ -107,6 +108,8 @@ pub struct ModelSummary {
     pub receptive_field: usize,
     /// Input pixels between neighbouring capsules' receptive fields.
     pub field_stride: usize,
+    /// Input pixels the first capsule's field starts before the image (a backbone's padding).
+    pub field_offset: usize,
     /// Alive map (dense indices).
     pub alive: Vec<bool>,
     /// |W_i| per dense capsule index (0 for removed capsules).
@@ -149,13 +152,14 @@ impl ModelSummary {
             }
         }
         // the backbone, conv1 (stride 1), then the primary convolution
-        let (rf, jump) = c.backbone_plan().map_or((1, 1), |p| p.receptive());
+        let (rf, jump, offset) = c.backbone_plan().map_or((1, 1, 0), |p| p.receptive());
         Self {
             types: c.types,
             grid_h: g.grid_h,
             grid_w: g.grid_w,
             receptive_field: rf + (c.conv1_kernel - 1 + c.primary_kernel - 1) * jump,
             field_stride: c.primary_stride * jump,
+            field_offset: offset,
             alive: map.alive,
             w_norms,
             info,
@@ -278,5 +282,18 @@ mod tests {
         assert_eq!((s.grid_w - 1) * s.field_stride + s.receptive_field, 27);
         assert_eq!(s.w_norms.len(), 288);
         assert!(s.w_norms.iter().all(|n| *n > 0.0));
+    }
+
+    #[test]
+    fn a_backbone_widens_the_field_and_its_padding_shifts_it() {
+        let dev = burn::prelude::Device::flex();
+        let config = crate::model::Preset::ResnetCaps.config().for_input(3, 32, 32);
+        let net = CapsNet::init(&config.with_types(2), 1, &dev).unwrap();
+        let s = ModelSummary::of(&net, ModelInfo::default());
+        // 19 padded 3x3 convolutions (jumps 1, 2, 4), then the 3x3 primary convolution
+        assert_eq!((s.receptive_field, s.field_stride, s.field_offset), (89, 4, 40));
+        assert!(s.backbone);
+        // the middle capsule's field is centred on the image: 3 * 4 - 40 + 89 / 2 = 16
+        assert_eq!(3 * s.field_stride + s.receptive_field / 2 - s.field_offset, 16);
     }
 }

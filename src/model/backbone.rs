@@ -62,7 +62,7 @@ impl ConvBn {
     /// Convolution then BatchNorm (training statistics on an autodiff device).
     ///
     /// # Shapes
-    /// - `x`: `[B, in, H, W]` -> `[B, out, H / stride, W / stride]`
+    /// - `x`: `[B, in, H, W]` -> `[B, out, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let k = self.weight.dims()[2];
         let (s, p) = (self.stride, k / 2);
@@ -146,8 +146,10 @@ pub struct Block {
 }
 
 impl Block {
+    /// `a`, ReLU, `b`, the shortcut added for a residual block, ReLU.
+    ///
     /// # Shapes
-    /// - `x`: `[B, in, H, W]` -> `[B, out, H / stride, W / stride]`
+    /// - `x`: `[B, in, H, W]` -> `[B, out, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.b.forward(relu(self.a.forward(x.clone())));
         if !self.residual {
@@ -196,8 +198,10 @@ impl Backbone {
         Self { stem, blocks }
     }
 
+    /// The stem with its ReLU, then every block.
+    ///
     /// # Shapes
-    /// - `x`: `[B, C, H, W]` -> `[B, out_channels, H', W']`
+    /// - `x`: `[B, C, H, W]` -> `[B, out_channels, H', W']` ([`BackbonePlan::out_side`])
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu(self.stem.forward(x));
         self.blocks.iter().fold(x, |x, b| b.forward(x))

@@ -106,13 +106,20 @@ impl BackbonePlan {
             .fold(self.stem.out_side(side), |s, b| b.b.out_side(b.a.out_side(s)))
     }
 
-    /// Receptive field side and jump (input pixels between neighbouring outputs) of the
-    /// backbone's output, along its main path.
-    pub fn receptive(&self) -> (usize, usize) {
-        let grow = |(rf, jump): (usize, usize), c: &ConvSpec| (rf + (c.kernel - 1) * jump, jump * c.stride);
+    /// Receptive field of the backbone's outputs along its main path: (side, jump, offset)
+    /// in input pixels. Output `v`'s field starts at `v * jump - offset` (the padding makes
+    /// the first fields start before the image).
+    pub fn receptive(&self) -> (usize, usize, usize) {
+        let grow = |(rf, jump, offset): (usize, usize, usize), c: &ConvSpec| {
+            (
+                rf + (c.kernel - 1) * jump,
+                jump * c.stride,
+                offset + (c.kernel / 2) * jump,
+            )
+        };
         self.blocks
             .iter()
-            .fold(grow((1, 1), &self.stem), |acc, b| grow(grow(acc, &b.a), &b.b))
+            .fold(grow((1, 1, 0), &self.stem), |acc, b| grow(grow(acc, &b.a), &b.b))
     }
 
     /// Channels each prunable group has in this plan.

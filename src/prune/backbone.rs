@@ -35,6 +35,14 @@ pub enum BackbonePruneError {
     /// The pruned tensors do not fit the pruned config (a bug).
     #[error("pruned network: {0}")]
     Params(#[from] ParamsError),
+    /// A channel choice does not fit the network.
+    #[error("channel choice for group {group}: {why}")]
+    Channels {
+        /// The group.
+        group: usize,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 /// How far off the FLOPs target a candidate may be (fraction of the dense FLOPs).
@@ -93,18 +101,21 @@ fn group_layers(kind: BackboneKind, blocks: usize, g: usize) -> (Vec<String>, St
 pub fn group_importance(model: &CapsNet) -> Result<Vec<Vec<f32>>, BackbonePruneError> {
     let (_, now) = plans(&model.config)?;
     let named: HashMap<String, HostTensor> = model.to_named().into_iter().collect();
-    let groups = now.groups();
-    Ok((0..groups.len())
+    (0..now.groups().len())
         .map(|g| {
             let (layers, _) = group_layers(now.kind, now.blocks.len(), g);
-            let w = &named[&format!("{}.weight", layers[0])];
+            let name = format!("{}.weight", layers[0]);
+            let w = named.get(&name).ok_or_else(|| BackbonePruneError::Channels {
+                group: g,
+                why: format!("the network has no tensor {name}"),
+            })?;
             let n = w.shape[0].max(1);
             let row = w.values.len() / n;
-            (0..n)
+            Ok((0..n)
                 .map(|o| w.values[o * row..(o + 1) * row].iter().map(|v| v.abs()).sum())
-                .collect()
+                .collect())
         })
-        .collect())
+        .collect()
 }
 
 /// The `counts[g]` strongest channels of each group, in ascending order.
@@ -171,7 +182,21 @@ fn rebuild(
 pub fn narrow(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, BackbonePruneError> {
     let (_, now) = plans(&model.config)?;
     let mut named: HashMap<String, HostTensor> = model.to_named().into_iter().collect();
-    for (g, keep) in kept.iter().enumerate().take(now.groups().len()) {
+    let widths = now.groups();
+    if kept.len() != widths.len() {
+        return Err(BackbonePruneError::Channels {
+            group: kept.len().min(widths.len()),
+            why: format!("{} groups given, the backbone has {}", kept.len(), widths.len()),
+        });
+    }
+    for (g, (keep, &width)) in kept.iter().zip(&widths).enumerate() {
+        let ascending = keep.windows(2).all(|w| w[0] < w[1]);
+        if keep.is_empty() || !ascending || keep.iter().any(|&c| c >= width) {
+            return Err(BackbonePruneError::Channels {
+                group: g,
+                why: format!("kept channels must be ascending, 1 or more, each below {width}"),
+            });
+        }
         let (layers, reader) = group_layers(now.kind, now.blocks.len(), g);
         for name in layer_tensors(&layers) {
             if let Some(t) = named.get(&name) {
@@ -219,6 +244,11 @@ pub fn mask_channels(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, Ba
 /// # Shapes
 /// - each batch: `[B, C, H, W]`
 pub fn adapt_bn(model: CapsNet, batches: impl IntoIterator<Item = Tensor<4>>) -> CapsNet {
+    let mut batches = batches.into_iter().peekable();
+    if batches.peek().is_none() {
+        // no images: the statistics stay as they are
+        return model;
+    }
     let device = model.conv1_weight.val().device();
     let ad = device.clone().autodiff();
     let mut model = model;
@@ -233,7 +263,7 @@ pub fn adapt_bn(model: CapsNet, batches: impl IntoIterator<Item = Tensor<4>>) ->
         }
     }
     let mut model = model.fork(&ad).train();
-    for (i, x) in batches.into_iter().enumerate() {
+    for (i, x) in batches.enumerate() {
         let x = model.normalise(x.autodiff());
         if let Some(b) = &mut model.backbone {
             for l in b.layers_mut() {
@@ -358,12 +388,20 @@ pub fn eagleeye(
     let importance = group_importance(model)?;
     let mut rng = Rng::new(settings.seed);
     let batch = settings.batch.max(1);
+    // calibration batches from the images before the scoring tail (all, if too few)
+    let scoring = train.tail(settings.score_images.max(1));
+    let before = train.len() - scoring.len();
     let calibration: Vec<Vec<usize>> = train
         .batches(batch, Some(settings.seed))
         .into_iter()
+        .map(|b| {
+            b.into_iter()
+                .filter(|&i| i < before || before == 0)
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| !b.is_empty())
         .take(settings.calibration_batches.max(1))
         .collect();
-    let scoring = train.tail(settings.score_images.max(1));
     let mut best: Option<(CapsNet, usize)> = None;
     let mut found = Vec::new();
     let tries = settings.candidates.max(1) * 20;

@@ -84,6 +84,10 @@ pub fn prune_to(
         }
         PruneMethod::Backbone => {
             let counts = uniform_counts(&model.config, 1.0 - sparsity)?;
+            if model.config.backbone_plan().is_some_and(|p| p.groups() == counts) {
+                // nothing to remove: the model as it is, BatchNorm statistics included
+                return Ok(model);
+            }
             let kept = choose_kept(&group_importance(&model)?, &counts);
             let narrowed = narrow(&model, &kept)?;
             let x = images();

@@ -170,7 +170,9 @@ fn receptive_fields(
     let Some(m) = model else { return };
     let painter = ui.painter_at(rect);
     for (v, color) in r.top_capsules.iter().zip(FIELD_COLORS).rev() {
-        let min = rect.min + vec2((v.x * m.field_stride) as f32, (v.y * m.field_stride) as f32) * scale;
+        // the painter clips fields that start before the image (a backbone's padding)
+        let at = |i: usize| (i * m.field_stride) as f32 - m.field_offset as f32;
+        let min = rect.min + vec2(at(v.x), at(v.y)) * scale;
         let side = m.receptive_field as f32 * scale;
         painter.rect_stroke(
             Rect::from_min_size(min, vec2(side, side)),

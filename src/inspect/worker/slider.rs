@@ -7,6 +7,7 @@ use super::{QUICK_EVAL, State};
 use crate::data::Split;
 use crate::inspect::messages::{InspectError, InspectEvent, PruneMethod, SliderResult};
 use crate::model::CapsNet;
+use crate::prune::backbone::flops_fraction;
 use crate::prune::capsules::{capsule_importance, prune_capsules};
 use crate::prune::magnitude::MagnitudeOrder;
 use crate::prune::{apply_masks, compact, survival};
@@ -66,14 +67,21 @@ impl State {
                 Ok(prune_capsules(dense.clone(), importance, sparsity))
             }
             PruneMethod::Backbone => {
-                // the narrowed network itself: Keep and export need no masks for it
-                let held = self.held().ok_or_else(|| {
-                    refuse("backbone pruning re-estimates BatchNorm on held-out images: none loaded".into())
+                // the narrowed network itself: Keep and export need no masks for it. BatchNorm
+                // is re-estimated on the model's own picker images when there are some (not
+                // the held-out images the answer is measured on), else on the held-out ones.
+                let fits = |s: &&Split| s.check_fits(dense.config.input(), dense.config.classes).is_ok();
+                let own = match &self.own_images {
+                    Some(Ok((pick, _))) => Some(pick).filter(|p| !p.is_empty()).filter(fits),
+                    _ => None,
+                };
+                let images = own.or(self.held().filter(fits)).ok_or_else(|| {
+                    refuse(
+                        "backbone pruning re-estimates BatchNorm on test images: none fit this model".into(),
+                    )
                 })?;
-                held.check_fits(dense.config.input(), dense.config.classes)
-                    .map_err(|e| refuse(format!("backbone pruning needs held-out images: {e}")))?;
-                let sample: Vec<usize> = (0..held.len().min(BN_IMAGES)).collect();
-                let images = || held.batch(&sample, &self.device).0;
+                let sample: Vec<usize> = (0..images.len().min(BN_IMAGES)).collect();
+                let images = || images.batch(&sample, &self.device).0;
                 let how = (PruneMethod::Backbone, sparsity, 0.0);
                 crate::prune::prune_to(dense.clone(), how, images, &self.device)
                     .map_err(|e| refuse(e.to_string()))
@@ -98,8 +106,12 @@ impl State {
             .filter(|h| h.check_fits(fast.config.input(), fast.config.classes).is_ok())
             .cloned();
         let surv = survival(&pruned);
+        let sparsity_now = match method {
+            PruneMethod::Backbone => 1.0 - flops_fraction(&pruned.config, &pruned.config.backbone_channels),
+            _ => surv.dense_sparsity(&pruned.config),
+        };
         let mut result = SliderResult {
-            sparsity: surv.dense_sparsity(&pruned.config),
+            sparsity: sparsity_now,
             method,
             accuracy: None,
             evaluated: 0,
