@@ -1,9 +1,11 @@
 #!/bin/bash
 # CIFAR-10 with the resnet-caps preset on the 2-core CPU machine: dense training (crop-flip
 # augmentation and per-channel normalisation, both on by default for colour data), then
-# EagleEye backbone pruning to 75, 50 and 25% of the backbone's FLOPs, each fine-tuned for
-# one epoch on 10,000 training images and measured by `sweep`.
-# Run from the repository root; SPARSECAPS_CIFAR10 defaults to ../shared/datasets/cifar-10.
+# EagleEye backbone pruning to 75, 50 and 25% of the backbone's FLOPs (sparsities 0.25,
+# 0.5, 0.75 of the FLOPs removed), each searched over 10 candidates, fine-tuned for one
+# epoch on the first 10,000 training images and measured by `sweep` on the 10,000 test
+# images. Run from the repository root; SPARSECAPS_CIFAR10 defaults to
+# ../shared/datasets/cifar-10.
 set -euo pipefail
 export SPARSECAPS_CIFAR10=${SPARSECAPS_CIFAR10:-../shared/datasets/cifar-10}
 bin=${SPARSECAPS_BIN:-target/release/sparsecaps}
