@@ -13,3 +13,6 @@ out=results/cifar10-resnet-caps
 $bin train --preset resnet-caps --data cifar10 --epochs 2 --device cpu --out $out/dense
 $bin sweep --model $out/dense/model.safetensors --method backbone --sparsities 0.25,0.5,0.75 \
   --finetune-epochs 1 --limit-train 10000 --candidates 10 --repeat 3 --device cpu --out $out/sweep
+# the control: the dense model fine-tuned the same way, unpruned
+$bin sweep --model $out/dense/model.safetensors --method backbone --sparsities 0 \
+  --finetune-epochs 1 --limit-train 10000 --repeat 3 --device cpu --out $out/sweep-0
