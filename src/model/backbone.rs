@@ -22,7 +22,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 pub use super::backbone_plan::{BackboneKind, BackbonePlan, BlockSpec, ConvSpec, plan};
-use super::params::HostTensor;
+use super::params::{HostTensor, ParamsError};
 use crate::rng::Rng;
 
 /// A convolution without bias followed by BatchNorm.
@@ -101,12 +101,12 @@ impl ConvBn {
     }
 
     /// Builds the layer from `get(name, shape)`, which checks each tensor's shape.
-    fn from_named<E>(
+    fn from_named(
         spec: ConvSpec,
         prefix: &str,
-        get: &mut impl FnMut(&str, Vec<usize>) -> Result<HostTensor, E>,
+        get: &mut impl FnMut(&str, Vec<usize>) -> Result<HostTensor, ParamsError>,
         device: &Device,
-    ) -> Result<Self, E> {
+    ) -> Result<Self, ParamsError> {
         let o = spec.outputs;
         let w = get(&format!("{prefix}.weight"), spec.weight_shape().to_vec())?;
         let mut layer = Self {
@@ -118,7 +118,16 @@ impl ConvBn {
         let gamma = get(&format!("{prefix}.bn.gamma"), vec![o])?;
         let beta = get(&format!("{prefix}.bn.beta"), vec![o])?;
         let mean = get(&format!("{prefix}.bn.mean"), vec![o])?;
-        let var = get(&format!("{prefix}.bn.var"), vec![o])?;
+        let var_name = format!("{prefix}.bn.var");
+        let var = get(&var_name, vec![o])?;
+        if let Some(index) = var.values.iter().position(|v| *v < 0.0) {
+            // a negative variance would make BatchNorm's square root NaN
+            return Err(ParamsError::Negative {
+                name: var_name,
+                index,
+                value: var.values[index],
+            });
+        }
         layer.bn.gamma = Param::from_data(TensorData::new(gamma.values, [o]), device);
         layer.bn.beta = Param::from_data(TensorData::new(beta.values, [o]), device);
         layer.bn.running_mean = burn::module::RunningState::new(mean.to_tensor(device));
@@ -231,11 +240,11 @@ impl Backbone {
 
     /// Builds the backbone of `plan` from named tensors; `get(name, shape)` fetches and
     /// checks each.
-    pub fn from_named<E>(
+    pub fn from_named(
         plan: &BackbonePlan,
-        mut get: impl FnMut(&str, Vec<usize>) -> Result<HostTensor, E>,
+        mut get: impl FnMut(&str, Vec<usize>) -> Result<HostTensor, ParamsError>,
         device: &Device,
-    ) -> Result<Self, E> {
+    ) -> Result<Self, ParamsError> {
         let stem = ConvBn::from_named(plan.stem, "backbone.stem", &mut get, device)?;
         let mut blocks = Vec::with_capacity(plan.blocks.len());
         for (i, b) in plan.blocks.iter().enumerate() {
@@ -345,11 +354,11 @@ mod tests {
         let back = Backbone::from_named(
             &p,
             |k, shape| {
-                let t = map.get(k).cloned().ok_or(k.to_string())?;
+                let t = map.get(k).cloned().ok_or(ParamsError::Missing(k.to_string()))?;
                 if t.shape == shape {
                     Ok(t)
                 } else {
-                    Err(k.to_string())
+                    Err(ParamsError::Missing(k.to_string()))
                 }
             },
             &dev,
@@ -358,5 +367,18 @@ mod tests {
         let y2 = back.forward(x);
         let d = (y - y2).abs().max().into_scalar::<f32>();
         assert!(d < 1e-6, "{d}");
+        // a negative variance (a hostile file) is refused instead of computing NaN
+        let mut bad = map.clone();
+        if let Some(var) = bad.get_mut("backbone.block2.a.bn.var") {
+            var.values[3] = -0.5;
+        }
+        let err = Backbone::from_named(
+            &p,
+            |k, _| bad.get(k).cloned().ok_or(ParamsError::Missing(k.to_string())),
+            &dev,
+        );
+        assert!(
+            matches!(err, Err(ParamsError::Negative { ref name, index: 3, .. }) if name == "backbone.block2.a.bn.var")
+        );
     }
 }

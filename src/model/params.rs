@@ -63,6 +63,16 @@ pub enum ParamsError {
         /// Its value.
         value: f32,
     },
+    /// A tensor that must not be negative (a BatchNorm variance) holds a negative value.
+    #[error("tensor '{name}' holds a negative value ({value}) at element {index}")]
+    Negative {
+        /// Tensor name.
+        name: String,
+        /// First bad element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
     /// The config is invalid.
     #[error("invalid model config: {0}")]
     Config(#[from] ConfigError),
