@@ -30,11 +30,7 @@ pub fn prune_model(
     device: &Device,
 ) -> anyhow::Result<CapsNet> {
     if method == PruneMethod::Backbone {
-        if conv1 > 0.0 {
-            anyhow::bail!(
-                "--conv1 prunes the CapsNet head's conv1; it does not combine with --method backbone"
-            );
-        }
+        refuse_conv1_with_backbone(method, conv1)?;
         if sparsity == 0.0 {
             return Ok(tune(model, finetune_settings, data, device));
         }
@@ -51,6 +47,15 @@ pub fn prune_model(
     };
     let pruned = prune_to(model, (method, sparsity, conv1), images, device)?;
     Ok(tune(pruned, finetune_settings, data, device))
+}
+
+/// `--conv1` prunes the head's conv1 after magnitude or capsule pruning; the backbone
+/// method narrows the backbone instead, so the two do not combine.
+fn refuse_conv1_with_backbone(method: PruneMethod, conv1: f64) -> anyhow::Result<()> {
+    if method == PruneMethod::Backbone && conv1 > 0.0 {
+        anyhow::bail!("--conv1 prunes the CapsNet head's conv1; it does not combine with --method backbone");
+    }
+    Ok(())
 }
 
 /// Fine-tunes `pruned` under the masks of its zero weights for `settings.epochs` epochs
@@ -118,9 +123,8 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     if backbone && sparsity >= 1.0 {
         anyhow::bail!("a backbone must keep some of its FLOPs: --flops must be above 0");
     }
-    if backbone && args.conv1 > 0.0 {
-        anyhow::bail!("--conv1 prunes the CapsNet head's conv1; it does not combine with --method backbone");
-    }
+    // before the data loads, not only when pruning starts
+    refuse_conv1_with_backbone(args.method, args.conv1)?;
     crate::fsio::check_output_file(&args.out)?;
     let dev = device::select(args.device)?;
     let Loaded {

@@ -8,6 +8,7 @@
 //! `[out, in / groups, k, k]` and `bn.{gamma,beta,mean,var}` `[out]`.
 
 use burn::module::Param;
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::backbone::Backbone;
@@ -34,6 +35,23 @@ impl HostTensor {
     /// Uploads to a device.
     pub fn to_tensor<const R: usize>(&self, device: &Device) -> Tensor<R> {
         Tensor::from_data(TensorData::new(self.values.clone(), self.shape.clone()), device)
+    }
+
+    /// The entries `keep` (in that order) along `axis`, everything else whole.
+    pub fn select(&self, axis: usize, keep: &[usize]) -> HostTensor {
+        let outer: usize = self.shape[..axis].iter().product();
+        let n = self.shape[axis];
+        let inner: usize = self.shape[axis + 1..].iter().product();
+        let mut values = Vec::with_capacity(outer * keep.len() * inner);
+        for o in 0..outer {
+            for &i in keep {
+                let at = (o * n + i) * inner;
+                values.extend_from_slice(&self.values[at..at + inner]);
+            }
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = keep.len();
+        HostTensor { shape, values }
     }
 }
 
@@ -165,6 +183,57 @@ fn transpose2(t: &HostTensor) -> HostTensor {
     }
 }
 
+/// Tensor `name` from `get`, checked: present, of shape `expected`, all values finite.
+fn fetch_checked(
+    get: &mut impl FnMut(&str) -> Option<HostTensor>,
+    name: &str,
+    expected: Vec<usize>,
+) -> Result<HostTensor, ParamsError> {
+    let t = get(name).ok_or_else(|| ParamsError::Missing(name.to_string()))?;
+    if t.shape != expected || t.values.len() != expected.iter().product::<usize>() {
+        return Err(ParamsError::Shape {
+            name: name.to_string(),
+            found: t.shape,
+            expected,
+        });
+    }
+    if let Some(index) = t.values.iter().position(|v| !v.is_finite()) {
+        return Err(ParamsError::NonFinite {
+            name: name.to_string(),
+            index,
+            value: t.values[index],
+        });
+    }
+    Ok(t)
+}
+
+/// The decoder layers of `c` (none without a decoder) from `decoder.fc{i}.*` tensors in the
+/// file layout (weights `[out, in]`).
+fn decoder_from_named(
+    c: &CapsNetConfig,
+    fetch: &mut impl FnMut(&str, Vec<usize>) -> Result<HostTensor, ParamsError>,
+    device: &Device,
+) -> Result<Vec<Linear>, ParamsError> {
+    let mut decoder = Vec::new();
+    if !c.has_decoder() {
+        return Ok(decoder);
+    }
+    let mut d_in = c.classes * c.class_dim;
+    let sizes: Vec<usize> = c.decoder_hidden.iter().copied().chain([c.pixels()]).collect();
+    for (i, &d_out) in sizes.iter().enumerate() {
+        let w = fetch(&format!("decoder.fc{}.weight", i + 1), vec![d_out, d_in])?;
+        let b = fetch(&format!("decoder.fc{}.bias", i + 1), vec![d_out])?;
+        let w = transpose2(&w);
+        decoder.push(linear_from(
+            TensorData::new(w.values, w.shape),
+            TensorData::new(b.values, b.shape),
+            device,
+        ));
+        d_in = d_out;
+    }
+    Ok(decoder)
+}
+
 impl CapsNet {
     /// The ids of every parameter in a fixed order (conv1, primary and digit weight and
     /// bias, then each decoder layer's weight and bias); an optimiser's state is keyed by
@@ -291,24 +360,7 @@ impl CapsNet {
             }
             None => (c.types * geo.cells(), c.types, c.conv1_channels),
         };
-        let mut fetch = |name: &str, expected: Vec<usize>| -> Result<HostTensor, ParamsError> {
-            let t = get(name).ok_or_else(|| ParamsError::Missing(name.to_string()))?;
-            if t.shape != expected || t.values.len() != expected.iter().product::<usize>() {
-                return Err(ParamsError::Shape {
-                    name: name.to_string(),
-                    found: t.shape,
-                    expected,
-                });
-            }
-            if let Some(index) = t.values.iter().position(|v| !v.is_finite()) {
-                return Err(ParamsError::NonFinite {
-                    name: name.to_string(),
-                    index,
-                    value: t.values[index],
-                });
-            }
-            Ok(t)
-        };
+        let mut fetch = |name: &str, expected: Vec<usize>| fetch_checked(&mut get, name, expected);
         let (k1, k2, td) = (c.conv1_kernel, c.primary_kernel, types * c.primary_dim);
         let conv1_w = fetch("conv1.weight", vec![c1, c.conv1_inputs(), k1, k1])?;
         let conv1_b = fetch("conv1.bias", vec![c1])?;
@@ -320,22 +372,7 @@ impl CapsNet {
             values: permute_last3_rotate(&digit.values, n, c.primary_dim, c.classes, c.class_dim, false),
             shape: vec![n, c.primary_dim, c.classes * c.class_dim],
         };
-        let mut decoder = Vec::new();
-        if c.has_decoder() {
-            let mut d_in = c.classes * c.class_dim;
-            let sizes: Vec<usize> = c.decoder_hidden.iter().copied().chain([c.pixels()]).collect();
-            for (i, &d_out) in sizes.iter().enumerate() {
-                let w = fetch(&format!("decoder.fc{}.weight", i + 1), vec![d_out, d_in])?;
-                let b = fetch(&format!("decoder.fc{}.bias", i + 1), vec![d_out])?;
-                let w = transpose2(&w);
-                decoder.push(linear_from(
-                    TensorData::new(w.values, w.shape),
-                    TensorData::new(b.values, b.shape),
-                    device,
-                ));
-                d_in = d_out;
-            }
-        }
+        let decoder = decoder_from_named(c, &mut fetch, device)?;
         let backbone = match c.backbone_plan() {
             Some(plan) => Some(Backbone::from_named(
                 &plan,

@@ -48,15 +48,9 @@ pub enum BackbonePruneError {
 /// How far off the FLOPs target a candidate may be (fraction of the dense FLOPs).
 pub const FLOPS_TOLERANCE: f64 = 0.02;
 
-/// The dense backbone's plan and the network's current group widths.
-fn plans(c: &CapsNetConfig) -> Result<(BackbonePlan, BackbonePlan), BackbonePruneError> {
-    let now = c.backbone_plan().ok_or(BackbonePruneError::NoBackbone)?;
-    let dense = c
-        .clone()
-        .with_backbone_channels(vec![])
-        .backbone_plan()
-        .ok_or(BackbonePruneError::NoBackbone)?;
-    Ok((dense, now))
+/// The backbone as the network has it now (narrowed, if it was pruned).
+fn current_plan(c: &CapsNetConfig) -> Result<BackbonePlan, BackbonePruneError> {
+    c.backbone_plan().ok_or(BackbonePruneError::NoBackbone)
 }
 
 /// Fraction of the dense backbone's multiply-adds that a network with group widths
@@ -99,7 +93,7 @@ fn group_layers(kind: BackboneKind, blocks: usize, g: usize) -> (Vec<String>, St
 
 /// L1 norm of the filter that produces each channel of each group.
 pub fn group_importance(model: &CapsNet) -> Result<Vec<Vec<f32>>, BackbonePruneError> {
-    let (_, now) = plans(&model.config)?;
+    let now = current_plan(&model.config)?;
     let named: HashMap<String, HostTensor> = model.to_named().into_iter().collect();
     (0..now.groups().len())
         .map(|g| {
@@ -133,23 +127,6 @@ pub fn choose_kept(importance: &[Vec<f32>], counts: &[usize]) -> Vec<Vec<usize>>
         .collect()
 }
 
-/// Entries `keep` along `axis` (0 or 1) of a tensor.
-fn take(t: &HostTensor, axis: usize, keep: &[usize]) -> HostTensor {
-    let outer: usize = t.shape[..axis].iter().product();
-    let n = t.shape[axis];
-    let inner: usize = t.shape[axis + 1..].iter().product();
-    let mut values = Vec::with_capacity(outer * keep.len() * inner);
-    for o in 0..outer {
-        for &i in keep {
-            let at = (o * n + i) * inner;
-            values.extend_from_slice(&t.values[at..at + inner]);
-        }
-    }
-    let mut shape = t.shape.clone();
-    shape[axis] = keep.len();
-    HostTensor { shape, values }
-}
-
 /// The names of every tensor of a group's layers.
 fn layer_tensors(layers: &[String]) -> Vec<String> {
     layers
@@ -180,7 +157,7 @@ fn rebuild(
 /// each group: the producing filters, their BatchNorm, the depthwise filters and the
 /// weights that read them are sliced; everything else is unchanged.
 pub fn narrow(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, BackbonePruneError> {
-    let (_, now) = plans(&model.config)?;
+    let now = current_plan(&model.config)?;
     let mut named: HashMap<String, HostTensor> = model.to_named().into_iter().collect();
     let widths = now.groups();
     if kept.len() != widths.len() {
@@ -200,12 +177,12 @@ pub fn narrow(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, BackboneP
         let (layers, reader) = group_layers(now.kind, now.blocks.len(), g);
         for name in layer_tensors(&layers) {
             if let Some(t) = named.get(&name) {
-                let t = take(t, 0, keep);
+                let t = t.select(0, keep);
                 named.insert(name, t);
             }
         }
         if let Some(t) = named.get(&reader) {
-            let t = take(t, 1, keep);
+            let t = t.select(1, keep);
             named.insert(reader, t);
         }
     }
@@ -218,7 +195,7 @@ pub fn narrow(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, BackboneP
 /// shift (and those of the depthwise filters reading them) are zero, so they output zero
 /// after the ReLU. Computes what [`narrow`] computes.
 pub fn mask_channels(model: &CapsNet, kept: &[Vec<usize>]) -> Result<CapsNet, BackbonePruneError> {
-    let (_, now) = plans(&model.config)?;
+    let now = current_plan(&model.config)?;
     let mut named: HashMap<String, HostTensor> = model.to_named().into_iter().collect();
     for (g, keep) in kept.iter().enumerate().take(now.groups().len()) {
         let (layers, _) = group_layers(now.kind, now.blocks.len(), g);
@@ -362,7 +339,7 @@ pub fn sample_counts(c: &CapsNetConfig, target: f64, min_ratio: f64, rng: &mut R
 
 /// Group widths near `target` FLOPs with every group keeping the same share.
 pub fn uniform_counts(c: &CapsNetConfig, target: f64) -> Result<Vec<usize>, BackbonePruneError> {
-    let (_, now) = plans(c)?;
+    let now = current_plan(c)?;
     if !(target > 0.0 && target <= 1.0) {
         return Err(BackbonePruneError::Target(target));
     }
@@ -380,7 +357,7 @@ pub fn eagleeye(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(CapsNet, Vec<Candidate>), BackbonePruneError> {
     let c = &model.config;
-    plans(c)?;
+    current_plan(c)?;
     if !(settings.flops > 0.0 && settings.flops <= 1.0) {
         return Err(BackbonePruneError::Target(settings.flops));
     }

@@ -18,19 +18,6 @@ pub enum CompactError {
     NothingAlive,
 }
 
-/// Rows `keep` of a row-major tensor (first axis).
-fn rows(t: &HostTensor, keep: &[usize]) -> HostTensor {
-    let n = t.shape.first().copied().unwrap_or(0).max(1);
-    let row = t.values.len() / n;
-    let mut values = Vec::with_capacity(keep.len() * row);
-    for &i in keep {
-        values.extend_from_slice(&t.values[i * row..(i + 1) * row]);
-    }
-    let mut shape = t.shape.clone();
-    shape[0] = keep.len();
-    HostTensor { shape, values }
-}
-
 /// Which conv1 channels the compact network keeps, and the primary filters restricted to
 /// them. A channel with an all-zero filter outputs the constant `relu(bias)`: its effect is
 /// folded into `bias` (the live primary biases) and the channel dropped; a channel no live
@@ -108,7 +95,7 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     let pb = HostTensor::from_tensor(model.primary_bias.val());
     // primary output channels of the live types
     let out_channels: Vec<usize> = live_types.iter().flat_map(|t| t * d..(t + 1) * d).collect();
-    let pw_live = rows(&pw, &out_channels);
+    let pw_live = pw.select(0, &out_channels);
     let mut bias: Vec<f32> = out_channels.iter().map(|&o| pb.values[o]).collect();
     let (conv1_channels, pw_values) = conv1_channels_kept(&conv1_w, &conv1_b, &pw_live, &mut bias);
     let positions = live_types.len() * cells;
@@ -123,8 +110,8 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     });
     let device = model.digit_weight.val().device();
     let up = |t: HostTensor| TensorData::new(t.values, t.shape);
-    let kept_conv1 = rows(&conv1_w, &conv1_channels);
-    let kept_b1 = rows(&conv1_b, &conv1_channels);
+    let kept_conv1 = conv1_w.select(0, &conv1_channels);
+    let kept_b1 = conv1_b.select(0, &conv1_channels);
     Ok(CapsNet {
         backbone: model.backbone.clone(),
         conv1_weight: Param::from_data(up(kept_conv1), &device),
@@ -137,7 +124,7 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
             &device,
         ),
         primary_bias: Param::from_data(TensorData::new(bias, [out_channels.len()]), &device),
-        digit_weight: Param::from_data(up(rows(&digit, &capsules)), &device),
+        digit_weight: Param::from_data(up(digit.select(0, &capsules)), &device),
         digit_bias: model.digit_bias.clone(),
         decoder: model.decoder.clone(),
         config: c.clone(),

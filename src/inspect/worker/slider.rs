@@ -14,7 +14,8 @@ use crate::prune::{apply_masks, compact, survival};
 use crate::train::evaluate;
 use crate::train::worker::EVAL_BATCH;
 
-/// Held-out images the slider's backbone pruning re-estimates BatchNorm statistics on.
+/// Test images the slider's backbone pruning re-estimates BatchNorm statistics on (the
+/// picker's, else the held-out ones).
 pub const BN_IMAGES: usize = 256;
 
 /// A slider move's evaluation still to finish, on the model in use: the held-out images
