@@ -42,8 +42,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let s = survival(&model);
     let params = model.param_count();
     println!(
-        "{label}: train step {:.1} ms, inference {:.1} ms at batch {}, latency {:.2} ms; {} params, {}/{} capsules alive; {}",
+        "{label}: train step {:.1} ms (first {:.0} ms), inference {:.1} ms at batch {}, latency {:.2} ms; {} params, {}/{} capsules alive; {}",
         r.train_step_ms,
+        r.first_step_ms,
         r.infer_ms,
         r.batch,
         r.latency_ms,
@@ -72,6 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "infer_ms": r.infer_ms,
             "latency_ms": r.latency_ms,
             "batch": r.batch,
+            "first_step_ms": r.first_step_ms,
             "params": params,
             "device": dev.name,
         });

@@ -19,6 +19,9 @@ pub struct BenchResult {
     pub latency_ms: f64,
     /// Batch size used.
     pub batch: usize,
+    /// The first (untimed) training step, ms: on a GPU it includes compiling and
+    /// autotuning the kernels, so it shows what a persisted autotune cache saves.
+    pub first_step_ms: f64,
 }
 
 /// Median of a list of values (0 for an empty list).
@@ -80,6 +83,7 @@ pub fn bench(
     let mut optim = AdamConfig::new().init();
     let (x, y) = random_inputs(model, batch, &ad);
     let mut train_times = Vec::new();
+    let mut first_step_ms = 0.0;
     for i in 0..=repeat {
         let ms = time_ms(device, || {
             let out = train_model.forward(x.clone(), false);
@@ -91,6 +95,8 @@ pub fn bench(
             train_times.push(ms);
             done += 1;
             on_progress(done, total);
+        } else {
+            first_step_ms = ms;
         }
     }
     drop(train_model);
@@ -125,6 +131,7 @@ pub fn bench(
         infer_ms: median(infer_times),
         latency_ms: median(latency),
         batch,
+        first_step_ms,
     }
 }
 
