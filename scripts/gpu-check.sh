@@ -16,6 +16,12 @@
 #   move assets/ out of the tree for the call (it is embedded in the binary), and back after
 # Then run there, carrying .gl and .gpu:  LONG_S=530 bash scripts/gpu-check.sh
 # Knobs: EPOCHS, LONG_S, LONG_DECAY (0.93), SPARSECAPS_PRIMARY_CONV (conv or gather).
+#
+# Learnt on 2026-11-28 (H200): the whole script took 518 s of a 900 s budget with LONG_S=530.
+# A warm machine keeps /tmp between calls (a run there can go on with `train --resume`), but
+# a path carried by one call and not named by the next is removed there. CIFAR-10's JPEG
+# copy (55 MB) and this binary (48 MB xz) do not fit in one call's 64 MiB: copy the binary to
+# /tmp in a first call, then carry the data in a second call made at once (30 s idle window).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
