@@ -156,15 +156,24 @@ impl BackbonePlan {
 
 /// The backbone a config describes, `None` without one.
 pub fn plan(c: &CapsNetConfig) -> Result<Option<BackbonePlan>, ConfigError> {
-    if c.backbone == BackboneKind::None {
-        return Ok(None);
-    }
     let range = |field: &'static str, value: String, range: &str, reason: &'static str| ConfigError::Range {
         field,
         value,
         range: range.into(),
         reason,
     };
+    if c.backbone == BackboneKind::None {
+        // backbone fields without a backbone would be silently ignored: refuse them
+        let set = [
+            ("backbone_widths", c.backbone_widths.len()),
+            ("backbone_strides", c.backbone_strides.len()),
+            ("backbone_channels", c.backbone_channels.len()),
+        ];
+        return match set.into_iter().find(|(_, n)| *n > 0) {
+            Some((field, n)) => Err(range(field, format!("{n} values"), "empty", "`backbone` is none")),
+            None => Ok(None),
+        };
+    }
     let (widths, strides) = (&c.backbone_widths, &c.backbone_strides);
     if widths.is_empty() || widths.len() > MAX_STAGES || widths.len() != strides.len() {
         return Err(range(

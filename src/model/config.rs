@@ -110,16 +110,26 @@ impl Geometry {
     }
 }
 
+/// The part of [`ConfigError::InputTooSmall`]'s message naming the backbone's output.
+fn backbone_note(backbone: &Option<(usize, usize)>) -> String {
+    match backbone {
+        Some((h, w)) => format!(" (the backbone's output {h}x{w})"),
+        None => String::new(),
+    }
+}
+
 /// Why a configuration cannot build a model.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// The input is too small for the kernels.
-    #[error("input {h}x{w} is too small for conv1 kernel {k1} and primary kernel {k2}")]
+    /// The input (or the backbone's output feature map) is too small for the kernels.
+    #[error("input {h}x{w}{} is too small for conv1 kernel {k1} and primary kernel {k2}", backbone_note(.backbone))]
     InputTooSmall {
         /// Input height.
         h: usize,
         /// Input width.
         w: usize,
+        /// The backbone's output height and width, where a backbone shrinks the input.
+        backbone: Option<(usize, usize)>,
         /// conv1 kernel.
         k1: usize,
         /// primary kernel.
@@ -176,15 +186,14 @@ impl CapsNetConfig {
     /// The feature-map geometry after the range check alone.
     pub(crate) fn raw_geometry(&self) -> Result<Geometry, ConfigError> {
         self.check_ranges()?;
+        let reduced = plan(self)?.map(|p| (p.out_side(self.height), p.out_side(self.width)));
+        let (h, w) = reduced.unwrap_or((self.height, self.width));
         let too_small = ConfigError::InputTooSmall {
             h: self.height,
             w: self.width,
+            backbone: reduced,
             k1: self.conv1_kernel,
             k2: self.primary_kernel,
-        };
-        let (h, w) = match plan(self)? {
-            Some(p) => (p.out_side(self.height), p.out_side(self.width)),
-            None => (self.height, self.width),
         };
         let conv1_h = h.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
         let conv1_w = w.checked_sub(self.conv1_kernel - 1).ok_or(too_small.clone())?;
@@ -420,7 +429,50 @@ mod tests {
     #[test]
     fn too_small_input_is_an_error() {
         let c = Preset::Tiny.config().for_input(1, 12, 12);
-        assert!(matches!(c.geometry(), Err(ConfigError::InputTooSmall { .. })));
+        assert!(matches!(
+            c.geometry(),
+            Err(ConfigError::InputTooSmall { backbone: None, .. })
+        ));
+    }
+
+    #[test]
+    fn too_small_backbone_output_is_named() {
+        // ResNet-20's strides 1, 2, 2 take 8x8 to 2x2, under the 3x3 primary kernel
+        let c = Preset::ResnetCaps.config().for_input(3, 8, 8);
+        let e = c.geometry().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::InputTooSmall {
+                    backbone: Some((2, 2)),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("input 8x8 (the backbone's output 2x2) is too small"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn backbone_fields_without_a_backbone_are_refused() {
+        let c = Preset::Small.config().with_backbone_channels(vec![8, 8]);
+        let e = c.geometry().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Range {
+                    field: "backbone_channels",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`backbone` is none"), "{e}");
+        assert!(Preset::Small.config().geometry().is_ok());
     }
 
     #[test]
