@@ -5,7 +5,8 @@
 #   here, once:   mkdir -p .gpu .cifar && strip -o .gpu/sparsecaps target/release/sparsecaps &&
 #                 xz -6 -T2 .gpu/sparsecaps && cp -r ../shared/datasets/cifar-10 .cifar/ &&
 #                 printf '/.gpu/\n/.cifar/\n/.gl/\n' >> .git/info/exclude
-#                 (and move assets/ and .cifar/ out of the tree for call 1, assets/ for call 2)
+#                 (and move assets/, 27 MB and tracked, out of the tree for both calls: ignored
+#                 folders travel only when carried)
 #   call 1, carry [".gl", ".gpu"]:  PHASE=1 bash scripts/gpu-cifar.sh
 #   call 2, carry [".cifar"], at once (the machine goes back after 30 s idle):
 #                 PHASE=2 DEADLINE_S=500 EPOCHS=40 bash scripts/gpu-cifar.sh
