@@ -37,7 +37,9 @@ pub enum Commands {
     /// sweep.png.
     Sweep(SweepArgs),
     /// Draw a sweep's chart again (DIR/sweep.svg and DIR/sweep.png) from its DIR/sweep.csv,
-    /// without rerunning the sweep.
+    /// without rerunning the sweep; or, for a training run's folder (a metrics.csv, no
+    /// sweep.csv), draw alive capsules K/N and test accuracy against the sparsity reached
+    /// (DIR/run.svg and DIR/run.png).
     Plot(PlotArgs),
     /// Print every layer of a model file or preset: weight shape, parameters and MFLOPs per
     /// image, as a Markdown table.
@@ -63,9 +65,11 @@ pub struct LayersArgs {
 pub struct PlotArgs {
     /// Folder written by `sweep`: its sweep.csv is read, and the baseline row of its sweep.md
     /// when there is one (else times and sizes are taken relative to the row at sparsity 0).
+    /// Or a run folder written by `train` with pruning: its metrics.csv is read.
     pub dir: PathBuf,
     /// Chart title (default: "METHOD pruning", the method read from sweep.csv; `sweep` titles
-    /// its chart "METHOD pruning of the PRESET model, DATASET").
+    /// its chart "METHOD pruning of the PRESET model, DATASET"; a run's chart is titled from
+    /// its config.json, "PRUNING on the PRESET model, DATASET").
     #[arg(long)]
     pub title: Option<String>,
 }

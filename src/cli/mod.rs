@@ -10,6 +10,7 @@ pub mod plot;
 pub mod progress;
 pub mod prune;
 pub mod replot;
+pub mod run_chart;
 pub mod sweep;
 pub mod train;
 

@@ -1,13 +1,18 @@
 //! Progress output: a bar on a terminal, plain lines otherwise (both on stderr).
 
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The longest wait between two plain progress lines.
+const PLAIN_LINE_EVERY: Duration = Duration::from_secs(60);
 
 /// Progress of long work.
 pub struct Progress {
     bar: Option<ProgressBar>,
     last_line_pct: Option<u64>,
+    last_line_at: Instant,
     total: u64,
     plain_lines: bool,
 }
@@ -27,6 +32,7 @@ impl Progress {
         Self {
             bar,
             last_line_pct: None,
+            last_line_at: Instant::now(),
             total: total.max(1),
             plain_lines: true,
         }
@@ -50,13 +56,16 @@ impl Progress {
             }
             None if !self.plain_lines => {}
             None => {
-                // Plain lines, at most one per 5% of the work.
+                // Plain lines: one per 5% of the work, and one a minute in between, so a
+                // long run's log shows it is alive.
                 let pct = pos * 100 / self.total;
+                let due = self.last_line_at.elapsed() >= PLAIN_LINE_EVERY;
                 if self
                     .last_line_pct
-                    .is_none_or(|last| pct >= last + 5 || pos == self.total)
+                    .is_none_or(|last| pct >= last + 5 || pos == self.total || due)
                 {
                     self.last_line_pct = Some(pct);
+                    self.last_line_at = Instant::now();
                     eprintln!("[{pct:3}%] {pos}/{} {msg}", self.total);
                 }
             }

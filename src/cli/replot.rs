@@ -36,9 +36,15 @@ struct Sweep {
     rows: Vec<(f64, Row)>,
 }
 
-/// Redraws the chart of the sweep in `args.dir`.
+/// Redraws the chart of the sweep in `args.dir`, or draws a training run's K/N and accuracy
+/// against sparsity when the folder holds a `metrics.csv` and no `sweep.csv`.
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     let csv_path = args.dir.join("sweep.csv");
+    if !csv_path.exists() && args.dir.join("metrics.csv").exists() {
+        let svg = super::run_chart::write_run_charts(&args.dir, args.title)?;
+        println!("wrote {} and run.png", svg.display());
+        return Ok(());
+    }
     let sweep = parse_csv(&read_text(&csv_path)?).map_err(|reason| malformed(&csv_path, reason))?;
     let base = baseline(&args.dir, &sweep.rows)?;
     let mut curves = Curves::default();
