@@ -205,6 +205,10 @@ pub struct ExportArgs {
     /// Keep only the alive capsules, live capsule types and used conv1 channels.
     #[arg(long)]
     pub compact: bool,
+    /// Store the weights as 16-bit floats (half the file; tensors under 1,024 values, such
+    /// as biases and BatchNorm statistics, stay 32-bit). Check the result with `eval`.
+    #[arg(long)]
+    pub f16: bool,
 }
 
 /// Parses a fraction in [0, 1].

@@ -7,7 +7,7 @@ use super::common::{Loaded, load_with_data};
 use super::progress::Progress;
 use crate::data::Dataset;
 use crate::device;
-use crate::export::{load_model, save_model};
+use crate::export::{load_model, save_model, save_model_as};
 use crate::model::CapsNet;
 use crate::prune::backbone::{EagleEye, eagleeye, flops_fraction};
 use crate::prune::cost::mflops_per_image;
@@ -187,13 +187,14 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         info
     };
     let out = if args.compact { compact(&model)? } else { model };
-    save_model(&out, &info, &args.out)?;
+    save_model_as(&out, &info, &args.out, args.f16)?;
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     println!(
-        "wrote {} ({} capsules, {} parameters, {bytes} bytes)",
+        "wrote {} ({} capsules, {} parameters, {bytes} bytes{})",
         args.out.display(),
         out.capsules(),
-        out.param_count()
+        out.param_count(),
+        if args.f16 { ", weights as f16" } else { "" }
     );
     Ok(())
 }

@@ -4,5 +4,7 @@ pub mod model_file;
 pub mod sparse;
 pub mod tensors;
 
-pub use model_file::{FORMAT_VERSION, ModelFileError, ModelInfo, load_model, load_model_bytes, save_model};
+pub use model_file::{
+    FORMAT_VERSION, ModelFileError, ModelInfo, load_model, load_model_bytes, save_model, save_model_as,
+};
 pub use tensors::{TensorFile, TensorFileError, write_atomic};

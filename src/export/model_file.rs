@@ -114,7 +114,19 @@ pub fn model_to_file(model: &CapsNet, info: &ModelInfo) -> TensorFile {
 /// Saves a model atomically; a model with a NaN or infinite weight is refused and nothing
 /// is written.
 pub fn save_model(model: &CapsNet, info: &ModelInfo, path: &Path) -> Result<(), ModelFileError> {
-    let file = model_to_file(model, info);
+    save_model_as(model, info, path, false)
+}
+
+/// [`save_model`], with the weight tensors stored as 16-bit floats when `half` is set (half
+/// the file; see [`TensorFile::half`]).
+pub fn save_model_as(
+    model: &CapsNet,
+    info: &ModelInfo,
+    path: &Path,
+    half: bool,
+) -> Result<(), ModelFileError> {
+    let mut file = model_to_file(model, info);
+    file.half = half;
     let mut names: Vec<&String> = file.tensors.keys().collect();
     names.sort();
     if let Some(name) = names

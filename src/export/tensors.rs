@@ -30,6 +30,15 @@ pub enum TensorFileError {
         /// What is wrong.
         reason: String,
     },
+    /// A value is outside half precision's range (|v| >= 65520), so it cannot be stored as
+    /// f16.
+    #[error("tensor '{name}' holds {value}, outside the range of 16-bit floats: store it as f32")]
+    HalfRange {
+        /// Tensor name.
+        name: String,
+        /// The value.
+        value: f32,
+    },
     /// A tensor has an element type this program does not read.
     #[error("{path}: tensor '{name}' has unsupported type {dtype:?}")]
     Dtype {
@@ -51,6 +60,37 @@ pub struct TensorFile {
     pub metadata: HashMap<String, String>,
     /// Raw bytes of the u8 tensors (sparse masks; 1-D when written, any shape when read).
     pub bytes: HashMap<String, Vec<u8>>,
+    /// Store float tensors of at least [`HALF_MIN_LEN`] values as 16-bit floats when written
+    /// (read back as f32); smaller ones (biases, BatchNorm statistics) stay f32.
+    pub half: bool,
+}
+
+/// Fewest values of a tensor that [`TensorFile::half`] stores as f16.
+pub const HALF_MIN_LEN: usize = 1024;
+
+/// The IEEE half-precision bits nearest to `v` (ties to even; values below the smallest
+/// subnormal become a signed zero), or `None` when `v` is not finite or rounds beyond the
+/// largest half (65504).
+pub fn f32_to_f16(v: f32) -> Option<u16> {
+    if !v.is_finite() || v.abs() >= 65520.0 {
+        return None;
+    }
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32 - 127;
+    if exp < -14 {
+        // a half subnormal (or zero): a count of 2^-24 units, exact in f32 before rounding
+        let units = (v.abs() * 16_777_216.0).round_ties_even() as u16;
+        return Some(sign | units);
+    }
+    let mantissa = bits & 0x7f_ffff;
+    let mut half = (((exp + 15) as u32) << 10) | (mantissa >> 13);
+    let rest = mantissa & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) {
+        // a carry out of the mantissa moves into the exponent, which is the right result
+        half += 1;
+    }
+    Some(sign | half as u16)
 }
 
 /// Converts IEEE half-precision bits to f32.
@@ -111,7 +151,9 @@ impl TensorFile {
         let st = SafeTensors::deserialize(bytes).map_err(format)?;
         let mut tensors = HashMap::new();
         let mut raw = HashMap::new();
+        let mut half = false;
         for (name, view) in st.iter() {
+            half |= view.dtype() == Dtype::F16;
             if view.dtype() == Dtype::U8 {
                 // bit masks of sparse tensors; never widened to f32 (4x the memory)
                 raw.insert(name.to_string(), view.data().to_vec());
@@ -130,6 +172,7 @@ impl TensorFile {
             tensors,
             metadata: meta.metadata().clone().unwrap_or_default(),
             bytes: raw,
+            half,
         })
     }
 
@@ -140,25 +183,30 @@ impl TensorFile {
         Self::from_bytes(&p, &bytes)
     }
 
-    /// Serialises to safetensors bytes (f32 tensors, sorted by name).
+    /// Serialises to safetensors bytes (f32 tensors, or f16 ones where [`Self::half`] says
+    /// so; sorted by name).
     pub fn to_bytes(&self) -> Result<Vec<u8>, TensorFileError> {
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(n, t)| {
-                let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (n.clone(), t.shape.clone(), bytes)
-            })
-            .collect();
+        let mut raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(self.tensors.len());
+        for (n, t) in &self.tensors {
+            let (dtype, bytes) = if self.half && t.values.len() >= HALF_MIN_LEN {
+                (Dtype::F16, half_bytes(n, &t.values)?)
+            } else {
+                (
+                    Dtype::F32,
+                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            };
+            raw.push((n.clone(), dtype, t.shape.clone(), bytes));
+        }
         let format = |e: safetensors::SafeTensorError| TensorFileError::Format {
             path: "<memory>".into(),
             reason: e.to_string(),
         };
         let mut views = Vec::with_capacity(raw.len());
-        for (n, shape, bytes) in &raw {
+        for (n, dtype, shape, bytes) in &raw {
             views.push((
                 n.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format)?,
+                TensorView::new(*dtype, shape.clone(), bytes).map_err(format)?,
             ));
         }
         for (n, bytes) in &self.bytes {
@@ -176,6 +224,19 @@ impl TensorFile {
         let bytes = self.to_bytes()?;
         write_atomic(path, &bytes)
     }
+}
+
+/// The little-endian f16 bytes of the values of tensor `name`.
+fn half_bytes(name: &str, values: &[f32]) -> Result<Vec<u8>, TensorFileError> {
+    let mut bytes = Vec::with_capacity(values.len() * 2);
+    for &v in values {
+        let h = f32_to_f16(v).ok_or_else(|| TensorFileError::HalfRange {
+            name: name.to_string(),
+            value: v,
+        })?;
+        bytes.extend_from_slice(&h.to_le_bytes());
+    }
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
@@ -240,6 +301,68 @@ mod tests {
         assert_eq!(back.metadata["k"], "v");
         // no temporary file is left behind
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn half_conversion_rounds_to_nearest_and_refuses_overflow() {
+        // exact values come back exactly, subnormals included
+        for v in [
+            0.0f32,
+            -0.0,
+            1.0,
+            -2.5,
+            0.333_251_95,
+            65504.0,
+            2f32.powi(-24),
+            -2f32.powi(-20),
+        ] {
+            let h = f32_to_f16(v).unwrap();
+            assert_eq!(f16_to_f32(h).to_bits(), v.to_bits(), "{v}");
+        }
+        // ties go to even: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), Some(0x3c00));
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), Some(0x3c02));
+        // the mantissa's carry moves into the exponent
+        assert_eq!(f32_to_f16(2.0 - 2f32.powi(-12)), Some(0x4000));
+        // below half the smallest subnormal: zero
+        assert_eq!(f32_to_f16(2f32.powi(-26)), Some(0));
+        // normal values stay within half a unit in the last place (2^-11 relative)
+        for i in 0..2000 {
+            let v = (i as f32 * 0.731).sin() * 3.0f32.powi(i % 7 - 3);
+            let back = f16_to_f32(f32_to_f16(v).unwrap());
+            assert!(
+                (back - v).abs() <= v.abs() * 2f32.powi(-11) + 2f32.powi(-25),
+                "{v} {back}"
+            );
+        }
+        for bad in [65520.0f32, -1e6, f32::NAN, f32::INFINITY] {
+            assert_eq!(f32_to_f16(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn half_storage_halves_large_tensors_only() {
+        let mut f = TensorFile::default();
+        let big: Vec<f32> = (0..HALF_MIN_LEN).map(|i| i as f32 / 7.0).collect();
+        let t = |values: Vec<f32>| HostTensor {
+            shape: vec![values.len()],
+            values,
+        };
+        f.tensors.insert("big".into(), t(big.clone()));
+        f.tensors.insert("small".into(), t(vec![0.1, 1e-7]));
+        let full = f.to_bytes().unwrap().len();
+        f.half = true;
+        let bytes = f.to_bytes().unwrap();
+        // the data shrink by 2 bytes a value; the JSON header's offsets may change length
+        let saved = full - bytes.len();
+        assert!(saved.abs_diff(HALF_MIN_LEN * 2) <= 16, "{saved}");
+        let back = TensorFile::from_bytes("x", &bytes).unwrap();
+        assert_eq!(back.tensors["small"], f.tensors["small"]);
+        for (a, b) in back.tensors["big"].values.iter().zip(&big) {
+            assert!((a - b).abs() <= b.abs() * 2f32.powi(-11));
+        }
+        f.tensors.insert("big".into(), t(vec![1e5; HALF_MIN_LEN]));
+        assert!(matches!(f.to_bytes(), Err(TensorFileError::HalfRange { .. })));
     }
 
     #[test]
