@@ -12,10 +12,17 @@ use super::augment::{Augment, push_augmented};
 use super::idx::{IdxError, parse_images, parse_labels};
 use crate::rng::Rng;
 
+#[cfg(feature = "embedded-data")]
 static MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../assets/mnist/train-images-idx3-ubyte.gz");
+#[cfg(feature = "embedded-data")]
 static MNIST_TRAIN_LABELS: &[u8] = include_bytes!("../../assets/mnist/train-labels-idx1-ubyte.gz");
+#[cfg(feature = "embedded-data")]
 static MNIST_TEST_IMAGES: &[u8] = include_bytes!("../../assets/mnist/t10k-images-idx3-ubyte.gz");
+#[cfg(feature = "embedded-data")]
 static MNIST_TEST_LABELS: &[u8] = include_bytes!("../../assets/mnist/t10k-labels-idx1-ubyte.gz");
+/// Where a build without the `embedded-data` feature reads `--data mnist` from.
+#[cfg(not(feature = "embedded-data"))]
+const MNIST_ENV: &str = "SPARSECAPS_MNIST";
 
 /// Environment variable naming a Fashion-MNIST folder (checked before the Debian path).
 pub const FASHION_ENV: &str = "SPARSECAPS_FASHION_MNIST";
@@ -95,6 +102,11 @@ pub enum DataError {
         "Fashion-MNIST not found: set {FASHION_ENV} to its folder or install Debian's dataset-fashion-mnist ({FASHION_DEBIAN_DIR})"
     )]
     FashionMissing,
+    /// A build without the embedded MNIST was asked for `mnist`.
+    #[error(
+        "this build has no built-in MNIST: set SPARSECAPS_MNIST to a folder of its IDX files, or give --data DIR"
+    )]
+    MnistMissing,
     /// Images and labels disagree.
     #[error("{split} split: {images} images but {labels} labels")]
     CountMismatch {
@@ -354,6 +366,7 @@ impl Dataset {
     ) -> Result<Self, DataError> {
         let name = source.to_string();
         let dir = match source {
+            #[cfg(feature = "embedded-data")]
             DataSource::Mnist => {
                 let files = [
                     (IDX_FILES[0].into(), MNIST_TRAIN_IMAGES.to_vec()),
@@ -363,6 +376,11 @@ impl Dataset {
                 ];
                 return Self::from_idx(name, files, limits);
             }
+            // a slim build (e.g. to carry to a GPU machine) reads MNIST from a folder
+            #[cfg(not(feature = "embedded-data"))]
+            DataSource::Mnist => std::env::var_os(MNIST_ENV)
+                .map(PathBuf::from)
+                .ok_or(DataError::MnistMissing)?,
             DataSource::FashionMnist => fashion_dir().ok_or(DataError::FashionMissing)?,
             DataSource::Cifar10 => cifar10_dir().ok_or(DataError::Cifar10Missing)?,
             DataSource::Dir(dir) => dir.clone(),
@@ -408,12 +426,19 @@ impl Dataset {
     }
 
     /// MNIST's test split alone (the built-in copy), without decompressing the training set.
+    #[cfg(feature = "embedded-data")]
     pub fn mnist_test() -> Result<Split, DataError> {
         make_split(
             "test",
             parse_images(IDX_FILES[2], MNIST_TEST_IMAGES.to_vec())?,
             parse_labels(IDX_FILES[3], MNIST_TEST_LABELS.to_vec())?,
         )
+    }
+
+    /// MNIST's test split alone: a slim build loads it from `$SPARSECAPS_MNIST`.
+    #[cfg(not(feature = "embedded-data"))]
+    pub fn mnist_test() -> Result<Split, DataError> {
+        Ok(Self::load(&DataSource::Mnist)?.test)
     }
 
     /// Keeps at most `train` and `test` images (the first ones).
@@ -549,6 +574,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "embedded-data")]
     fn builtin_mnist_loads_with_the_right_counts() {
         let d = Dataset::load(&DataSource::Mnist).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
