@@ -514,6 +514,30 @@ fn two_epochs_straight_equal_one_epoch_then_a_resume() {
 }
 
 #[test]
+fn a_resumed_run_keeps_its_device_unless_told_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    cli_train(&run, &["--epochs", "1"]);
+    let device = || {
+        let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+        v["device"].as_str().unwrap().to_string()
+    };
+    assert_eq!(device(), "cpu");
+    let o = cli_resume(&run, "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(device(), "cpu");
+    // auto picks the CPU on a machine without a hardware GPU, so the run trains either way
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args(["train", "--epochs", "3", "--device", "auto", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(device(), "auto");
+}
+
+#[test]
 fn the_rem_recipe_in_miniature_prunes_every_epoch_without_a_decoder() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("rem");

@@ -261,9 +261,10 @@ pub struct TrainArgs {
     /// Seed of initialisation and shuffling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Device: auto, cpu or wgpu.
-    #[arg(long, default_value = "auto", ignore_case = true)]
-    pub device: DeviceChoice,
+    /// Device: auto (the default), cpu or wgpu; with --resume, the run's own device unless
+    /// given (a run may go on on another device).
+    #[arg(long, ignore_case = true)]
+    pub device: Option<DeviceChoice>,
     /// Train on the first N training images only.
     #[arg(long, value_parser = positive)]
     pub limit_train: Option<usize>,

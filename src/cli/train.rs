@@ -21,7 +21,13 @@ pub const REM_MAX_EPOCHS: usize = 1_000;
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     check_numbers(&args)?;
     let req = match &args.resume {
-        Some(dir) => resume_request(dir, |_| args.epochs)?,
+        Some(dir) => {
+            let mut req = resume_request(dir, |_| args.epochs)?;
+            if let Some(device) = args.device {
+                req.device = device;
+            }
+            req
+        }
         None => new_request(&args),
     };
     drive(req)
@@ -53,7 +59,7 @@ fn new_request(args: &TrainArgs) -> TrainRequest {
         lr: args.lr,
         lr_decay: args.lr_decay,
         seed: args.seed,
-        device: args.device,
+        device: args.device.unwrap_or_default(),
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         out_dir: args.out.clone(),
