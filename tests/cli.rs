@@ -442,3 +442,25 @@ fn plot_redraws_a_sweeps_chart_and_refuses_bad_tables() {
     let missing = dir.path().join("nope");
     assert_bad_input(&sparsecaps(&["plot", missing.to_str().unwrap()]), "sweep.csv");
 }
+
+#[test]
+fn plot_draws_a_pruning_runs_capsules_against_sparsity() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let header = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,epoch_s,sparsity,\
+sparsity_conv1,sparsity_primary,sparsity_digit,alive_capsules,capsules,alive_types";
+    let rows = "1,0.1,0.9,0.05,0.98,1e-3,9.0,0.50,0.2,0.6,0.3,576,576,16\n\
+2,0.1,0.9,0.05,0.97,1e-3,9.0,0.97,0.9,0.99,0.95,288,576,8\n";
+    std::fs::write(dir.path().join("metrics.csv"), format!("{header}\n{rows}")).unwrap();
+    let out = sparsecaps(&["plot", d, "--title", "LOBSTER, tiny"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
+    for text in ["LOBSTER, tiny", "weight sparsity reached", "alive capsules K/N"] {
+        assert!(svg.contains(text), "{text} missing: {svg}");
+    }
+    assert!(image::open(dir.path().join("run.png")).unwrap().width() > 600);
+    // a dense run has no curve against sparsity
+    let dense = rows.replace(",0.50,", ",0,").replace(",0.97,0.9,", ",0,0.9,");
+    std::fs::write(dir.path().join("metrics.csv"), format!("{header}\n{dense}")).unwrap();
+    assert_bad_input(&sparsecaps(&["plot", d]), "the run pruned nothing");
+}

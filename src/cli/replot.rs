@@ -40,7 +40,13 @@ struct Sweep {
 /// against sparsity when the folder holds a `metrics.csv` and no `sweep.csv`.
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     let csv_path = args.dir.join("sweep.csv");
-    if !csv_path.exists() && args.dir.join("metrics.csv").exists() {
+    if !csv_path.exists() {
+        if !args.dir.join("metrics.csv").exists() {
+            anyhow::bail!(
+                "{} holds neither sweep.csv (from `sweep`) nor metrics.csv (from `train`)",
+                args.dir.display()
+            );
+        }
         let svg = super::run_chart::write_run_charts(&args.dir, args.title)?;
         println!("wrote {} and run.png", svg.display());
         return Ok(());

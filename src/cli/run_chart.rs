@@ -134,7 +134,13 @@ fn default_title(dir: &Path) -> String {
         _ => None,
     }
     .unwrap_or_else(|| "pruning".into());
-    match (text(&config, "preset"), text(&config, "data")) {
+    // a folder dataset is named by its last component, not its whole path
+    let data = text(&config, "data").map(|d| {
+        let p = Path::new(&d);
+        p.file_name()
+            .map_or(d.clone(), |n| n.to_string_lossy().into_owned())
+    });
+    match (text(&config, "preset"), data) {
         (Some(preset), Some(data)) => format!("{pruning} on the {preset} model, {data}"),
         _ => format!("{pruning} while training"),
     }
@@ -237,6 +243,9 @@ sparsity,sparsity_conv1,sparsity_primary,sparsity_digit,alive_capsules,capsules,
         let old_style = r#"{"data":"mnist","preset":"small","prune":"Lobster { lambda: 0.001 }"}"#;
         std::fs::write(dir.join("config.json"), old_style).unwrap();
         assert_eq!(default_title(&dir), "LOBSTER on the small model, mnist");
+        let folder = old_style.replace("\"mnist\"", "\"../data/fashion-mnist\"");
+        std::fs::write(dir.join("config.json"), folder).unwrap();
+        assert_eq!(default_title(&dir), "LOBSTER on the small model, fashion-mnist");
         assert!(svg.contains("alive capsules K/N"));
         let png = std::fs::read(dir.join("run.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");

@@ -438,7 +438,7 @@ impl Dataset {
     /// MNIST's test split alone: a slim build loads it from `$SPARSECAPS_MNIST`.
     #[cfg(not(feature = "embedded-data"))]
     pub fn mnist_test() -> Result<Split, DataError> {
-        Ok(Self::load(&DataSource::Mnist)?.test)
+        Ok(Self::load_with(&DataSource::Mnist, (Some(1), None), &|_| {})?.test)
     }
 
     /// Keeps at most `train` and `test` images (the first ones).

@@ -32,7 +32,7 @@ pub enum TensorFileError {
     },
     /// A value is outside half precision's range (|v| >= 65520), so it cannot be stored as
     /// f16.
-    #[error("tensor '{name}' holds {value}, outside the range of 16-bit floats: store it as f32")]
+    #[error("tensor '{name}' holds {value}, outside the range of 16-bit floats: export without --f16")]
     HalfRange {
         /// Tensor name.
         name: String,
@@ -68,9 +68,9 @@ pub struct TensorFile {
 /// Fewest values of a tensor that [`TensorFile::half`] stores as f16.
 pub const HALF_MIN_LEN: usize = 1024;
 
-/// The IEEE half-precision bits nearest to `v` (ties to even; values below the smallest
-/// subnormal become a signed zero), or `None` when `v` is not finite or rounds beyond the
-/// largest half (65504).
+/// The IEEE half-precision bits nearest to `v` (ties to even; values of at most half the
+/// smallest subnormal, 2^-25, become a signed zero), or `None` when `v` is not finite or
+/// rounds beyond the largest half (65504).
 pub fn f32_to_f16(v: f32) -> Option<u16> {
     if !v.is_finite() || v.abs() >= 65520.0 {
         return None;
@@ -151,9 +151,7 @@ impl TensorFile {
         let st = SafeTensors::deserialize(bytes).map_err(format)?;
         let mut tensors = HashMap::new();
         let mut raw = HashMap::new();
-        let mut half = false;
         for (name, view) in st.iter() {
-            half |= view.dtype() == Dtype::F16;
             if view.dtype() == Dtype::U8 {
                 // bit masks of sparse tensors; never widened to f32 (4x the memory)
                 raw.insert(name.to_string(), view.data().to_vec());
@@ -172,7 +170,7 @@ impl TensorFile {
             tensors,
             metadata: meta.metadata().clone().unwrap_or_default(),
             bytes: raw,
-            half,
+            half: false,
         })
     }
 
@@ -337,6 +335,24 @@ mod tests {
         }
         for bad in [65520.0f32, -1e6, f32::NAN, f32::INFINITY] {
             assert_eq!(f32_to_f16(bad), None, "{bad}");
+        }
+        assert_eq!(f32_to_f16(65519.996), Some(0x7bff));
+    }
+
+    #[test]
+    fn every_half_comes_back_and_midpoints_go_to_the_even_neighbour() {
+        // all finite positive halves (0x0000..0x7bff) and their negatives
+        for h in 0u16..0x7c00 {
+            for bits in [h, h | 0x8000] {
+                assert_eq!(f32_to_f16(f16_to_f32(bits)), Some(bits), "{bits:#06x}");
+            }
+            if h < 0x7bff {
+                // halfway between h and h + 1 (exact in f32): the even one of the two wins,
+                // which also covers the carry from the largest subnormal into the normals
+                let mid = (f16_to_f32(h) + f16_to_f32(h + 1)) / 2.0;
+                let even = if h % 2 == 0 { h } else { h + 1 };
+                assert_eq!(f32_to_f16(mid), Some(even), "{h:#06x}");
+            }
         }
     }
 
