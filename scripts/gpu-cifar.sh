@@ -5,6 +5,8 @@
 #   here, once:   mkdir -p .gpu .cifar && strip -o .gpu/sparsecaps target/release/sparsecaps &&
 #                 xz -6 -T2 .gpu/sparsecaps && cp -r ../shared/datasets/cifar-10 .cifar/ &&
 #                 printf '/.gpu/\n/.cifar/\n/.gl/\n' >> .git/info/exclude
+#                 (the slim build of scripts/gpu-runs.sh, 22 MB, works too; even with it,
+#                 binary and data together are over the 64 MiB a call carries)
 #                 (and move assets/, 27 MB and tracked, out of the tree for both calls: ignored
 #                 folders travel only when carried)
 #   call 1, carry [".gl", ".gpu"]:  PHASE=1 bash scripts/gpu-cifar.sh
