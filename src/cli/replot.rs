@@ -10,7 +10,7 @@ use super::sweep::{Curves, Row, SWEEP_HEADER, write_charts};
 use crate::fsio::{ReadError, read_capped};
 use crate::prune::PruneMethod;
 
-/// Largest `sweep.csv` or `sweep.md` read.
+/// Largest `sweep.csv` or `sweep.md` read (and a run's `metrics.csv` and `config.json`).
 const MAX_TABLE_BYTES: u64 = 16 << 20;
 
 /// Why a sweep's tables cannot be read.
@@ -66,7 +66,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
 }
 
 /// A [`ReplotError::Malformed`] of `path`.
-fn malformed(path: &Path, reason: String) -> ReplotError {
+pub(super) fn malformed(path: &Path, reason: String) -> ReplotError {
     ReplotError::Malformed {
         path: path.display().to_string(),
         reason,
@@ -74,7 +74,7 @@ fn malformed(path: &Path, reason: String) -> ReplotError {
 }
 
 /// The whole of a text file of at most [`MAX_TABLE_BYTES`].
-fn read_text(path: &Path) -> Result<String, ReplotError> {
+pub(super) fn read_text(path: &Path) -> Result<String, ReplotError> {
     let bytes = read_capped(path, MAX_TABLE_BYTES)?;
     String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8 text".into()))
 }

@@ -5,11 +5,8 @@
 use std::path::Path;
 
 use super::plot::{Chart, Series, png_chart, svg_chart};
+use super::replot::{malformed, read_text};
 use crate::export::write_atomic;
-use crate::fsio::read_capped;
-
-/// Largest `metrics.csv` or `config.json` read.
-const MAX_RUN_FILE_BYTES: u64 = 16 << 20;
 
 /// One epoch of a run as the chart uses it.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,17 +117,21 @@ pub fn run_series(points: &[RunPoint]) -> [Series; 3] {
 /// The default title: "PRUNING on the PRESET model, DATA" from the run's `config.json`, or a
 /// plain one when that file is missing or says less.
 fn default_title(dir: &Path) -> String {
-    let config = read_capped(&dir.join("config.json"), MAX_RUN_FILE_BYTES)
+    let config = read_text(&dir.join("config.json"))
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     let text = |v: &serde_json::Value, key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_owned);
     let Some(config) = config else {
         return "pruning while training".into();
     };
     let pruning = match config.get("prune") {
         Some(serde_json::Value::Object(m)) => m.keys().next().map(|k| k.to_uppercase()),
-        // older run folders stored the setting as text, e.g. "Lobster { lambda: 0.001, .. }"
-        Some(serde_json::Value::String(s)) => s.split([' ', '{']).next().map(str::to_uppercase),
+        // older run folders stored the setting as text, e.g. "Lobster { lambda: 0.001, .. }":
+        // its first word is the method
+        Some(serde_json::Value::String(s)) => s
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .map(str::to_uppercase),
         _ => None,
     }
     .unwrap_or_else(|| "pruning".into());
@@ -149,9 +150,7 @@ fn default_title(dir: &Path) -> String {
 /// Draws `dir/run.svg` and `dir/run.png` from `dir/metrics.csv`; returns the SVG's path.
 pub fn write_run_charts(dir: &Path, title: Option<String>) -> anyhow::Result<std::path::PathBuf> {
     let csv = dir.join("metrics.csv");
-    let bytes = read_capped(&csv, MAX_RUN_FILE_BYTES)?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", csv.display()))?;
-    let points = parse_metrics(&text).map_err(|reason| anyhow::anyhow!("{}: {reason}", csv.display()))?;
+    let points = parse_metrics(&read_text(&csv)?).map_err(|reason| malformed(&csv, reason))?;
     let title = title.unwrap_or_else(|| default_title(dir));
     let series = run_series(&points);
     let chart = Chart {
