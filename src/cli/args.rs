@@ -234,7 +234,8 @@ pub struct TrainArgs {
     /// train/ and test/ class folders of images, or CIFAR-10's binary release).
     #[arg(long, default_value = "mnist")]
     pub data: DataSource,
-    /// Continue from this dense model file (its config replaces --preset).
+    /// Continue from this model file, dense, pruned or compact (its config replaces --preset;
+    /// pruned weights stay zero, so a compact model trains at its own, smaller cost).
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Model: the CapsNets paper, small or tiny, or a CapsNet head on a CNN backbone with

@@ -25,7 +25,7 @@ use crate::device::{self, DeviceKindUsed, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
 use crate::prune::survival::Survival;
-use crate::prune::{Masks, apply_masks, magnitude_masks, survival};
+use crate::prune::{DeviceMasks, Masks, apply_masks, magnitude_masks, survival};
 
 /// How often a run may fall back to its last finite state before it gives up.
 const MAX_ROLLBACKS: usize = 3;
@@ -126,17 +126,19 @@ fn load_data(req: &TrainRequest, emit: &Emitter) -> anyhow::Result<(Dataset, Spl
     Ok((data, validation))
 }
 
-/// A fresh network of the preset for the data, or the `init` model, on `ad`.
+/// Masks that keep a started-from model's pruned weights at zero: `None` when none of its
+/// prunable weights is zero (a dense model, or a compact one whose kept tensors are whole).
+fn kept_zeros(model: &CapsNet, ad: &Device) -> Option<DeviceMasks> {
+    let masks = Masks::from_nonzero(&model.valid());
+    (masks.sparsity() > 0.0).then(|| masks.to_device(ad))
+}
+
+/// A fresh network of the preset for the data, or the `init` model (dense, pruned or
+/// compact), on `ad`.
 fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device) -> anyhow::Result<CapsNet> {
     let model = match &req.init {
         Some(path) => {
             let (m, _) = crate::export::load_model(path, device)?;
-            if m.compact.is_some() {
-                anyhow::bail!(
-                    "{}: a compact model cannot be trained; start from its dense original",
-                    path.display()
-                );
-            }
             data.check_fits(m.config.input(), m.config.classes)
                 .with_context(|| path.display().to_string())?;
             m.fork(ad).train()
@@ -254,6 +256,9 @@ impl Run<'_> {
             rollbacks: 0,
             started,
         };
+        if req.init.is_some() {
+            l.pruning.masks = kept_zeros(&l.model, &l.ad);
+        }
         self.restore(req, &mut l)?;
         Ok(l)
     }
@@ -273,9 +278,11 @@ impl Run<'_> {
         self.lr = s.base_lr;
         l.lobster = s.lobster;
         l.early_stop = s.early_stop;
-        if s.masks_active {
-            l.pruning.masks = Some(Masks::from_nonzero(&l.model.valid()).to_device(&l.ad));
-        }
+        l.pruning.masks = if s.masks_active {
+            Some(Masks::from_nonzero(&l.model.valid()).to_device(&l.ad))
+        } else {
+            None
+        };
         l.history = s.history.clone();
         l.global_step = s.global_step;
         l.first_epoch = s.epoch + 1;
