@@ -24,6 +24,11 @@
 #   JOB=rem      carry .gl .gpu .data/mnist .run
 #       goes on with the LOBSTER/REM run in .run/RUN (RUN=mnist-rem-small by default; copy
 #       results/mnist-rem-small there, resume/ included) on the GPU until the deadline
+#   JOB=prune    carry .gl .gpu .data/mnist .run
+#       removes SPARSITY (0.95) of the primary capsules of .run/${MODEL:-paper-model.safetensors}
+#       (f16 is fine: the dense `paper` model that JOB=mnist sent), compacts it and fine-tunes
+#       the compact model with 2-pixel shifts (lr decay 0.9) until EPOCHS (20) or the deadline;
+#       sends it like the dense jobs, with `eval` of the dense model it came from
 # $OUT gets metrics.csv, config.json, log, the model and, for rem, the resume pair of the
 # model's epoch in resume/: copy them back into results/RUN to go on later, on the next lent
 # machine or here (`train --resume results/RUN --device cpu`: the run now records wgpu).
@@ -91,6 +96,19 @@ case "${JOB:-}" in
       --epochs "${EPOCHS:-36}" --out /tmp/mnist-paper
     send_dense /tmp/mnist-paper mnist
     ;;
+  prune)
+    model=.run/${MODEL:-paper-model.safetensors}
+    [ -e "$model" ] || { echo "no model $model"; return 1; }
+    timeout 60 "$bin" eval --model "$model" --data mnist --device wgpu --json 2>/dev/null | tail -n 1
+    stamp "prune $model"
+    "$bin" prune --model "$model" --method capsules --sparsity "${SPARSITY:-0.95}" \
+      --device wgpu --out /tmp/pruned.safetensors 2>&1 | tail -n 1 &&
+      "$bin" export --model /tmp/pruned.safetensors --compact --out /tmp/compact.safetensors ||
+      return 1
+    train --init /tmp/compact.safetensors --data mnist --augment shift --lr-decay 0.9 --batch 128 \
+      --epochs "${EPOCHS:-20}" --out /tmp/mnist-pruned
+    send_dense /tmp/mnist-pruned mnist
+    ;;
   rem)
     run=.run/${RUN:-mnist-rem-small}
     [ -e "$run/model.safetensors" ] || { echo "no run in $run"; return 1; }
@@ -103,7 +121,7 @@ case "${JOB:-}" in
     tail -n 5 "$run/metrics.csv"
     ;;
   *)
-    echo "JOB must be fashion, mnist or rem"
+    echo "JOB must be fashion, mnist, prune or rem"
     return 2
     ;;
 esac

@@ -237,6 +237,13 @@ fn a_dataset_folder_is_chosen_and_built_in_models_load() {
         assert!(has_label(&h, "loading the built-in"));
         wait_until(&mut h, 30, name, |h| has_label(h, "model: "));
     }
+    // the last built-in is the 95%-pruned compact model: 29 of its 576 capsules, one type
+    let last = sparsecaps::app::BUILTIN_MODELS.last().map(|(name, _)| *name);
+    if last.is_some_and(|name| name.contains("95%")) {
+        wait_until(&mut h, 30, "the 95% model's map", |h| {
+            has_label(h, "K/N: 29/576 capsules alive, 1/16 types")
+        });
+    }
 }
 
 #[test]

@@ -12,6 +12,10 @@ pub static BUILTIN_MODELS: &[(&str, &[u8])] = &[
         "MNIST small, 75% capsules pruned",
         include_bytes!("../../assets/models/mnist-small-pruned.safetensors"),
     ),
+    (
+        "MNIST small, 95% capsules pruned",
+        include_bytes!("../../assets/models/mnist-small-95.safetensors"),
+    ),
 ];
 
 /// The built-in models: none in this slim build.
