@@ -25,10 +25,12 @@
 #       goes on with the LOBSTER/REM run in .run/RUN (RUN=mnist-rem-small by default; copy
 #       results/mnist-rem-small there, resume/ included) on the GPU until the deadline
 #   JOB=prune    carry .gl .gpu .data/mnist .run
-#       removes SPARSITY (0.95) of the primary capsules of .run/${MODEL:-paper-model.safetensors}
-#       (f16 is fine: the dense `paper` model that JOB=mnist sent), compacts it and fine-tunes
-#       the compact model with 2-pixel shifts (lr decay 0.9) until EPOCHS (20) or the deadline;
-#       sends it like the dense jobs, with `eval` of the dense model it came from
+#       removes SPARSITY (0.952: 95.1% of the capsules) of the primary capsules of
+#       .run/${MODEL:-paper-model.safetensors} (copy there the model-f16.safetensors that
+#       JOB=mnist sent back: the f16 file loads as it is), compacts it and trains the compact
+#       model with 2-pixel shifts (lr decay 0.9, batch 128) until EPOCHS (20) or the deadline
+#       (DEADLINE_S counts from the job's start here: pruning is inside it); sends it like the
+#       dense jobs, with `eval` of the dense model it came from
 # $OUT gets metrics.csv, config.json, log, the model and, for rem, the resume pair of the
 # model's epoch in resume/: copy them back into results/RUN to go on later, on the next lent
 # machine or here (`train --resume results/RUN --device cpu`: the run now records wgpu).
@@ -101,10 +103,11 @@ case "${JOB:-}" in
     [ -e "$model" ] || { echo "no model $model"; return 1; }
     timeout 60 "$bin" eval --model "$model" --data mnist --device wgpu --json 2>/dev/null | tail -n 1
     stamp "prune $model"
-    "$bin" prune --model "$model" --method capsules --sparsity "${SPARSITY:-0.95}" \
+    "$bin" prune --model "$model" --method capsules --sparsity "${SPARSITY:-0.952}" \
       --device wgpu --out /tmp/pruned.safetensors 2>&1 | tail -n 1 &&
       "$bin" export --model /tmp/pruned.safetensors --compact --out /tmp/compact.safetensors ||
       return 1
+    deadline=$((deadline - ($(date +%s) - start)))
     train --init /tmp/compact.safetensors --data mnist --augment shift --lr-decay 0.9 --batch 128 \
       --epochs "${EPOCHS:-20}" --out /tmp/mnist-pruned
     send_dense /tmp/mnist-pruned mnist

@@ -272,30 +272,36 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     assert!((a["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{a}");
 
     // a compact model trains as it is: still compact, its pruned weights still zero
-    let from_compact = run.join("from-compact");
-    let out = sparsecaps(&[
-        "train",
-        "--init",
-        &s(&compact),
-        "--epochs",
-        "1",
-        "--limit-train",
-        "64",
-        "--device",
-        "cpu",
-        "--out",
-        &s(&from_compact),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let trained = from_compact.join("model.safetensors");
-    assert_ne!(
-        std::fs::read(&trained).unwrap(),
-        std::fs::read(&compact).unwrap(),
-        "it did not train"
-    );
-    let t = eval(&trained);
+    let train_from = |init: &Path, dir: &str, more: &[&str]| {
+        let mut args = vec!["train", "--init"];
+        let init = s(init);
+        let out_dir = s(&run.join(dir));
+        args.extend([init.as_str(), "--limit-train", "64", "--limit-test", "500"]);
+        args.extend(more);
+        args.extend(["--device", "cpu", "--out", out_dir.as_str()]);
+        let out = sparsecaps(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        eval(&run.join(dir).join("model.safetensors"))
+    };
+    let t = train_from(&compact, "from-compact", &["--epochs", "1"]);
+    assert_ne!(t["loss"], b["loss"], "it did not train");
     assert_eq!(t["alive_capsules"], b["alive_capsules"]);
     assert!((t["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{t}");
+    let trained = run.join("from-compact").join("model.safetensors");
+    // a pruned (masked) model keeps its zeros: through an epoch and a resume, and through
+    // a gradual magnitude pruning schedule whose target is below its sparsity
+    let t = train_from(&pruned, "from-pruned", &["--epochs", "1"]);
+    assert_ne!(t["loss"], a["loss"], "it did not train");
+    let resumed = run.join("from-pruned");
+    let out = sparsecaps(&["train", "--resume", &s(&resumed), "--epochs", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics = std::fs::read_to_string(resumed.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let t = eval(&resumed.join("model.safetensors"));
+    assert!((t["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{t}");
+    let gmp = ["--epochs", "2", "--prune", "gmp", "--target-sparsity", "0.5"];
+    let t = train_from(&pruned, "gmp-from-pruned", &gmp);
+    assert!(t["sparsity"].as_f64().unwrap() >= 0.95 - 1e-4, "{t}");
     let trained_bytes = std::fs::metadata(&trained).unwrap().len();
     assert!(
         trained_bytes <= compact_bytes + 4096,

@@ -235,7 +235,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "mnist")]
     pub data: DataSource,
     /// Continue from this model file, dense, pruned or compact (its config replaces --preset;
-    /// pruned weights stay zero, so a compact model trains at its own, smaller cost).
+    /// pruned weights stay zero, and a compact model trains as it is, at its own smaller cost).
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Model: the CapsNets paper, small or tiny, or a CapsNet head on a CNN backbone with
@@ -250,7 +250,8 @@ pub struct TrainArgs {
     /// (the run's other settings are kept).
     #[arg(long, conflicts_with_all = ["init", "out"])]
     pub resume: Option<PathBuf>,
-    /// Batch size (default: 128 for paper, 32 for small, 16 for tiny).
+    /// Batch size (default: 128 for paper, 32 for small, 16 for tiny; --preset's, also with
+    /// --init).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: Option<u32>,
     /// Adam learning rate.
@@ -285,7 +286,8 @@ pub struct TrainArgs {
     /// LOBSTER: tolerated relative increase of the validation loss by a threshold step.
     #[arg(long, default_value_t = 0.0)]
     pub twt: f64,
-    /// GMP: final sparsity (reached after the last epoch).
+    /// GMP: final sparsity (reached after the last epoch) of the prunable weights the model
+    /// holds (a compact model's own); weights already zero stay pruned.
     #[arg(long, default_value_t = 0.95, value_parser = fraction)]
     pub target_sparsity: f64,
     /// LOBSTER: factor applied to lambda after every epoch.

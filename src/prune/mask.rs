@@ -46,6 +46,19 @@ impl Masks {
         }
     }
 
+    /// Both masks at once: a weight is kept only where both keep it.
+    pub fn and(self, other: &Masks) -> Masks {
+        let both = |a: HostTensor, b: &HostTensor| HostTensor {
+            values: a.values.iter().zip(&b.values).map(|(x, y)| x * y).collect(),
+            shape: a.shape,
+        };
+        Masks {
+            conv1: both(self.conv1, &other.conv1),
+            primary: both(self.primary, &other.primary),
+            digit: both(self.digit, &other.digit),
+        }
+    }
+
     /// The three masks in [`PRUNABLE`] order.
     pub fn tensors(&self) -> [&HostTensor; 3] {
         [&self.conv1, &self.primary, &self.digit]

@@ -138,14 +138,32 @@ impl Survival {
     /// Global sparsity relative to the dense network's prunable weights: a compact network's
     /// removed weights count as pruned.
     pub fn dense_sparsity(&self, config: &crate::model::CapsNetConfig) -> f64 {
-        let k1 = config.conv1_kernel * config.conv1_kernel;
-        let k2 = config.primary_kernel * config.primary_kernel;
-        let dense = config.conv1_channels * config.conv1_inputs() * k1
-            + config.types * config.primary_dim * config.conv1_channels * k2
-            + config.capsules() * config.primary_dim * config.classes * config.class_dim;
+        let dense: usize = dense_sizes(config).iter().sum();
         let nonzero: usize = self.layers.iter().map(|l| l.total - l.zeros).sum();
         1.0 - nonzero as f64 / dense.max(1) as f64
     }
+
+    /// Sparsity of conv1, primary and digit weights, each relative to the dense network's
+    /// layer (as [`Survival::dense_sparsity`]): a compact network's removed weights count as
+    /// pruned. For a dense network, each layer's own [`LayerSparsity::sparsity`].
+    pub fn dense_layer_sparsity(&self, config: &crate::model::CapsNetConfig) -> [f64; 3] {
+        let dense = dense_sizes(config);
+        [0, 1, 2].map(|i| match self.layers.get(i) {
+            Some(l) => 1.0 - (l.total - l.zeros) as f64 / dense[i].max(1) as f64,
+            None => 0.0,
+        })
+    }
+}
+
+/// Weights of conv1, the primary capsules and W in the dense network of `config`.
+fn dense_sizes(config: &crate::model::CapsNetConfig) -> [usize; 3] {
+    let k1 = config.conv1_kernel * config.conv1_kernel;
+    let k2 = config.primary_kernel * config.primary_kernel;
+    [
+        config.conv1_channels * config.conv1_inputs() * k1,
+        config.types * config.primary_dim * config.conv1_channels * k2,
+        config.capsules() * config.primary_dim * config.classes * config.class_dim,
+    ]
 }
 
 /// Reads a model's prunable weights and computes its alive map (in the dense network's
@@ -193,13 +211,17 @@ pub fn survival(model: &CapsNet) -> Survival {
 pub fn with_sparsity(mut info: crate::export::ModelInfo, model: &CapsNet) -> crate::export::ModelInfo {
     let s = survival(model);
     info.sparsity = Some(s.dense_sparsity(&model.config));
-    info.layer_sparsity = Some(
-        s.layers
-            .iter()
-            .map(|l| (l.name.to_string(), l.sparsity()))
-            .collect(),
-    );
+    info.layer_sparsity = Some(layer_sparsity_named(&s, &model.config));
     info
+}
+
+/// Each prunable layer's name with its sparsity relative to the dense layer.
+pub fn layer_sparsity_named(s: &Survival, config: &crate::model::CapsNetConfig) -> Vec<(String, f64)> {
+    s.layers
+        .iter()
+        .zip(s.dense_layer_sparsity(config))
+        .map(|(l, sparsity)| (l.name.to_string(), sparsity))
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,6 +259,13 @@ mod tests {
         // the folded conv1 channels' biases are gone too, but no non-zero weight is lost
         assert!(small.dense_sparsity(&cfg) >= dense.dense_sparsity(&cfg) - 1e-12);
         assert!((small.dense_sparsity(&cfg) - 0.9).abs() < 0.01);
+        // per layer too: as measured on a dense network, and never less once compacted
+        let (d, c) = (dense.dense_layer_sparsity(&cfg), small.dense_layer_sparsity(&cfg));
+        for i in 0..3 {
+            assert!((d[i] - dense.layers[i].sparsity()).abs() < 1e-12, "layer {i}");
+            assert!(c[i] >= d[i] - 1e-12, "layer {i}: {} < {}", c[i], d[i]);
+        }
+        assert!(c.iter().any(|s| *s > 0.0));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::data::{Augment, Dataset, DeviceSplit, Split};
 use crate::device::{self, DeviceKindUsed, SelectedDevice};
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
-use crate::prune::survival::Survival;
+use crate::prune::survival::{Survival, layer_sparsity_named};
 use crate::prune::{DeviceMasks, Masks, apply_masks, magnitude_masks, survival};
 
 /// How often a run may fall back to its last finite state before it gives up.
@@ -127,7 +127,8 @@ fn load_data(req: &TrainRequest, emit: &Emitter) -> anyhow::Result<(Dataset, Spl
 }
 
 /// Masks that keep a started-from model's pruned weights at zero: `None` when none of its
-/// prunable weights is zero (a dense model, or a compact one whose kept tensors are whole).
+/// prunable weights is exactly zero (a dense model as trained, or a compact one whose kept
+/// tensors are whole).
 fn kept_zeros(model: &CapsNet, ad: &Device) -> Option<DeviceMasks> {
     let masks = Masks::from_nonzero(&model.valid());
     (masks.sparsity() > 0.0).then(|| masks.to_device(ad))
@@ -412,7 +413,12 @@ impl Run<'_> {
     fn prune_after_epoch(&mut self, req: &TrainRequest, l: &mut Loop, epoch: usize) {
         let masks = match req.prune {
             PruneSchedule::Gmp { target } => {
-                magnitude_masks(&l.model, gmp_sparsity(target, epoch, req.epochs))
+                let masks = magnitude_masks(&l.model, gmp_sparsity(target, epoch, req.epochs));
+                // weights already pruned (an earlier step, or a pruned --init) stay pruned
+                match &l.pruning.masks {
+                    Some(_) => masks.and(&Masks::from_nonzero(&l.model.valid())),
+                    None => masks,
+                }
             }
             PruneSchedule::Lobster { pwe, twt, .. } if l.validation.is_some() => {
                 let Some((validation, probe)) = &l.validation else {
@@ -463,7 +469,7 @@ impl Run<'_> {
             lr: self.lr * req.lr_decay.powi(epoch as i32 - 1),
             epoch_s: epoch_start.elapsed().as_secs_f64(),
             sparsity: surv.dense_sparsity(&valid.config),
-            layer_sparsity: [0, 1, 2].map(|i| surv.layers[i].sparsity()),
+            layer_sparsity: surv.dense_layer_sparsity(&valid.config),
             alive_capsules: surv.map.alive_count(),
             capsules: surv.map.capsules(),
             alive_types: surv.map.alive_types(),
@@ -497,12 +503,7 @@ impl Run<'_> {
             epochs: Some(epoch),
             test_accuracy: Some(last.test_accuracy),
             sparsity: Some(last.sparsity),
-            layer_sparsity: Some(
-                surv.layers
-                    .iter()
-                    .map(|layer| (layer.name.to_string(), layer.sparsity()))
-                    .collect(),
-            ),
+            layer_sparsity: Some(layer_sparsity_named(surv, &valid.config)),
         };
         let state = RunState {
             epoch,
