@@ -11,7 +11,7 @@
 #     cargo build --release                     # the full build again, for here
 #   mkdir -p .data && cp -r ../shared/datasets/mnist ../shared/datasets/fashion-mnist .data/
 #   (.gpu, .data and .run are git-ignored)
-#   move assets/ (26 MB, tracked) out of the tree for the call, and back after
+#   move assets/ (28 MB, tracked) out of the tree for the call, and back after
 # Jobs (DEADLINE_S: seconds the training may run, default 500; an H200 trains a `paper` epoch
 # in about 12.5 s after a first one of about 40 s, so 36 epochs fit):
 #   JOB=fashion  carry .gl .gpu .data/fashion-mnist

@@ -3,7 +3,7 @@
 # MNIST and Fashion-MNIST, dense and with LOBSTER, then sweeps magnitude and capsule pruning
 # over each dense model. Every command, with its wall time, is appended to $OUT/commands.txt.
 #
-#   scripts/reproduce.sh                      # the full run (CPU, about 2 hours on 2 cores)
+#   scripts/reproduce.sh                      # the full run (CPU, about 2.5 hours on 2 cores)
 #   STAGES=sweep scripts/reproduce.sh         # only the sweeps (the trained models exist)
 #   STAGES=ship scripts/reproduce.sh          # only the pruned models shipped in assets/
 #
