@@ -46,9 +46,18 @@ fn reproduce_script_runs_in_miniature() {
             .lines()
             .filter(|l| l.contains(&tag) && l.contains("# wall "))
             .count();
-        // two trainings, three sweeps, and for MNIST the shipped model's prune and export
-        let expected = if name == "mnist" { 7 } else { 5 };
+        // two trainings, three sweeps, and for MNIST the shipped models: prune and export
+        // (75%), then prune, export, training and f16 export (95%)
+        let expected = if name == "mnist" { 11 } else { 5 };
         assert_eq!(logged, expected, "{name}: {commands}");
+        if name == "mnist" {
+            let metrics = read(&out.join("mnist-capsules95/conv1-0/metrics.csv"));
+            assert_eq!(
+                metrics.lines().count(),
+                6,
+                "5 epochs of the compact model: {metrics}"
+            );
+        }
         for run in ["dense", "lobster"] {
             let metrics = read(&out.join(format!("{name}-{run}/metrics.csv")));
             assert!(metrics.lines().count() >= 2, "{name}-{run}: {metrics}");
