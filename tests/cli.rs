@@ -288,6 +288,11 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     assert_eq!(t["alive_capsules"], b["alive_capsules"]);
     assert!((t["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{t}");
     let trained = run.join("from-compact").join("model.safetensors");
+    let trained_bytes = std::fs::metadata(&trained).unwrap().len();
+    assert!(
+        trained_bytes <= compact_bytes + 4096,
+        "{trained_bytes} vs {compact_bytes}"
+    );
     // a pruned (masked) model keeps its zeros: through an epoch and a resume, and through
     // a gradual magnitude pruning schedule whose target is below its sparsity
     let t = train_from(&pruned, "from-pruned", &["--epochs", "1"]);
@@ -302,11 +307,6 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     let gmp = ["--epochs", "2", "--prune", "gmp", "--target-sparsity", "0.5"];
     let t = train_from(&pruned, "gmp-from-pruned", &gmp);
     assert!(t["sparsity"].as_f64().unwrap() >= 0.95 - 1e-4, "{t}");
-    let trained_bytes = std::fs::metadata(&trained).unwrap().len();
-    assert!(
-        trained_bytes <= compact_bytes + 4096,
-        "{trained_bytes} vs {compact_bytes}"
-    );
 
     // a damaged compact file is refused with one line
     let broken = run.join("broken.safetensors");

@@ -257,7 +257,8 @@ impl Run<'_> {
             rollbacks: 0,
             started,
         };
-        if req.init.is_some() {
+        // a resumed run takes its masks from its checkpoint instead (`restore`)
+        if req.init.is_some() && req.resume.is_none() {
             l.pruning.masks = kept_zeros(&l.model, &l.ad);
         }
         self.restore(req, &mut l)?;
@@ -279,11 +280,9 @@ impl Run<'_> {
         self.lr = s.base_lr;
         l.lobster = s.lobster;
         l.early_stop = s.early_stop;
-        l.pruning.masks = if s.masks_active {
-            Some(Masks::from_nonzero(&l.model.valid()).to_device(&l.ad))
-        } else {
-            None
-        };
+        l.pruning.masks = s
+            .masks_active
+            .then(|| Masks::from_nonzero(&l.model.valid()).to_device(&l.ad));
         l.history = s.history.clone();
         l.global_step = s.global_step;
         l.first_epoch = s.epoch + 1;
