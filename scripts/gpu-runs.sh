@@ -5,13 +5,9 @@
 # (8 files of at most 16 MiB each: bigger ones come back in 15 MiB parts, joined with `cat`).
 # A lent task has 15 minutes of device time in all, machine start included: one job fits.
 #
-# Prepare here, once (.gl holds the Vulkan loader's packages, see the device tool's README):
-#   cargo build --release --no-default-features && mkdir -p .gpu &&
-#     strip -o .gpu/sparsecaps target/release/sparsecaps && xz -6 -T2 -f .gpu/sparsecaps &&
-#     cargo build --release                     # the full build again, for here
-#   mkdir -p .data && cp -r ../shared/datasets/mnist ../shared/datasets/fashion-mnist .data/
-#   (.gpu, .data and .run are git-ignored)
-#   move assets/ (28 MB, tracked) out of the tree for the call, and back after
+# Prepare here, in every fresh checkout (the kit is git-ignored): `bash scripts/gpu-kit.sh`
+# after the full release build; then move assets/ (28 MB, tracked) out of the tree for the
+# call, and back after.
 # Jobs (DEADLINE_S: seconds the training may run, default 500; an H200 trains a `paper` epoch
 # in about 12.5 s after a first one of about 40 s, so 36 epochs fit):
 #   JOB=fashion  carry .gl .gpu .data/fashion-mnist
@@ -23,7 +19,8 @@
 #   Both models are sent, f32 (in parts) and f16, with `eval` of each there.
 #   JOB=rem      carry .gl .gpu .data/mnist .run
 #       goes on with the LOBSTER/REM run in .run/RUN (RUN=mnist-rem-small by default; copy
-#       results/mnist-rem-small there, resume/ included) on the GPU until the deadline
+#       results/mnist-rem-small there, resume/ included) on the GPU until the deadline, or
+#       starts it there (`small`, --recipe rem) when .run/RUN holds no model
 #   JOB=prune    carry .gl .gpu .data/mnist .run
 #       removes SPARSITY (0.952: 95.1% of the capsules) of the primary capsules of
 #       .run/${MODEL:-paper-model.safetensors} (copy there the model-f16.safetensors that
@@ -115,8 +112,13 @@ case "${JOB:-}" in
     ;;
   rem)
     run=.run/${RUN:-mnist-rem-small}
-    [ -e "$run/model.safetensors" ] || { echo "no run in $run"; return 1; }
-    train --resume "$run" --epochs "${EPOCHS:-1000}"
+    if [ -e "$run/model.safetensors" ]; then
+      train --resume "$run" --epochs "${EPOCHS:-1000}"
+    else
+      # a fresh checkout has no resume state (it is git-ignored): the run starts again, the
+      # command of results/commands.txt on this device
+      train --preset small --data mnist --recipe rem --epochs "${EPOCHS:-1000}" --out "$run"
+    fi
     for f in metrics.csv config.json model.safetensors; do send "$run/$f" "$f"; done
     # a run stopped between writing a resume pair and its model leaves two pairs: send the
     # model's own (all of them if its epoch cannot be read)

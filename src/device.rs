@@ -86,6 +86,8 @@ struct Adapter {
     device: Device,
     name: String,
     software: bool,
+    /// The largest buffer the device may allocate and bind to a shader, bytes.
+    max_buffer_bytes: u64,
 }
 
 fn cpu_threads() -> usize {
@@ -102,10 +104,12 @@ pub fn cpu(reason: impl Into<String>) -> SelectedDevice {
     }
 }
 
+/// The result of the one wgpu probe of this process, once made.
+static PROBE: std::sync::OnceLock<Result<Adapter, WgpuUnavailable>> = std::sync::OnceLock::new();
+
 /// The wgpu adapter, probed once per process: burn's wgpu runtime can be initialised only
 /// once, so a second probe (a second training run in the app) would fail.
 fn probe_wgpu() -> Result<Adapter, WgpuUnavailable> {
-    static PROBE: std::sync::OnceLock<Result<Adapter, WgpuUnavailable>> = std::sync::OnceLock::new();
     PROBE.get_or_init(probe_wgpu_once).clone()
 }
 
@@ -130,16 +134,29 @@ fn probe_wgpu_once() -> Result<Adapter, WgpuUnavailable> {
             return Err(format!("adapter {} computed a wrong sum ({probe})", info.name));
         }
         let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+        let limits = setup.device.limits();
         Ok(Adapter {
             device,
             name: format!("{} ({:?})", info.name, info.backend),
             software,
+            max_buffer_bytes: limits.max_buffer_size.min(limits.max_storage_buffer_binding_size),
         })
     });
     match result {
         Ok(Ok(a)) => Ok(a),
         Ok(Err(e)) => Err(WgpuUnavailable(e)),
         Err(_) => Err(WgpuUnavailable("the wgpu runtime panicked while starting".into())),
+    }
+}
+
+/// The largest buffer, in bytes, that `device` may hold in one piece: the limit of the wgpu
+/// device this process started, `None` for the CPU (bounded by memory only). Layers that
+/// build large intermediate tensors split their batches under it.
+pub fn max_buffer_bytes(device: &Device) -> Option<u64> {
+    match PROBE.get() {
+        // device equality ignores autodiff
+        Some(Ok(a)) if a.device == *device => Some(a.max_buffer_bytes),
+        _ => None,
     }
 }
 
@@ -187,5 +204,22 @@ mod tests {
             second.reason
         );
         assert_eq!((first.name, first.reason), (second.name, second.reason));
+    }
+
+    #[test]
+    fn a_wgpu_device_states_its_buffer_limit_and_the_cpu_none() {
+        assert_eq!(max_buffer_bytes(&Device::flex()), None);
+        let Ok(wgpu) = select(DeviceChoice::Wgpu) else {
+            assert!(
+                std::env::var_os("SPARSECAPS_REQUIRE_WGPU").is_none(),
+                "no wgpu adapter"
+            );
+            return;
+        };
+        let limit = max_buffer_bytes(&wgpu.device).expect("the probed device's limit");
+        eprintln!("{wgpu}: buffers up to {} MiB", limit >> 20);
+        // WebGPU's own minimum for a storage binding is 128 MiB
+        assert!(limit >= 128 << 20, "{limit}");
+        assert_eq!(max_buffer_bytes(&wgpu.device.clone().autodiff()), Some(limit));
     }
 }

@@ -65,6 +65,46 @@ fn unknown_preset_and_device_are_one_line_errors() {
     );
 }
 
+/// A training batch whose votes would not fit in one of the wgpu device's buffers (128 MiB
+/// on lavapipe) is refused before training, with the largest batch that fits.
+#[test]
+fn a_batch_over_the_devices_buffer_limit_is_a_one_line_error() {
+    use sparsecaps::device::{DeviceChoice, max_buffer_bytes, select};
+    let Ok(gpu) = select(DeviceChoice::Wgpu) else {
+        assert!(
+            std::env::var_os("SPARSECAPS_REQUIRE_WGPU").is_none(),
+            "wgpu required"
+        );
+        return;
+    };
+    let limit = max_buffer_bytes(&gpu.device).expect("the wgpu device's limit");
+    // the paper preset's votes: 1,152 x 10 x 16 f32 values per image
+    let fits = limit / (184_320 * 4);
+    if fits >= 4096 {
+        eprintln!("skipping: {gpu} holds {limit} bytes per buffer");
+        return;
+    }
+    let batch = (fits + 1).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = sparsecaps(&[
+        "train",
+        "--preset",
+        "paper",
+        "--batch",
+        &batch,
+        "--limit-train",
+        "8",
+        "--limit-test",
+        "8",
+        "--device",
+        "wgpu",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_bad_input(&out, &format!("use --batch {fits} or less"));
+}
+
 #[test]
 fn missing_and_corrupt_model_files_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -32,6 +32,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     model.config.check_batch(args.batch as usize)?;
+    model.check_batch_on_device(args.batch as usize)?;
     eprintln!("device: {dev}");
     let repeat = args.repeat as usize;
     let mut progress = Progress::new(6 * repeat as u64, "bench");

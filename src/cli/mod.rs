@@ -24,6 +24,9 @@ pub use args::{Cli, Commands};
 /// Exit code of bad input and failed commands.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Exit code of an internal failure (a panic; Rust's own code for one).
+pub const EXIT_INTERNAL: u8 = 101;
+
 /// Folds a multi-line message into one line.
 pub fn one_line(msg: &str) -> String {
     msg.lines()
@@ -46,23 +49,99 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let result = match cli.command {
-        None => open_app(),
-        Some(Commands::Train(a)) => train::run(a),
-        Some(Commands::Eval(a)) => eval::run(a),
-        Some(Commands::Bench(a)) => bench::run(a),
-        Some(Commands::Prune(a)) => prune::run_prune(a),
-        Some(Commands::Export(a)) => prune::run_export(a),
-        Some(Commands::Inspect(a)) => inspect::run(a),
-        Some(Commands::Sweep(a)) => sweep::run(a),
-        Some(Commands::Plot(a)) => replot::run(a),
-        Some(Commands::Layers(a)) => layers::run(a),
+    let Some(command) = cli.command else {
+        return report(open_app());
     };
+    one_line_panics();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match command {
+        Commands::Train(a) => train::run(a),
+        Commands::Eval(a) => eval::run(a),
+        Commands::Bench(a) => bench::run(a),
+        Commands::Prune(a) => prune::run_prune(a),
+        Commands::Export(a) => prune::run_export(a),
+        Commands::Inspect(a) => inspect::run(a),
+        Commands::Sweep(a) => sweep::run(a),
+        Commands::Plot(a) => replot::run(a),
+        Commands::Layers(a) => layers::run(a),
+    }));
+    match run {
+        Ok(result) => report(result),
+        // the panic hook has printed its line
+        Err(_) => ExitCode::from(EXIT_INTERNAL),
+    }
+}
+
+/// A command's result as its exit code, the error printed as one line.
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&crate::errors::error_chain(&e)));
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+/// Makes a panic in a command print one line (what failed and where) instead of Rust's
+/// message and backtrace hint; with `RUST_BACKTRACE` set, Rust's own report is kept.
+/// A device that cannot allocate a buffer (its memory or its per-buffer limit) gets a hint.
+fn one_line_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let what = info.payload_as_str().unwrap_or("unknown cause");
+        let at = info
+            .location()
+            .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error: {}{at}{}",
+            panic_line(what),
+            memory_hint(what)
+        );
+    }));
+}
+
+/// A panic message as one line: without a backtrace it may carry, at most 300 characters.
+fn panic_line(message: &str) -> String {
+    let before_trace = message
+        .lines()
+        .take_while(|l| !l.trim_start().to_ascii_lowercase().starts_with("backtrace"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let line = one_line(&before_trace);
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+/// A hint for a panic message that says a device allocation failed, else nothing.
+fn memory_hint(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    let memory = ["buffertoobig", "out of memory", "outofmemory", "allocat"]
+        .iter()
+        .any(|k| m.contains(k));
+    if memory {
+        "; the device could not allocate a buffer: try a smaller --batch, or --device cpu"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_prints_one_short_line_without_its_backtrace() {
+        let msg = "Buffer size exceeds the max available\nRequested 382205952\nBacktrace\n   0: cubecl::alloc\n   1: main";
+        let line = panic_line(msg);
+        assert_eq!(line, "Buffer size exceeds the max available Requested 382205952");
+        assert!(panic_line(&"x".repeat(1000)).len() <= 303);
+        assert!(!memory_hint("BufferTooBig { size: 382205952 }").is_empty());
+        assert!(!memory_hint("Unable to allocate 3 GiB").is_empty());
+        assert!(memory_hint("index out of bounds: the len is 3 but the index is 7").is_empty());
     }
 }

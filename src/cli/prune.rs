@@ -137,6 +137,9 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         Some("prune"),
     )?;
     model.config.check_batch(args.batch)?;
+    if args.finetune_epochs > 0 {
+        model.check_batch_on_device(args.batch)?;
+    }
     if backbone && model.backbone.is_none() {
         anyhow::bail!(
             "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",

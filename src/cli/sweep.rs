@@ -42,10 +42,13 @@ pub(super) struct Row {
 }
 
 /// Evaluates, sizes and times `model`, stored at `file`.
+/// The batch each row's training step and inference are timed at.
+const BENCH_BATCH: usize = 128;
+
 fn measure(model: &CapsNet, file: &Path, test: &Split, repeat: usize, device: &Device) -> Row {
     let eval = evaluate(model, test, EVAL_BATCH, device);
     let s = survival(model);
-    let timing = bench(model, device, 128, repeat, |_, _| {});
+    let timing = bench(model, device, BENCH_BATCH, repeat, |_, _| {});
     Row {
         accuracy: eval.accuracy,
         alive: s.map.alive_count(),
@@ -124,6 +127,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => load_model(path, &dev.device)?.0,
         None => model.clone(),
     };
+    // every row times a training step at this batch; fine-tuning takes fewer images
+    model.check_batch_on_device(BENCH_BATCH)?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
     let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);

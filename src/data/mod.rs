@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod folder;
 pub mod idx;
 pub mod resident;
+pub mod split;
 
 pub use augment::Augment;
 pub use dataset::{DataError, DataSource, Dataset, LoadProgress, Split};

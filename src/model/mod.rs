@@ -3,6 +3,7 @@
 
 pub mod backbone;
 pub mod backbone_plan;
+pub mod buffers;
 pub mod capsnet;
 pub mod config;
 pub mod loss;

@@ -33,8 +33,18 @@ pub enum PrimaryConv {
 }
 
 /// Most values one gather of receptive fields may hold (1 GiB of `f32`); larger batches
-/// are gathered in parts, under the size GPU runtimes allow for one buffer.
+/// are gathered in parts, under the size GPU runtimes allow for one buffer, and under the
+/// device's own buffer limit where that is smaller.
 const MAX_FIELD_VALUES: usize = 1 << 28;
+
+/// Images per gather when each needs `per_image` values: as many as fit in `max_values`
+/// (and [`MAX_FIELD_VALUES`]), at least one.
+fn images_per_gather(per_image: usize, max_values: Option<u64>) -> usize {
+    let limit = max_values.map_or(MAX_FIELD_VALUES, |v| {
+        usize::try_from(v).unwrap_or(usize::MAX).min(MAX_FIELD_VALUES)
+    });
+    (limit / per_image.max(1)).max(1)
+}
 
 impl fmt::Display for PrimaryConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,8 +113,9 @@ impl CapsNet {
         let [b, c1, ..] = h.dims();
         let k = c.primary_kernel;
         let g = self.geometry();
-        let per_image = (c1 * k * k * g.cells()).max(1);
-        let part = (MAX_FIELD_VALUES / per_image).max(1);
+        let per_image = c1 * k * k * g.cells();
+        let max_values = crate::device::max_buffer_bytes(&h.device()).map(|b| b / 4);
+        let part = images_per_gather(per_image, max_values);
         if b > part {
             let parts = h.split(part, 0);
             return Tensor::cat(parts.into_iter().map(|p| self.primary_conv(p, form)).collect(), 0);
@@ -188,6 +199,22 @@ mod tests {
                 assert!(worst < 1e-5 * scale, "gather {name}: {worst} of {scale}");
             }
         }
+    }
+
+    #[test]
+    fn gathers_split_under_the_device_buffer_limit() {
+        // the paper preset: 256 channels, 9x9 fields, 6x6 cells
+        let per_image = 256 * 81 * 36;
+        assert_eq!(images_per_gather(per_image, None), MAX_FIELD_VALUES / per_image);
+        // lavapipe's 2^27-byte buffers hold 2^25 f32 values: 44 images, not 128
+        assert_eq!(images_per_gather(per_image, Some(1 << 25)), 44);
+        assert!(44 * per_image <= 1 << 25 && 45 * per_image > 1 << 25);
+        // a limit above the fixed one changes nothing; a tiny one still gathers an image
+        assert_eq!(
+            images_per_gather(per_image, Some(u64::MAX)),
+            MAX_FIELD_VALUES / per_image
+        );
+        assert_eq!(images_per_gather(per_image, Some(10)), 1);
     }
 
     #[test]

@@ -12,19 +12,26 @@ use burn::prelude::*;
 use super::mask::{Masks, apply_masks};
 use crate::model::{CapsNet, HostTensor};
 
+/// Images per forward pass when [`capsule_importance`] measures activity.
+const IMPORTANCE_BATCH: usize = 64;
+
 /// Importance of every primary capsule.
 ///
 /// # Shapes
 /// - `images`: `[B, C, H, W]` sample inputs; returns N values
 pub fn capsule_importance(model: &CapsNet, images: Tensor<4>) -> Vec<f32> {
-    let (u, _) = model.primary_caps(images, false);
-    let activity = HostTensor::from_tensor(u.square().sum_dim(2).sqrt().mean_dim(0).flatten::<1>(0, 2));
-    activity
-        .values
-        .iter()
-        .zip(&w_norms(model))
-        .map(|(a, b)| a * b)
-        .collect()
+    let b = images.dims()[0].max(1);
+    // in parts, so that a large sample needs no more device memory than a training batch
+    let lengths = images.split(IMPORTANCE_BATCH, 0).into_iter().map(|part| {
+        let (u, _) = model.primary_caps(part, false);
+        u.square().sum_dim(2).sqrt().sum_dim(0)
+    });
+    let norms = w_norms(model);
+    let Some(total) = lengths.reduce(|a, b| a + b) else {
+        return vec![0.0; norms.len()];
+    };
+    let activity = HostTensor::from_tensor((total / b as f64).flatten::<1>(0, 2));
+    activity.values.iter().zip(&norms).map(|(a, b)| a * b).collect()
 }
 
 /// |W_i|: the Frobenius norm of each routed capsule's transformation matrices, in the

@@ -43,7 +43,8 @@ pub fn evaluate_on(
 ) -> Evaluation {
     let mut loss_sum: Option<Tensor<1>> = None;
     let mut correct: Option<Tensor<1, Int>> = None;
-    let batch = batch.max(1);
+    // fewer images per pass where the device's buffers could not hold a batch's tensors
+    let batch = model.batch_on_device(batch);
     for start in (0..split.len()).step_by(batch) {
         let end = (start + batch).min(split.len());
         let (images, labels) = split.range(start, end);

@@ -164,6 +164,7 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
     };
     data.check_fits(model.config.input(), model.config.classes)?;
     model.config.check_batch(req.batch.max(1))?;
+    model.check_batch_on_device(req.batch.max(1))?;
     Ok(model)
 }
 

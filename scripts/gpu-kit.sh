@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares, in a fresh checkout, what scripts/gpu-runs.sh carries to a lent GPU machine
+# (all git-ignored): .gpu/sparsecaps.xz (the slim build: no embedded MNIST or models),
+# .gl/ (the Vulkan loader's Debian packages, which that machine lacks), and .data/ (MNIST
+# and Fashion-MNIST from ../shared). Run it after the full release build: the slim build
+# then takes a minute or two, and the full one is relinked at the end (seconds).
+# Then, for the device call: move assets/ (28 MB, tracked) out of the tree, run
+# `JOB=... bash scripts/gpu-runs.sh` carrying .gl .gpu and the job's data, move assets/ back.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --no-default-features
+mkdir -p .gpu
+strip -o .gpu/sparsecaps target/release/sparsecaps
+xz -6 -T2 -f .gpu/sparsecaps
+cargo build --release
+
+if ! ls .gl/*.deb >/dev/null 2>&1; then
+  # amd64 packages whatever this machine is, with their own package lists (the device
+  # tool's README): the loader and the libraries the NVIDIA driver's ICD loads
+  mkdir -p .gl /tmp/amd64/partial
+  apt_opts=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
+  apt-get "${apt_opts[@]}" update -qq
+  (cd .gl && apt-get "${apt_opts[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+fi
+
+mkdir -p .data .run
+for d in mnist fashion-mnist; do
+  [ -d ".data/$d" ] || cp -r "../shared/datasets/$d" .data/
+done
+du -sh .gpu .gl .data/* | sed 's/^/kit: /'

@@ -1,0 +1,182 @@
+//! The inspection worker's tests: slider moves, keeping a pruned model, held-out data.
+
+use super::*;
+use crate::data::DataSource;
+use crate::train::evaluate;
+use crate::train::worker::EVAL_BATCH;
+
+#[test]
+fn a_slider_move_answers_on_the_first_images_then_on_all() {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
+    let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+    data.test.truncate(100);
+    let whole = evaluate(&net, &data.test, EVAL_BATCH, &dev).accuracy;
+    let w = Inspector::spawn(dev, None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.0,
+        method: PruneMethod::Magnitude,
+    })
+    .unwrap();
+    let Some(InspectEvent::Pruned(first)) = w.recv_event() else {
+        panic!("no first answer")
+    };
+    assert_eq!((first.evaluated, first.held_out), (QUICK_EVAL, 100));
+    let Some(InspectEvent::Pruned(all)) = w.recv_event() else {
+        panic!("no refined answer")
+    };
+    assert_eq!((all.evaluated, all.held_out), (100, 100));
+    assert!((all.accuracy.unwrap() - whole).abs() < 1e-9, "{all:?} vs {whole}");
+    assert!(all.elapsed_ms >= first.elapsed_ms);
+}
+
+#[test]
+fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
+    let dev = Device::flex();
+    let config = crate::model::Preset::MobilenetCaps.config().with_types(2);
+    let net = CapsNet::init(&config, 3, &dev).unwrap();
+    let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+    data.test.truncate(80);
+    let w = Inspector::spawn(dev.clone(), None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(m)) if m.backbone));
+    w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.5,
+        method: PruneMethod::Backbone,
+    })
+    .unwrap();
+    let Some(InspectEvent::Pruned(r)) = w.recv_event() else {
+        panic!("no answer")
+    };
+    assert_eq!((r.method, r.evaluated), (PruneMethod::Backbone, QUICK_EVAL));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("narrow.safetensors");
+    w.send(InspectCommand::Export(path.clone())).unwrap();
+    while let Some(e) = w.recv_event() {
+        match e {
+            InspectEvent::Exported { .. } => break,
+            InspectEvent::Failed(e) => panic!("{e}"),
+            _ => {}
+        }
+    }
+    let (narrow, _) = crate::export::load_model(&path, &dev).unwrap();
+    let kept = &narrow.config.backbone_channels;
+    let f = crate::prune::backbone::flops_fraction(&narrow.config, kept);
+    assert!((f - 0.5).abs() < 0.05, "{kept:?} keeps {f} of the FLOPs");
+}
+
+#[test]
+fn inspects_prunes_and_perturbs_in_the_background() {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 2, &dev).unwrap();
+    let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+    data.test.truncate(64);
+    let digit = data.test.image_f32(0);
+    let w = Inspector::spawn(dev, None).unwrap();
+    assert!(w.send(InspectCommand::Inspect(digit.clone())).is_ok());
+    assert!(
+        matches!(w.recv_event(), Some(InspectEvent::Failed(_))),
+        "no model yet"
+    );
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    w.send(InspectCommand::SetHeldOut(Box::new(data.test.clone())))
+        .unwrap();
+    w.send(InspectCommand::Inspect(digit.clone())).unwrap();
+    let Some(InspectEvent::Inspected(r)) = w.recv_event() else {
+        panic!("no inspection")
+    };
+    assert_eq!(r.lengths.len(), 10);
+    // several slider moves at once: only the last is answered
+    for s in [0.1, 0.5, 0.9] {
+        w.send(InspectCommand::SetSparsity {
+            sparsity: s,
+            method: PruneMethod::Magnitude,
+        })
+        .unwrap();
+    }
+    let mut last = None;
+    while let Some(e) = w.recv_event() {
+        if let InspectEvent::Pruned(p) = e {
+            let done = (p.sparsity - 0.9).abs() < 1e-4;
+            last = Some(p);
+            if done {
+                break;
+            }
+        }
+    }
+    let p = last.unwrap();
+    assert!((p.sparsity - 0.9).abs() < 1e-4);
+    assert!(p.accuracy.is_some());
+    assert_eq!(p.alive.len(), 288);
+    let Some(InspectEvent::Inspected(again)) = w.recv_event() else {
+        panic!("the remembered digit is inspected again after pruning")
+    };
+    assert_eq!(again.input, digit);
+    w.send(InspectCommand::Perturb(vec![0.25; 16])).unwrap();
+    let Some(InspectEvent::Reconstruction(img)) = w.recv_event() else {
+        panic!("no reconstruction")
+    };
+    assert_eq!(img.len(), 784);
+
+    // structured: half of the capsules (4 of 8 whole types), kept and fine-tuned
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.5,
+        method: PruneMethod::Capsules,
+    })
+    .unwrap();
+    let Some(InspectEvent::Pruned(p)) = w.recv_event() else {
+        panic!("no capsule pruning")
+    };
+    assert_eq!((p.alive_capsules, p.alive_types), (144, 4));
+    assert!(matches!(w.recv_event(), Some(InspectEvent::Inspected(_))));
+    // forgotten: no more inspections after pruning
+    w.send(InspectCommand::Forget).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::Forgotten)));
+    w.send(InspectCommand::Keep(KeepRequest {
+        data: DataSource::Mnist,
+        images: 64,
+        epochs: 1,
+    }))
+    .unwrap();
+    let mut progress = 0;
+    let kept = loop {
+        match w.recv_event() {
+            Some(InspectEvent::Tuning { done, total }) => {
+                assert_eq!(total, 2, "64 images in batches of 32");
+                progress = done;
+            }
+            Some(InspectEvent::Kept(m)) => break m,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(progress, 2);
+    assert_eq!(kept.alive.iter().filter(|a| **a).count(), 144);
+    let Some(InspectEvent::Pruned(after)) = w.recv_event() else {
+        panic!("no evaluation after keep")
+    };
+    assert_eq!((after.alive_capsules, after.alive_types), (144, 4));
+    assert!(
+        (after.sparsity - p.sparsity).abs() < 1e-6,
+        "the kept mask is unchanged"
+    );
+    // the kept model's zeros stay when the slider goes back to 0
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.0,
+        method: PruneMethod::Magnitude,
+    })
+    .unwrap();
+    let Some(InspectEvent::Pruned(zero)) = w.recv_event() else {
+        panic!("no slider answer")
+    };
+    assert_eq!(zero.alive_capsules, 144);
+    w.send(InspectCommand::Reset).unwrap();
+    let Some(InspectEvent::ModelReady(m)) = w.recv_event() else {
+        panic!("no reset")
+    };
+    assert_eq!(m.alive.iter().filter(|a| **a).count(), 288);
+}
