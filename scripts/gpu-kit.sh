@@ -8,6 +8,9 @@
 # `JOB=... bash scripts/gpu-runs.sh` carrying .gl .gpu and the job's data, move assets/ back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for d in mnist fashion-mnist; do
+  [ -d "../shared/datasets/$d" ] || { echo "no ../shared/datasets/$d" >&2; exit 2; }
+done
 
 cargo build --release --no-default-features
 mkdir -p .gpu
@@ -15,13 +18,14 @@ strip -o .gpu/sparsecaps target/release/sparsecaps
 xz -6 -T2 -f .gpu/sparsecaps
 cargo build --release
 
-if ! ls .gl/*.deb >/dev/null 2>&1; then
+gl_packages=(libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+if [ "$(ls .gl/*.deb 2>/dev/null | wc -l)" -lt "${#gl_packages[@]}" ]; then
   # amd64 packages whatever this machine is, with their own package lists (the device
   # tool's README): the loader and the libraries the NVIDIA driver's ICD loads
   mkdir -p .gl /tmp/amd64/partial
   apt_opts=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
   apt-get "${apt_opts[@]}" update -qq
-  (cd .gl && apt-get "${apt_opts[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  (cd .gl && apt-get "${apt_opts[@]}" download "${gl_packages[@]}")
 fi
 
 mkdir -p .data .run

@@ -20,15 +20,17 @@
 #   JOB=rem      carry .gl .gpu .data/mnist .run
 #       goes on with the LOBSTER/REM run in .run/RUN (RUN=mnist-rem-small by default; copy
 #       results/mnist-rem-small there, resume/ included) on the GPU until the deadline, or
-#       starts it there (`small`, --recipe rem) when .run/RUN holds no model
+#       starts it there (`small`, --recipe rem) when .run/RUN holds no model (a fresh
+#       checkout: resume state is not in git); its metrics.csv then replaces the CPU run's
+#       in results/RUN from epoch 1 (the same command, on another device)
 #   JOB=prune    carry .gl .gpu .data/mnist .run
 #       removes SPARSITY (0.952: 95.1% of the capsules) of the primary capsules of
 #       .run/${MODEL:-paper-model.safetensors} (copy there the model-f16.safetensors that
 #       JOB=mnist sent back: the f16 file loads as it is), compacts it and trains the compact
 #       model with 2-pixel shifts (lr decay 0.9, batch 128) until EPOCHS (20) or the deadline
 #       (DEADLINE_S counts from the job's start here: pruning is inside it); sends it like the
-#       dense jobs, with `eval` of the dense model it came from. Not yet run on a GPU: here,
-#       on lavapipe, `prune --device wgpu` fails allocating a 382 MB buffer (its limit)
+#       dense jobs, with `eval` of the dense model it came from. Not yet run on a GPU; its
+#       pruning step ran here on lavapipe (`paper`, 55/1152 capsules left)
 # $OUT gets metrics.csv, config.json, log, the model and, for rem, the resume pair of the
 # model's epoch in resume/: copy them back into results/RUN to go on later, on the next lent
 # machine or here (`train --resume results/RUN --device cpu`: the run now records wgpu).

@@ -14,6 +14,7 @@ pub mod run_chart;
 pub mod sweep;
 pub mod train;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -66,8 +67,15 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }));
     match run {
         Ok(result) => report(result),
-        // the panic hook has printed its line
-        Err(_) => ExitCode::from(EXIT_INTERNAL),
+        Err(_) => {
+            let line = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take())
+                .unwrap_or_else(|| "internal error".into());
+            let _ = writeln!(std::io::stderr(), "error: {line}");
+            ExitCode::from(EXIT_INTERNAL)
+        }
     }
 }
 
@@ -82,11 +90,16 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Makes a panic in a command print one line (what failed and where) instead of Rust's
-/// message and backtrace hint; with `RUST_BACKTRACE` set, Rust's own report is kept.
-/// A device that cannot allocate a buffer (its memory or its per-buffer limit) gets a hint.
+/// The latest panic of a command, as the line [`main`] prints when the command panics.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Makes a panic that ends a command print one line (what failed and where) instead of
+/// Rust's message and backtrace hint: the hook only records it, so panics that are caught
+/// (the wgpu probe, the trainer thread, the runtime's own threads) print nothing. A device
+/// that cannot allocate a buffer gets a hint. With `RUST_BACKTRACE` set (not 0), Rust's own
+/// report is kept.
 fn one_line_panics() {
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
+    if std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0") {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
@@ -95,11 +108,10 @@ fn one_line_panics() {
             .location()
             .map(|l| format!(" (at {}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "error: internal error: {}{at}{}",
-            panic_line(what),
-            memory_hint(what)
-        );
+        let line = format!("internal error: {}{at}{}", panic_line(what), memory_hint(what));
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(line);
+        }
     }));
 }
 

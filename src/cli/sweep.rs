@@ -41,10 +41,10 @@ pub(super) struct Row {
     pub(super) weight_sparsity: f64,
 }
 
-/// Evaluates, sizes and times `model`, stored at `file`.
 /// The batch each row's training step and inference are timed at.
 const BENCH_BATCH: usize = 128;
 
+/// Evaluates, sizes and times `model`, stored at `file`.
 fn measure(model: &CapsNet, file: &Path, test: &Split, repeat: usize, device: &Device) -> Row {
     let eval = evaluate(model, test, EVAL_BATCH, device);
     let s = survival(model);
@@ -129,6 +129,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     };
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
+    base_model.check_batch_on_device(BENCH_BATCH)?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
     let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);

@@ -6,11 +6,13 @@
 //! training refuses a batch that cannot fit.
 
 use super::CapsNet;
+use super::backbone_plan::ConvSpec;
 
 /// A training batch larger than the device's buffers can hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "a batch of {batch} needs a {needed_mib} MiB tensor ({what}) but this device's buffers hold at most {limit_mib} MiB: use --batch {fits} or less, or --device cpu"
+    "a batch of {batch} needs a {needed_mib} MiB tensor ({what}) but this device's buffers hold at most {limit_mib} MiB: {}",
+    if *fits == 0 { "not even one image fits; use --device cpu".to_string() } else { format!("use --batch {fits} or less, or --device cpu") }
 )]
 pub struct BatchTooLarge {
     /// The batch asked for.
@@ -21,30 +23,74 @@ pub struct BatchTooLarge {
     pub needed_mib: u64,
     /// The device's limit.
     pub limit_mib: u64,
-    /// The largest batch that fits.
+    /// The largest batch that fits (0: not one image).
     pub fits: usize,
 }
 
 impl CapsNet {
     /// The largest tensor one image needs in a forward pass (f32 values) and what it is:
-    /// conv1's output, the primary capsules' output, the votes or the reconstruction. The
-    /// gather of receptive fields is left out: it splits itself.
+    /// a backbone layer's output or unfolded input (im2col), conv1's, the primary capsules,
+    /// the votes, or a decoder layer. The gather of receptive fields of the primary
+    /// convolution is left out: it splits itself.
     pub fn largest_tensor_per_image(&self) -> (usize, &'static str) {
         let c = &self.config;
         let g = self.geometry();
-        let conv1 = self.conv1_weight.dims()[0] * g.conv1_h * g.conv1_w;
+        let cells = g.conv1_h * g.conv1_w;
+        let conv1_inputs = self.conv1_weight.dims()[1];
+        let unfolded = conv1_inputs
+            .saturating_mul(c.conv1_kernel * c.conv1_kernel)
+            .saturating_mul(cells);
+        let conv1 = self.conv1_weight.dims()[0] * cells;
         let primary = self.primary_weight.dims()[0] * g.cells();
         let votes = self.capsules() * c.classes * c.class_dim;
         let pixels = c.in_channels * c.height * c.width;
+        let decoder = c
+            .decoder_hidden
+            .iter()
+            .copied()
+            .chain([pixels])
+            .max()
+            .unwrap_or(0);
         [
-            (conv1, "conv1's output"),
+            (self.backbone_largest(), "a backbone layer"),
+            (conv1.max(unfolded), "conv1"),
             (primary, "the primary capsules"),
             (votes, "the votes"),
-            (pixels, "the reconstruction"),
+            (if c.has_decoder() { decoder } else { 0 }, "the decoder"),
         ]
         .into_iter()
         .max_by_key(|&(n, _)| n)
         .unwrap_or((0, ""))
+    }
+
+    /// The largest output or unfolded input (im2col, for kernels over 1x1) of a backbone
+    /// layer, per image; 0 without a backbone.
+    fn backbone_largest(&self) -> usize {
+        let c = &self.config;
+        let Some(plan) = c.backbone_plan() else {
+            return 0;
+        };
+        let mut largest = 0usize;
+        let mut conv = |s: ConvSpec, at: (usize, usize)| {
+            let out = (s.out_side(at.0), s.out_side(at.1));
+            let cells = out.0 * out.1;
+            let unfolded = if s.kernel > 1 {
+                s.inputs.saturating_mul(s.kernel * s.kernel).saturating_mul(cells)
+            } else {
+                0
+            };
+            largest = largest.max(s.outputs * cells).max(unfolded);
+            out
+        };
+        let mut side = conv(plan.stem, (c.height, c.width));
+        for b in &plan.blocks {
+            let mid = conv(b.a, side);
+            if let Some(s) = b.shortcut {
+                conv(s, side);
+            }
+            side = conv(b.b, mid);
+        }
+        largest
     }
 
     /// Most images one pass may take on `device` under its buffer limit (`None`: no
@@ -68,19 +114,22 @@ impl CapsNet {
 
     /// Checks that a training batch fits the buffers of the device this model is on.
     pub fn check_batch_on_device(&self, batch: usize) -> Result<(), BatchTooLarge> {
-        let fits = self.batch_on_device(batch);
-        if fits >= batch {
+        let device = self.digit_weight.val().device();
+        let Some(limit) = crate::device::max_buffer_bytes(&device) else {
+            return Ok(());
+        };
+        let (per_image, what) = self.largest_tensor_per_image();
+        let bytes_per_image = (per_image as u64).saturating_mul(4);
+        let needed = bytes_per_image.saturating_mul(batch as u64);
+        if needed <= limit {
             return Ok(());
         }
-        let device = self.digit_weight.val().device();
-        let limit = crate::device::max_buffer_bytes(&device).unwrap_or(u64::MAX);
-        let (per_image, what) = self.largest_tensor_per_image();
         Err(BatchTooLarge {
             batch,
             what,
-            needed_mib: (per_image as u64 * 4 * batch as u64) >> 20,
+            needed_mib: needed.div_ceil(1 << 20),
             limit_mib: limit >> 20,
-            fits,
+            fits: usize::try_from(limit / bytes_per_image.max(1)).unwrap_or(usize::MAX),
         })
     }
 }

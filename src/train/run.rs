@@ -232,7 +232,9 @@ impl Run<'_> {
         let on_gpu = kind == DeviceKindUsed::Wgpu;
         let validation = resident_validation(&validation, &device);
         let mut l = Loop {
-            train_resident: (augment == Augment::None).then(|| DeviceSplit::upload(&data.train, &ad)),
+            // a training split over the device's largest buffer is batched on the host
+            train_resident: (augment == Augment::None && DeviceSplit::fits_whole(&data.train, &ad))
+                .then(|| DeviceSplit::upload(&data.train, &ad)),
             test_resident: DeviceSplit::upload(&data.test, &device),
             eval_batch: if on_gpu { GPU_EVAL_BATCH } else { EVAL_BATCH },
             warm_up: on_gpu,
