@@ -25,6 +25,20 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     msg
 }
 
+/// A hint for a failure message (a panic) that says a device allocation failed, else
+/// nothing.
+pub fn memory_hint(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    let memory = ["buffertoobig", "out of memory", "outofmemory", "allocat"]
+        .iter()
+        .any(|k| m.contains(k));
+    if memory {
+        "; the device could not allocate a buffer: try a smaller batch (--batch) or the CPU (--device cpu)"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

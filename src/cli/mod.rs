@@ -108,7 +108,11 @@ fn one_line_panics() {
             .location()
             .map(|l| format!(" (at {}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        let line = format!("internal error: {}{at}{}", panic_line(what), memory_hint(what));
+        let line = format!(
+            "internal error: {}{at}{}",
+            panic_line(what),
+            crate::errors::memory_hint(what)
+        );
         if let Ok(mut last) = LAST_PANIC.lock() {
             *last = Some(line);
         }
@@ -129,19 +133,6 @@ fn panic_line(message: &str) -> String {
     }
 }
 
-/// A hint for a panic message that says a device allocation failed, else nothing.
-fn memory_hint(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
-    let memory = ["buffertoobig", "out of memory", "outofmemory", "allocat"]
-        .iter()
-        .any(|k| m.contains(k));
-    if memory {
-        "; the device could not allocate a buffer: try a smaller --batch, or --device cpu"
-    } else {
-        ""
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,8 +143,10 @@ mod tests {
         let line = panic_line(msg);
         assert_eq!(line, "Buffer size exceeds the max available Requested 382205952");
         assert!(panic_line(&"x".repeat(1000)).len() <= 303);
-        assert!(!memory_hint("BufferTooBig { size: 382205952 }").is_empty());
-        assert!(!memory_hint("Unable to allocate 3 GiB").is_empty());
-        assert!(memory_hint("index out of bounds: the len is 3 but the index is 7").is_empty());
+        assert!(!crate::errors::memory_hint("BufferTooBig { size: 382205952 }").is_empty());
+        assert!(!crate::errors::memory_hint("Unable to allocate 3 GiB").is_empty());
+        assert!(
+            crate::errors::memory_hint("index out of bounds: the len is 3 but the index is 7").is_empty()
+        );
     }
 }

@@ -15,7 +15,8 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown cause".into());
-        format!("internal error in a worker thread: {what}")
+        let hint = crate::errors::memory_hint(&what);
+        format!("internal error in a worker thread: {what}{hint}")
     })
 }
 
@@ -170,5 +171,13 @@ mod tests {
         assert!(err.contains("boom"), "{err}");
         assert!(w.send(Some(5)).is_ok());
         assert_eq!(w.recv_event().unwrap(), Ok(20));
+    }
+
+    #[test]
+    fn a_failed_device_allocation_gets_a_hint() {
+        let err = catch_panic(|| panic!("can't allocate buffer of size: 188160000")).unwrap_err();
+        assert!(err.contains("188160000") && err.contains("--device cpu"), "{err}");
+        let err = catch_panic(|| panic!("boom")).unwrap_err();
+        assert!(!err.contains("--device"), "{err}");
     }
 }
