@@ -132,20 +132,28 @@ impl BackbonePlan {
         }
     }
 
-    /// Every convolution with its name and multiply-adds for one `(h, w)` image, in order.
-    pub fn layer_macs(&self, (h, w): (usize, usize)) -> Vec<(String, f64)> {
-        let mut out = vec![("stem".to_string(), self.stem.macs((h, w)))];
+    /// Every convolution in order, with its name and its input side for one `(h, w)` image.
+    pub fn convs(&self, (h, w): (usize, usize)) -> Vec<(String, ConvSpec, (usize, usize))> {
+        let mut out = vec![("stem".to_string(), self.stem, (h, w))];
         let mut side = (self.stem.out_side(h), self.stem.out_side(w));
         for (i, b) in self.blocks.iter().enumerate() {
-            out.push((format!("block{i}.a"), b.a.macs(side)));
+            out.push((format!("block{i}.a"), b.a, side));
             let mid = (b.a.out_side(side.0), b.a.out_side(side.1));
-            out.push((format!("block{i}.b"), b.b.macs(mid)));
+            out.push((format!("block{i}.b"), b.b, mid));
             if let Some(s) = b.shortcut {
-                out.push((format!("block{i}.shortcut"), s.macs(side)));
+                out.push((format!("block{i}.shortcut"), s, side));
             }
-            side = mid;
+            side = (b.b.out_side(mid.0), b.b.out_side(mid.1));
         }
         out
+    }
+
+    /// Every convolution with its name and multiply-adds for one `(h, w)` image, in order.
+    pub fn layer_macs(&self, size: (usize, usize)) -> Vec<(String, f64)> {
+        self.convs(size)
+            .into_iter()
+            .map(|(name, conv, side)| (name, conv.macs(side)))
+            .collect()
     }
 
     /// Multiply-adds of the whole backbone for one `(h, w)` image.

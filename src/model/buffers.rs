@@ -6,7 +6,6 @@
 //! training refuses a batch that cannot fit.
 
 use super::CapsNet;
-use super::backbone_plan::ConvSpec;
 
 /// A training batch larger than the device's buffers can hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,27 +69,19 @@ impl CapsNet {
         let Some(plan) = c.backbone_plan() else {
             return 0;
         };
-        let mut largest = 0usize;
-        let mut conv = |s: ConvSpec, at: (usize, usize)| {
-            let out = (s.out_side(at.0), s.out_side(at.1));
-            let cells = out.0 * out.1;
-            let unfolded = if s.kernel > 1 {
-                s.inputs.saturating_mul(s.kernel * s.kernel).saturating_mul(cells)
-            } else {
-                0
-            };
-            largest = largest.max(s.outputs * cells).max(unfolded);
-            out
-        };
-        let mut side = conv(plan.stem, (c.height, c.width));
-        for b in &plan.blocks {
-            let mid = conv(b.a, side);
-            if let Some(s) = b.shortcut {
-                conv(s, side);
-            }
-            side = conv(b.b, mid);
-        }
-        largest
+        plan.convs((c.height, c.width))
+            .into_iter()
+            .map(|(_, s, at)| {
+                let cells = s.out_side(at.0) * s.out_side(at.1);
+                let unfolded = if s.kernel > 1 {
+                    s.inputs.saturating_mul(s.kernel * s.kernel).saturating_mul(cells)
+                } else {
+                    0
+                };
+                (s.outputs * cells).max(unfolded)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Most images one pass may take on `device` under its buffer limit (`None`: no

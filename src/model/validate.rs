@@ -55,24 +55,13 @@ pub struct Footprint {
 /// convolution's output, twice: before and after BatchNorm) of a backbone. The sizes are
 /// bounded by the range checks, so they do not overflow.
 fn backbone_sizes(p: &super::backbone::BackbonePlan, c: &CapsNetConfig) -> (usize, usize) {
-    let mut side = (c.height, c.width);
-    let mut params = 0;
-    let mut acts = 0;
-    let mut conv = |s: super::backbone::ConvSpec, at: (usize, usize)| {
-        params += s.weight_shape().iter().product::<usize>() + 2 * s.outputs;
-        let out = (s.out_side(at.0), s.out_side(at.1));
-        acts += 2 * s.outputs * out.0 * out.1;
-        out
-    };
-    side = conv(p.stem, side);
-    for b in &p.blocks {
-        let mid = conv(b.a, side);
-        if let Some(s) = b.shortcut {
-            conv(s, side);
-        }
-        side = conv(b.b, mid);
-    }
-    (params, acts)
+    p.convs((c.height, c.width))
+        .into_iter()
+        .fold((0, 0), |(params, acts), (_, s, at)| {
+            let weights = s.weight_shape().iter().product::<usize>() + 2 * s.outputs;
+            let outputs = 2 * s.outputs * s.out_side(at.0) * s.out_side(at.1);
+            (params + weights, acts + outputs)
+        })
 }
 
 impl CapsNetConfig {
