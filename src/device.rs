@@ -160,6 +160,12 @@ pub fn max_buffer_bytes(device: &Device) -> Option<u64> {
     }
 }
 
+/// How many items of `bytes_per_item` bytes one buffer of `limit` bytes holds (0 when one
+/// item is over it).
+pub fn items_per_buffer(limit: u64, bytes_per_item: u64) -> usize {
+    usize::try_from(limit / bytes_per_item.max(1)).unwrap_or(usize::MAX)
+}
+
 /// Chooses the device for `choice`.
 pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, WgpuUnavailable> {
     match choice {

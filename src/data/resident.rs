@@ -23,12 +23,10 @@ pub struct DeviceSplit {
 /// Images of `split` that one of `device`'s buffers holds (all of them where it has no
 /// limit), at least one.
 fn images_per_part(split: &Split, device: &Device) -> usize {
-    let bytes_per_image = (split.image_size() as u64).saturating_mul(4).max(1);
+    let bytes_per_image = (split.image_size() as u64).saturating_mul(4);
     let all = split.len().max(1);
     crate::device::max_buffer_bytes(device).map_or(all, |limit| {
-        usize::try_from(limit / bytes_per_image)
-            .unwrap_or(usize::MAX)
-            .clamp(1, all)
+        crate::device::items_per_buffer(limit, bytes_per_image).clamp(1, all)
     })
 }
 

@@ -90,11 +90,10 @@ impl CapsNet {
         let Some(limit) = max_buffer_bytes else {
             return batch.max(1);
         };
-        let per_image = (self.largest_tensor_per_image().0 as u64)
-            .saturating_mul(4)
-            .max(1);
-        let fits = usize::try_from(limit / per_image).unwrap_or(usize::MAX);
-        batch.min(fits).max(1)
+        let per_image = (self.largest_tensor_per_image().0 as u64).saturating_mul(4);
+        batch
+            .min(crate::device::items_per_buffer(limit, per_image))
+            .max(1)
     }
 
     /// [`CapsNet::batch_within`] the limit of the device this model is on.
@@ -120,7 +119,7 @@ impl CapsNet {
             what,
             needed_mib: needed.div_ceil(1 << 20),
             limit_mib: limit >> 20,
-            fits: usize::try_from(limit / bytes_per_image.max(1)).unwrap_or(usize::MAX),
+            fits: crate::device::items_per_buffer(limit, bytes_per_image),
         })
     }
 }
