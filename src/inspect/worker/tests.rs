@@ -69,8 +69,10 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
     assert!((f - 0.5).abs() < 0.05, "{kept:?} keeps {f} of the FLOPs");
 }
 
-#[test]
-fn inspects_prunes_and_perturbs_in_the_background() {
+/// An inspection worker holding the tiny preset (seed 2) and 64 held-out MNIST digits, the
+/// first of them inspected (so remembered); returns the worker and that digit. Inspecting
+/// before the model is set fails.
+fn inspector_with_a_digit() -> (WorkerHandle<InspectCommand, InspectEvent>, Vec<f32>) {
     let dev = Device::flex();
     let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 2, &dev).unwrap();
     let mut data = Dataset::load(&DataSource::Mnist).unwrap();
@@ -84,13 +86,18 @@ fn inspects_prunes_and_perturbs_in_the_background() {
     );
     w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
     assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
-    w.send(InspectCommand::SetHeldOut(Box::new(data.test.clone())))
-        .unwrap();
+    w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
     w.send(InspectCommand::Inspect(digit.clone())).unwrap();
     let Some(InspectEvent::Inspected(r)) = w.recv_event() else {
         panic!("no inspection")
     };
     assert_eq!(r.lengths.len(), 10);
+    (w, digit)
+}
+
+#[test]
+fn inspects_prunes_and_perturbs_in_the_background() {
+    let (w, digit) = inspector_with_a_digit();
     // several slider moves at once: only the last is answered
     for s in [0.1, 0.5, 0.9] {
         w.send(InspectCommand::SetSparsity {
@@ -122,7 +129,11 @@ fn inspects_prunes_and_perturbs_in_the_background() {
         panic!("no reconstruction")
     };
     assert_eq!(img.len(), 784);
+}
 
+#[test]
+fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
+    let (w, _) = inspector_with_a_digit();
     // structured: half of the capsules (4 of 8 whole types), kept and fine-tuned
     w.send(InspectCommand::SetSparsity {
         sparsity: 0.5,
