@@ -195,6 +195,31 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, WgpuUnavailable> {
     }
 }
 
+/// Environment variables the binary sets for itself at start, before any thread exists,
+/// given how the variables it inherited read (`get`); a variable the user set is never
+/// overridden.
+/// - `BURN_DEVICE=flex`: burn puts tensors it creates without a device on its default
+///   device, which is wgpu whenever wgpu is compiled in. Resuming a run restores Adam's
+///   state that way, so a CPU run would otherwise start the GPU runtime (and its Vulkan
+///   driver) just to hold the state until the first step moves it to the model's device.
+/// - `NODEVICE_SELECT=1`, only without `XDG_RUNTIME_DIR`: Mesa's implicit Vulkan layer
+///   `VK_LAYER_MESA_device_select` asks Wayland for the display's GPU each time adapters are
+///   listed, and without that variable (a headless server, a CI container) libwayland prints
+///   "error: XDG_RUNTIME_DIR is invalid or not set" four times around our own messages.
+///   Without it there is no Wayland display to match either, so the layer has nothing to do.
+pub fn environment_defaults(
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut set = Vec::new();
+    if get("BURN_DEVICE").is_none() {
+        set.push(("BURN_DEVICE", "flex"));
+    }
+    if get("XDG_RUNTIME_DIR").is_none() && get("NODEVICE_SELECT").is_none() {
+        set.push(("NODEVICE_SELECT", "1"));
+    }
+    set
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +252,18 @@ mod tests {
         // WebGPU's own minimum for a storage binding is 128 MiB
         assert!(limit >= 128 << 20, "{limit}");
         assert_eq!(max_buffer_bytes(&wgpu.device.clone().autodiff()), Some(limit));
+    }
+
+    #[test]
+    fn environment_defaults_never_override_the_user() {
+        let none = |_: &str| None;
+        assert_eq!(
+            environment_defaults(none),
+            [("BURN_DEVICE", "flex"), ("NODEVICE_SELECT", "1")]
+        );
+        let desktop = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1000".into());
+        assert_eq!(environment_defaults(desktop), [("BURN_DEVICE", "flex")]);
+        let user = |k: &str| (k == "BURN_DEVICE" || k == "NODEVICE_SELECT").then(|| "0".into());
+        assert!(environment_defaults(user).is_empty());
     }
 }

@@ -8,5 +8,10 @@ use std::process::ExitCode;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    for (key, value) in sparsecaps::device::environment_defaults(|k| std::env::var_os(k)) {
+        // SAFETY: the first thing `main` does; no other thread exists yet that could read
+        // the environment while it changes.
+        unsafe { std::env::set_var(key, value) };
+    }
     sparsecaps::cli::main(sparsecaps::app::run)
 }

@@ -204,9 +204,10 @@ fn start_bar(
 /// Sends `req` to a trainer thread and reports its progress until it ends.
 fn drive(req: TrainRequest) -> anyhow::Result<()> {
     let out = req.out_dir.clone().unwrap_or_default();
-    let preset = match &req.init {
-        Some(_) => "model".to_string(),
-        None => req.preset.to_string(),
+    let preset = match (&req.resume, &req.init) {
+        (Some(_), _) => format!("{} (resumed)", req.preset),
+        (None, Some(_)) => "model".to_string(),
+        (None, None) => req.preset.to_string(),
     };
     let trainer = Trainer::spawn(None).context("cannot start the trainer thread")?;
     trainer.send(Command::Start(Box::new(req)))?;
