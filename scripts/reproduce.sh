@@ -5,7 +5,7 @@
 #
 #   scripts/reproduce.sh                      # the full run (CPU, about 2.5 hours on 2 cores)
 #   STAGES=sweep scripts/reproduce.sh         # only the sweeps (the trained models exist)
-#   STAGES=ship scripts/reproduce.sh          # only the pruned models shipped in assets/
+#   STAGES=ship scripts/reproduce.sh          # only the pruned models shipped in assets/ (into runs/)
 #
 # Knobs (environment): SPARSECAPS (the binary), OUT (tables, curves; small files),
 # RUNS (trained and pruned models; large files), PRESET, MNIST_EPOCHS, FASHION_EPOCHS,

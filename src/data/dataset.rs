@@ -21,7 +21,7 @@ static MNIST_TEST_LABELS: &[u8] = include_bytes!("../../assets/mnist/t10k-labels
 #[cfg(not(feature = "embedded-data"))]
 const MNIST_ENV: &str = "SPARSECAPS_MNIST";
 
-/// Environment variable naming a Fashion-MNIST folder (checked before the Debian path).
+/// Environment variable naming a Fashion-MNIST folder (used instead of the Debian path).
 pub const FASHION_ENV: &str = "SPARSECAPS_FASHION_MNIST";
 /// Where Debian's `dataset-fashion-mnist` package installs the files.
 pub const FASHION_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -323,14 +323,14 @@ fn cifar10_dir() -> Option<PathBuf> {
         .find(|d| super::folder::is_image_folder(d) || super::cifar_bin::batches_dir(d).is_some())
 }
 
+/// `$SPARSECAPS_FASHION_MNIST` when set (a wrong one is then reported, not skipped), else
+/// Debian's folder when it holds the IDX files.
 fn fashion_dir() -> Option<PathBuf> {
-    let candidates = std::env::var_os(FASHION_ENV)
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([PathBuf::from(FASHION_DEBIAN_DIR)]);
-    candidates
-        .into_iter()
-        .find(|d| find_file(d, IDX_FILES[0]).is_some())
+    if let Some(dir) = std::env::var_os(FASHION_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let debian = PathBuf::from(FASHION_DEBIAN_DIR);
+    find_file(&debian, IDX_FILES[0]).map(|_| debian)
 }
 
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
