@@ -157,6 +157,21 @@ fn broken_idx_folders_are_one_line_errors() {
         "x",
     ]);
     assert_bad_input(&out, "no such folder");
+    // a Fashion-MNIST folder named by its variable is reported when wrong, not skipped
+    let out = Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
+        .args([
+            "train",
+            "--data",
+            "fashion-mnist",
+            "--device",
+            "cpu",
+            "--out",
+            "x",
+        ])
+        .env("SPARSECAPS_FASHION_MNIST", "/nonexistent/fashion")
+        .output()
+        .expect("run sparsecaps");
+    assert_bad_input(&out, "/nonexistent/fashion: no such folder");
 }
 
 #[test]
