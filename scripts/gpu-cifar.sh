@@ -2,17 +2,15 @@
 # `resnet-caps` on CIFAR-10 on a lent GPU machine, in two calls made back to back (the binary
 # and the JPEG copy do not fit in one call's 64 MiB, and a warm machine keeps /tmp):
 #
-#   here, once:   mkdir -p .gpu .cifar && strip -o .gpu/sparsecaps target/release/sparsecaps &&
-#                 xz -6 -T2 .gpu/sparsecaps && cp -r ../shared/datasets/cifar-10 .cifar/ &&
-#                 printf '/.gpu/\n/.cifar/\n/.gl/\n' >> .git/info/exclude
-#                 (the slim build of scripts/gpu-runs.sh, 22 MB, works too; even with it,
-#                 binary and data together are over the 64 MiB a call carries)
-#                 (and move assets/, 27 MB and tracked, out of the tree for both calls: ignored
-#                 folders travel only when carried)
+#   here, once:   `bash scripts/gpu-kit.sh` (the slim binary in .gpu/, the Vulkan packages in
+#                 .gl/ and, with CIFAR=1, the JPEG copy in .cifar/cifar-10; all git-ignored),
+#                 then move assets/ (27 MB, tracked) out of the tree for both calls
 #   call 1, carry [".gl", ".gpu"]:  PHASE=1 bash scripts/gpu-cifar.sh
 #   call 2, carry [".cifar"], at once (the machine goes back after 30 s idle):
 #                 PHASE=2 DEADLINE_S=500 EPOCHS=40 bash scripts/gpu-cifar.sh
 #   a later call on the same warm machine goes on with PHASE=3 (train --resume).
+#   Phases 2 and 3 need the binary that phase 1 left in /tmp: on a machine that went back
+#   in between they stop at once and say so (run phase 1 again).
 # $OUT gets metrics.csv, config.json and model.safetensors (8 MB): the run's resume state
 # stays on the machine.
 set -uo pipefail
@@ -27,6 +25,9 @@ case "${PHASE:-1}" in
     timeout 200 /tmp/sparsecaps bench --preset resnet-caps --device wgpu --batch 128 --repeat 5 --json 2>&1 |
       grep -v '%\]'
     ;;
+  2 | 3)
+    [ -x /tmp/sparsecaps ] || { echo "no /tmp/sparsecaps: a cold machine, run PHASE=1 first"; exit 3; }
+    ;;&
   2)
     timeout "${DEADLINE_S:-500}" /tmp/sparsecaps train --preset resnet-caps --data .cifar/cifar-10 \
       --device wgpu --batch 128 --epochs "${EPOCHS:-40}" --lr-decay "${DECAY:-0.92}" --out "$run" 2>&1 |

@@ -32,4 +32,8 @@ mkdir -p .data .run
 for d in mnist fashion-mnist; do
   [ -d ".data/$d" ] || cp -r "../shared/datasets/$d" .data/
 done
-du -sh .gpu .gl .data/* | sed 's/^/kit: /'
+# CIFAR=1: CIFAR-10's JPEG copy for scripts/gpu-cifar.sh (55 MB: it travels alone)
+if [ -n "${CIFAR:-}" ] && [ ! -d .cifar/cifar-10 ]; then
+  mkdir -p .cifar && cp -r ../shared/datasets/cifar-10 .cifar/
+fi
+du -sh .gpu .gl .data/* .cifar 2>/dev/null | sed 's/^/kit: /'
