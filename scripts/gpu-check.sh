@@ -61,4 +61,4 @@ if [ -n "${LONG_S:-}" ] && [ "$left" -gt 60 ]; then
   done) &
   train paper-shift "$left" --epochs 200 --augment shift --lr-decay "${LONG_DECAY:-0.93}"
 fi
-stamp done
+stamp "done"

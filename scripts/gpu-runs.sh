@@ -72,6 +72,7 @@ check() {
     bad=1
   fi
   tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | awk '$2 == "total" {s += $1} END {print s + 0}')
+  # shellcheck disable=SC2046 # the paths hold no spaces
   bytes=$(du -cb $(for p in $paths; do [ -e "$p" ] && echo "$p"; done) 2>/dev/null | awk '$2 == "total" {print $1}')
   echo "carried: $(((tracked + ${bytes:-0}) >> 20)) MiB of 64 (tracked files $((tracked >> 20)) MiB)"
   [ $((tracked + ${bytes:-0})) -lt $((64 << 20)) ] || bad=1
@@ -185,7 +186,7 @@ case "${JOB:-}" in
     return 2
     ;;
 esac
-stamp done
+stamp "done"
 ls -la "$out" "$out/resume" 2>/dev/null
 }
 main 2>&1 | tee "$out/log"
