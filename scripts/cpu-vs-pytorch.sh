@@ -5,7 +5,7 @@
 #   PYTHON: a Python with torch (default /tmp/torch/bin/python, see scripts/pytorch/README.md)
 #   BIN: the sparsecaps binary (default target/release/sparsecaps); ROUNDS (default 2)
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 py=${PYTHON:-/tmp/torch/bin/python}
 bin=${BIN:-target/release/sparsecaps}
 ours() { "$bin" bench --preset "$1" --device cpu --repeat 5 --json "${@:2}" 2>/dev/null | grep '^{'; }
