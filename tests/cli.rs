@@ -5,9 +5,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn sparsecaps(args: &[&str]) -> Output {
+    sparsecaps_with(args, &[])
+}
+
+/// `sparsecaps` with these environment variables set too.
+fn sparsecaps_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
         .args(args)
         .env("NO_COLOR", "1")
+        .envs(vars.iter().copied())
         .output()
         .expect("run sparsecaps")
 }
@@ -158,8 +164,8 @@ fn broken_idx_folders_are_one_line_errors() {
     ]);
     assert_bad_input(&out, "no such folder");
     // a Fashion-MNIST folder named by its variable is reported when wrong, not skipped
-    let out = Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
-        .args([
+    let out = sparsecaps_with(
+        &[
             "train",
             "--data",
             "fashion-mnist",
@@ -167,10 +173,9 @@ fn broken_idx_folders_are_one_line_errors() {
             "cpu",
             "--out",
             "x",
-        ])
-        .env("SPARSECAPS_FASHION_MNIST", "/nonexistent/fashion")
-        .output()
-        .expect("run sparsecaps");
+        ],
+        &[("SPARSECAPS_FASHION_MNIST", "/nonexistent/fashion")],
+    );
     assert_bad_input(&out, "/nonexistent/fashion: no such folder");
 }
 

@@ -307,30 +307,36 @@ fn check_sizes(train: &Split, test: &Split) -> Result<(), DataError> {
     Ok(())
 }
 
-/// `$SPARSECAPS_CIFAR10` when set (a wrong one is then reported, not skipped), else the
-/// first of [`CIFAR10_DIRS`] that holds CIFAR-10.
-fn cifar10_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(CIFAR10_ENV) {
-        return Some(PathBuf::from(dir));
+/// The folder named by the environment variable `var` when it is set (a wrong one is then
+/// reported by the reader, not skipped), else the first of `candidates` that `holds` data.
+fn dataset_dir(
+    var: &str,
+    candidates: impl IntoIterator<Item = PathBuf>,
+    holds: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => candidates.into_iter().find(|d| holds(d)),
     }
+}
+
+/// `$SPARSECAPS_CIFAR10`, else the first of [`CIFAR10_DIRS`] that holds CIFAR-10.
+fn cifar10_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let candidates = home
         .map(|h| h.join(CIFAR10_DIRS[0]))
         .into_iter()
         .chain([PathBuf::from(CIFAR10_DIRS[1])]);
-    candidates
-        .into_iter()
-        .find(|d| super::folder::is_image_folder(d) || super::cifar_bin::batches_dir(d).is_some())
+    dataset_dir(CIFAR10_ENV, candidates, |d| {
+        super::folder::is_image_folder(d) || super::cifar_bin::batches_dir(d).is_some()
+    })
 }
 
-/// `$SPARSECAPS_FASHION_MNIST` when set (a wrong one is then reported, not skipped), else
-/// Debian's folder when it holds the IDX files.
+/// `$SPARSECAPS_FASHION_MNIST`, else Debian's folder when it holds the IDX files.
 fn fashion_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(FASHION_ENV) {
-        return Some(PathBuf::from(dir));
-    }
-    let debian = PathBuf::from(FASHION_DEBIAN_DIR);
-    find_file(&debian, IDX_FILES[0]).map(|_| debian)
+    dataset_dir(FASHION_ENV, [PathBuf::from(FASHION_DEBIAN_DIR)], |d| {
+        find_file(d, IDX_FILES[0]).is_some()
+    })
 }
 
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
