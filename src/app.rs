@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use eframe::egui;
 
+use crate::inspect::outbox::Outbox;
 use crate::inspect::{InspectCommand, Inspector, PruneMethod, mnist_held_out};
 use crate::train::handle::SendError;
 use crate::train::{Command, Event, TrainRequest, Trainer, Waker};
@@ -24,6 +25,8 @@ pub use crate::inspect::builtin::BUILTIN_MODELS;
 pub struct Workers {
     trainer: Option<Trainer>,
     inspector: Option<Inspector>,
+    /// Latest-wins inspection commands waiting for room in the inspector's queue.
+    outbox: Outbox,
 }
 
 impl Workers {
@@ -37,7 +40,22 @@ impl Workers {
         let inspector = Inspector::spawn(Device::flex(), waker)
             .map_err(|e| errors.push(format!("cannot start the inspector: {e}")))
             .ok();
-        (Self { trainer, inspector }, errors)
+        let outbox = Outbox::default();
+        (
+            Self {
+                trainer,
+                inspector,
+                outbox,
+            },
+            errors,
+        )
+    }
+
+    /// Sends the inspection commands that waited for room (call once per frame).
+    pub fn flush(&mut self) {
+        if let Some(i) = &self.inspector {
+            self.outbox.flush(|c| i.send_or_return(c));
+        }
     }
 
     /// The next event of either thread, if one is waiting.
@@ -80,11 +98,11 @@ impl Commands for Workers {
             .send(command)
     }
 
+    /// Sends at once where there is room; the latest slider position, image, offsets
+    /// or model waits in the outbox while the inspector is busy.
     fn inspect(&mut self, command: InspectCommand) -> Result<(), SendError> {
-        self.inspector
-            .as_ref()
-            .ok_or(SendError::Stopped("inspector"))?
-            .send(command)
+        let inspector = self.inspector.as_ref().ok_or(SendError::Stopped("inspector"))?;
+        self.outbox.send(command, |c| inspector.send_or_return(c))
     }
 
     fn cancel_keep(&mut self) {
@@ -188,8 +206,10 @@ impl AppState {
         self.curves.on_event(e);
     }
 
-    /// Drains the worker threads' events into the panels (call once per frame).
+    /// Drains the worker threads' events into the panels and sends the inspection commands
+    /// that waited for room (call once per frame, and while the window is hidden).
     pub fn pump(&mut self) {
+        self.workers.flush();
         while let Some(e) = self.workers.try_event() {
             self.dispatch(&e);
         }
@@ -233,6 +253,12 @@ pub struct SparsecapsApp {
 }
 
 impl eframe::App for SparsecapsApp {
+    /// Runs before every frame and, while the window is hidden (minimised), whenever a
+    /// worker wakes it: the events keep flowing, so a trainer never waits on a full queue.
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.state.pump();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let started = Instant::now();
         self.state.ui(ui);

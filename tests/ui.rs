@@ -393,20 +393,25 @@ fn a_run_folder_is_resumed_from_the_app() {
     state.training.form.epochs = 1;
     let mut h = harness(state);
     h.run_steps(2);
-    // one epoch asked for, one done: nothing to continue
+    // the trainer reads the checkpoint, so its answer comes in a later frame
     let resume = |h: &mut Harness<'static, AppState>, dir: &std::path::Path| {
         let s = h.state_mut();
         s.training.resume_run(dir, &mut s.workers);
         h.step();
     };
+    // one epoch asked for, one done: nothing to continue
     resume(&mut h, &run);
-    assert!(
-        has_label(&h, "already trained 1 of 1 epochs"),
-        "{:?}",
-        h.state().training.error
-    );
+    wait_until(&mut h, 30, "the trainer's answer", |h| {
+        has_label(h, "already trained 1 of 1 epochs")
+    });
     resume(&mut h, dir.path());
-    assert!(has_label(&h, "cannot resume"), "{:?}", h.state().training.error);
+    wait_until(&mut h, 30, "the trainer's answer", |h| {
+        has_label(h, "cannot resume")
+    });
+    assert!(
+        !h.state().training.running(),
+        "a folder that cannot be resumed ends the run"
+    );
     h.state_mut().training.form.epochs = 2;
     resume(&mut h, &run);
     h.step();

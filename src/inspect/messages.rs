@@ -92,6 +92,10 @@ pub struct SliderResult {
     pub elapsed_ms: f64,
 }
 
+/// Test images of a model's own dataset (from its info) the worker loads for the app; a
+/// pick's index is taken modulo this.
+pub const OWN_TEST_IMAGES: usize = 1_000;
+
 /// The input of MNIST digits (what the drawing canvas makes): (channels, height, width).
 pub const DIGIT_INPUT: (usize, usize, usize) = (1, 28, 28);
 

@@ -6,6 +6,7 @@ pub mod digit;
 pub mod image;
 pub mod latency;
 pub mod messages;
+pub mod outbox;
 pub mod preprocess;
 pub mod worker;
 

@@ -9,7 +9,9 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use super::digit::{image_tensor, inspect_digit};
-use super::messages::{InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod};
+use super::messages::{
+    InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, OWN_TEST_IMAGES, PruneMethod,
+};
 use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
@@ -32,9 +34,6 @@ pub fn mnist_held_out() -> Result<(Split, Split), DataError> {
     let held = test.split_off(HELD_OUT);
     Ok((test, held))
 }
-
-/// Test images of a model's own dataset (from its info) loaded for the app.
-pub const OWN_TEST_IMAGES: usize = 1_000;
 
 /// The first [`OWN_TEST_IMAGES`] test images of the dataset a model was trained on, as
 /// (images to pick from, the last [`HELD_OUT`] of them held out for the slider).
@@ -157,7 +156,7 @@ impl State {
                     }
                 }
             };
-            // Only the latest slider position and the latest digit matter: coalesce.
+            // Only the latest slider position, digit and offsets matter: coalesce.
             let mut batch = vec![first];
             loop {
                 match commands.try_recv() {
@@ -172,11 +171,15 @@ impl State {
             let last_inspect = batch
                 .iter()
                 .rposition(|c| matches!(c, InspectCommand::Inspect(_)));
+            let last_perturb = batch
+                .iter()
+                .rposition(|c| matches!(c, InspectCommand::Perturb(_)));
             for (i, cmd) in batch.into_iter().enumerate() {
                 let answers = match cmd {
                     InspectCommand::Shutdown => return,
                     InspectCommand::SetSparsity { .. } if Some(i) != last_sparsity => vec![],
                     InspectCommand::Inspect(_) if Some(i) != last_inspect => vec![],
+                    InspectCommand::Perturb(_) if Some(i) != last_perturb => vec![],
                     // a panic answers as an error; the worker keeps serving
                     cmd => crate::train::handle::catch_panic(|| {
                         let mut answers = match cmd {

@@ -84,9 +84,14 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
 
     /// Sends a command without waiting; a full queue or an ended thread is an error.
     pub fn send(&self, command: C) -> Result<(), SendError> {
+        self.send_or_return(command).map_err(|(e, _)| e)
+    }
+
+    /// Like [`Self::send`], but a command that was not sent comes back with the error.
+    pub fn send_or_return(&self, command: C) -> Result<(), (SendError, C)> {
         self.commands.try_send(command).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => SendError::Busy(self.what),
-            std::sync::mpsc::TrySendError::Disconnected(_) => SendError::Stopped(self.what),
+            std::sync::mpsc::TrySendError::Full(c) => (SendError::Busy(self.what), c),
+            std::sync::mpsc::TrySendError::Disconnected(c) => (SendError::Stopped(self.what), c),
         })
     }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, DataSource};
 use crate::device::DeviceChoice;
-use crate::model::Preset;
+pub use crate::model::Preset;
 
 /// How a run prunes while it trains.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -203,6 +203,14 @@ impl Default for TrainRequest {
 pub enum Command {
     /// Start a run (ignored while one is running).
     Start(Box<TrainRequest>),
+    /// Continue the run in this folder from its last checkpoint (ignored while a run is
+    /// running); a folder that cannot be continued is answered with [`Event::Failed`].
+    ResumeRun {
+        /// The run folder (`model.safetensors` and `resume/`).
+        dir: std::path::PathBuf,
+        /// Total epochs wanted: the run's own total if this is not more than it has done.
+        epochs: usize,
+    },
     /// Pause after the current step.
     Pause,
     /// Resume a paused run.

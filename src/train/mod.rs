@@ -9,7 +9,7 @@ pub mod step;
 pub mod worker;
 
 pub use evaluate::{Evaluation, evaluate};
-pub use messages::{Command, EpochMetrics, Event, StepReport, TrainRequest};
+pub use messages::{Command, EpochMetrics, Event, Preset, StepReport, TrainRequest};
 pub use worker::{Trainer, Waker};
 pub mod bench;
 pub mod plateau;

@@ -2,12 +2,13 @@
 //! [`Event`]s over bounded channels.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 
 use burn::prelude::*;
 
 use super::evaluate::evaluate_on;
-use super::handle::WorkerHandle;
+use super::handle::{CancelFlag, WorkerHandle};
 use super::messages::{Command, Event};
 use crate::data::DeviceSplit;
 use crate::model::CapsNet;
@@ -60,7 +61,7 @@ impl WorkerHandle<Command, Event> {
             "sparsecaps-trainer",
             (COMMAND_CAPACITY, EVENT_CAPACITY),
             Command::Shutdown,
-            move |commands, events, _| worker_loop(&commands, &Emitter { tx: events, waker }),
+            move |commands, events, cancel| worker_loop(&commands, &Emitter { tx: events, waker }, &cancel),
         )
     }
 }
@@ -93,22 +94,33 @@ impl Emitter {
     }
 }
 
-fn worker_loop(commands: &Receiver<Command>, emit: &Emitter) {
+fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag) {
     while let Ok(cmd) = commands.recv() {
-        match cmd {
-            Command::Start(req) => {
-                let mut run = Run::new(commands, emit);
-                match super::handle::catch_panic(|| run.train(&req)) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => emit.send(Event::Failed(super::messages::TrainError::of(&e))),
-                    Err(panic) => emit.send(Event::Failed(super::messages::TrainError::Panicked(panic))),
-                }
-                if run.shutdown {
-                    break;
+        let req = match cmd {
+            Command::Start(req) => *req,
+            // reading the checkpoint (model and Adam's moments) is the trainer's work, not
+            // the UI thread's
+            Command::ResumeRun { dir, epochs } => {
+                match super::resume::resume_request(&dir, |done| (epochs > done).then_some(epochs)) {
+                    Ok(req) => req,
+                    Err(e) => {
+                        let text = crate::errors::error_chain(&e);
+                        emit.send(Event::Failed(super::messages::TrainError::Resume(text)));
+                        continue;
+                    }
                 }
             }
             Command::Shutdown => break,
-            Command::Pause | Command::Resume | Command::Stop | Command::SetLearningRate(_) => {}
+            Command::Pause | Command::Resume | Command::Stop | Command::SetLearningRate(_) => continue,
+        };
+        let mut run = Run::new(commands, emit, cancel);
+        match super::handle::catch_panic(|| run.train(&req)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => emit.send(Event::Failed(super::messages::TrainError::of(&e))),
+            Err(panic) => emit.send(Event::Failed(super::messages::TrainError::Panicked(panic))),
+        }
+        if run.shutdown {
+            break;
         }
     }
 }
@@ -124,15 +136,19 @@ pub(super) enum Flow {
 /// itself is in [`super::run`].
 pub(super) struct Run<'a> {
     commands: &'a Receiver<Command>,
+    /// Raised when the app closes: the run stops at its next poll even if the shutdown
+    /// command found the queue full.
+    cancel: &'a CancelFlag,
     pub(super) emit: &'a Emitter,
     pub(super) lr: f64,
     shutdown: bool,
 }
 
 impl<'a> Run<'a> {
-    fn new(commands: &'a Receiver<Command>, emit: &'a Emitter) -> Self {
+    fn new(commands: &'a Receiver<Command>, emit: &'a Emitter, cancel: &'a CancelFlag) -> Self {
         Self {
             commands,
+            cancel,
             emit,
             lr: 0.0,
             shutdown: false,
@@ -164,6 +180,10 @@ impl<'a> Run<'a> {
     pub(super) fn poll(&mut self) -> Flow {
         let mut paused = false;
         loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                self.shutdown = true;
+                return Flow::Stop;
+            }
             let cmd = if paused {
                 match self.commands.recv() {
                     Ok(c) => c,
@@ -179,6 +199,46 @@ impl<'a> Run<'a> {
             if let Flow::Stop = self.handle(cmd, &mut paused) {
                 return Flow::Stop;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use crate::train::TrainRequest;
+
+    #[test]
+    fn the_cancel_flag_ends_a_run_and_the_thread_without_a_shutdown_command() {
+        let trainer = Trainer::spawn(None).unwrap();
+        let req = TrainRequest {
+            preset: Preset::Tiny,
+            batch: 16,
+            epochs: 1_000,
+            limit_train: Some(2_000),
+            limit_test: Some(50),
+            readback_every: 1,
+            device: crate::device::DeviceChoice::Cpu,
+            ..TrainRequest::default()
+        };
+        trainer.send(Command::Start(Box::new(req))).unwrap();
+        loop {
+            match trainer.recv_event() {
+                Some(Event::Step(_)) => break,
+                Some(Event::Failed(e)) => panic!("{e}"),
+                Some(_) => {}
+                None => panic!("the trainer ended before its first step"),
+            }
+        }
+        // what closing the app raises when the command queue is full
+        trainer.cancel();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while trainer.recv_event().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run went on after the flag"
+            );
         }
     }
 }

@@ -179,7 +179,7 @@ impl CanvasPanel {
     /// image of its own dataset).
     pub fn random_digit(&mut self, cmds: &mut dyn Commands) {
         if !self.takes_digits() {
-            self.next_digit = (self.next_digit * 7919 + 13) % crate::inspect::worker::OWN_TEST_IMAGES;
+            self.next_digit = (self.next_digit * 7919 + 13) % crate::inspect::messages::OWN_TEST_IMAGES;
             return self.send(InspectCommand::PickTestImage(self.next_digit), cmds);
         }
         if let Some(d) = &self.test_digits

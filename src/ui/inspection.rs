@@ -95,7 +95,8 @@ impl InspectionPanel {
             .model
             .as_ref()
             .map_or(r.prediction.to_string(), |m| m.class_name(r.prediction));
-        let text = format!("Prediction: {class} ({:.2})", r.lengths[r.prediction]);
+        let length = r.lengths.get(r.prediction).copied().unwrap_or(0.0);
+        let text = format!("Prediction: {class} ({length:.2})");
         ui.label(egui::RichText::new(text).size(20.0));
         lengths_chart(ui, &r.lengths);
         let shape = self.input_shape();

@@ -7,6 +7,7 @@ pub mod canvas;
 pub mod capsule_map;
 pub mod commands;
 pub mod curves;
+pub mod dialogs;
 pub mod inspection;
 pub mod pruning;
 pub mod routing;

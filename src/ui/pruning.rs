@@ -4,6 +4,7 @@
 use egui::Ui;
 
 use super::commands::{AppEvent, Commands};
+use super::dialogs::{self, OpenDialog};
 use super::training::error_line;
 use crate::data::DataSource;
 use crate::inspect::builtin::BUILTIN_MODELS;
@@ -31,6 +32,8 @@ pub struct PrunePanel {
     pub error: Option<String>,
     /// Whether the model in use has a backbone (the slider can then prune its channels).
     pub backbone: bool,
+    /// The "Choose file..." dialog, while it is open.
+    pub dialog: Option<OpenDialog<()>>,
 }
 
 impl Default for PrunePanel {
@@ -48,6 +51,7 @@ impl Default for PrunePanel {
             status: None,
             error: None,
             backbone: false,
+            dialog: None,
         }
     }
 }
@@ -241,6 +245,9 @@ impl PrunePanel {
     /// The model file field, Export / Load / Choose, the built-in models, the status and
     /// the error line.
     fn file_controls(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        if let Some(((), Some(p))) = dialogs::answer(&mut self.dialog) {
+            self.model_path = p.display().to_string();
+        }
         ui.horizontal(|ui| {
             let l = ui.label("File");
             ui.text_edit_singleline(&mut self.model_path).labelled_by(l.id);
@@ -252,12 +259,13 @@ impl PrunePanel {
             if ui.button("Load model").clicked() {
                 self.load_model(cmds);
             }
-            if ui.button("Choose file...").clicked()
-                && let Some(p) = rfd::FileDialog::new()
+            if ui.button("Choose file...").clicked() {
+                let dialog = rfd::AsyncFileDialog::new()
                     .add_filter("model", &["safetensors"])
-                    .pick_file()
-            {
-                self.model_path = p.display().to_string();
+                    .pick_file();
+                if let Err(e) = dialogs::open(&mut self.dialog, (), ui.ctx(), dialog) {
+                    self.error = Some(e);
+                }
             }
         });
         ui.horizontal_wrapped(|ui| {

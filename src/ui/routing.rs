@@ -89,7 +89,7 @@ fn cell_values(coupling: &[f32], k: usize, cols: &[Column]) -> Vec<f32> {
     let mut out = Vec::with_capacity(classes * cols.len());
     for j in 0..classes {
         for c in cols {
-            let sum: f32 = c.members.iter().map(|&p| coupling[j * k + p]).sum();
+            let sum: f32 = c.members.iter().filter_map(|&p| coupling.get(j * k + p)).sum();
             out.push(sum / c.members.len().max(1) as f32);
         }
     }
@@ -124,6 +124,9 @@ pub fn show(ui: &mut Ui, s: &mut RoutingState, r: &DigitInspection, (id, cells):
     }
     let values = cell_values(&r.coupling[s.iter], k, &cols);
     let classes = values.len() / cols.len();
+    if classes == 0 {
+        return;
+    }
     let key = (id, s.iter, s.view);
     let texture = match &s.texture {
         Some((cached, t)) if *cached == key => t.clone(),

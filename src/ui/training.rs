@@ -7,9 +7,10 @@ use std::time::Instant;
 use egui::Ui;
 
 use super::commands::{AppEvent, Commands};
+use super::dialogs::{self, OpenDialog};
 use crate::data::DataSource;
 use crate::device::DeviceChoice;
-use crate::model::Preset;
+use crate::train::Preset;
 use crate::train::messages::PruneKind;
 use crate::train::{Command, Event, TrainRequest};
 
@@ -79,6 +80,17 @@ pub struct TrainingPanel {
     pub frame_ms: f64,
     /// Folder of the app's runs (checkpoints the inspector loads).
     pub run_dir: PathBuf,
+    /// The folder dialog that is open, if one is.
+    pub dialog: Option<OpenDialog<FolderFor>>,
+}
+
+/// What a folder chosen in the panel's dialog is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderFor {
+    /// "Folder...": the dataset to train on.
+    Dataset,
+    /// "Resume run...": the run to continue.
+    Resume,
 }
 
 impl Default for TrainingPanel {
@@ -89,6 +101,7 @@ impl Default for TrainingPanel {
             error: None,
             frame_ms: 0.0,
             run_dir: std::env::temp_dir().join(format!("sparsecaps-app-{}", std::process::id())),
+            dialog: None,
         }
     }
 }
@@ -114,14 +127,19 @@ impl TrainingPanel {
     /// Starts `req`; a trainer that cannot take it leaves the run "not started" with the
     /// reason on screen.
     pub fn start(&mut self, req: TrainRequest, cmds: &mut dyn Commands) {
+        self.begin(Command::Start(Box::new(req)), "starting...", cmds);
+    }
+
+    /// Sends a command that starts a run and shows it as starting.
+    fn begin(&mut self, command: Command, status: &str, cmds: &mut dyn Commands) {
         self.progress = Progress {
             running: true,
             started: Some(Instant::now()),
-            status: "starting...".into(),
+            status: status.into(),
             ..Progress::default()
         };
         self.error = None;
-        if let Err(e) = cmds.train(Command::Start(Box::new(req))) {
+        if let Err(e) = cmds.train(command) {
             self.progress.running = false;
             self.progress.status = "not started".into();
             self.error = Some(e.to_string());
@@ -130,12 +148,21 @@ impl TrainingPanel {
 
     /// "Resume run...": continues the run in `dir` from its last checkpoint, for the
     /// form's number of epochs in all when that is more than the run asked for (its own
-    /// total otherwise). A folder that cannot be resumed is an error on screen.
+    /// total otherwise). The trainer reads the checkpoint; a folder that cannot be resumed
+    /// comes back as an error on screen.
     pub fn resume_run(&mut self, dir: &std::path::Path, cmds: &mut dyn Commands) {
-        let asked = self.form.epochs;
-        match crate::train::resume::resume_request(dir, |done| (asked > done).then_some(asked)) {
-            Ok(req) => self.start(req, cmds),
-            Err(e) => self.error = Some(crate::errors::error_chain(&e)),
+        let command = Command::ResumeRun {
+            dir: dir.to_path_buf(),
+            epochs: self.form.epochs,
+        };
+        self.begin(command, "reading the checkpoint...", cmds);
+    }
+
+    /// Opens the folder dialog for `what` (the answer arrives in a later frame).
+    fn pick_folder(&mut self, what: FolderFor, ctx: &egui::Context) {
+        let dialog = rfd::AsyncFileDialog::new().pick_folder();
+        if let Err(e) = dialogs::open(&mut self.dialog, what, ctx, dialog) {
+            self.error = Some(e);
         }
     }
 
@@ -204,6 +231,11 @@ impl TrainingPanel {
 
     /// Draws the panel.
     pub fn ui(&mut self, ui: &mut Ui, cmds: &mut dyn Commands) {
+        match dialogs::answer(&mut self.dialog) {
+            Some((FolderFor::Dataset, Some(dir))) => self.choose_dataset_folder(&dir),
+            Some((FolderFor::Resume, Some(dir))) if !self.running() => self.resume_run(&dir, cmds),
+            _ => {}
+        }
         ui.heading("Training");
         let running = self.running();
         ui.add_enabled_ui(!running, |ui| {
@@ -263,9 +295,8 @@ impl TrainingPanel {
                     "A folder with the four IDX files (gzipped or not), train/ and test/ class folders of PNG or JPEG images, or CIFAR-10's binary batches",
                 )
                 .clicked()
-                && let Some(dir) = rfd::FileDialog::new().pick_folder()
             {
-                self.choose_dataset_folder(&dir);
+                self.pick_folder(FolderFor::Dataset, ui.ctx());
             }
         });
         ui.end_row();
@@ -351,9 +382,8 @@ impl TrainingPanel {
                     "Continue a run folder (the app's or `sparsecaps train --out DIR`'s) from its last checkpoint; Epochs, if larger, is the new total",
                 )
                 .clicked()
-                && let Some(dir) = rfd::FileDialog::new().pick_folder()
             {
-                self.resume_run(&dir, cmds);
+                self.pick_folder(FolderFor::Resume, ui.ctx());
             }
             if self.progress.paused {
                 if ui.add_enabled(running, egui::Button::new("Resume")).clicked() {
