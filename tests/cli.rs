@@ -524,6 +524,15 @@ fn plot_redraws_a_sweeps_chart_and_refuses_bad_tables() {
     assert_bad_input(&sparsecaps(&["plot", d]), "sweep.md: no baseline row");
     let missing = dir.path().join("nope");
     assert_bad_input(&sparsecaps(&["plot", missing.to_str().unwrap()]), "sweep.csv");
+
+    // a baseline a million times smaller than the rows: a tall axis with a few ticks (it
+    // used to draw a tick every 0.2 up to the top, and never finished)
+    std::fs::remove_file(dir.path().join("sweep.md")).unwrap();
+    let tall = SWEEP_CSV.replacen(",10604968,", ",10,", 1);
+    assert_ne!(tall, SWEEP_CSV);
+    std::fs::write(dir.path().join("sweep.csv"), tall).unwrap();
+    let out = sparsecaps(&["plot", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

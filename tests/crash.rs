@@ -194,3 +194,39 @@ fn a_diverging_run_rolls_back_then_stops_and_never_writes_nan() {
         assert_loadable(&model);
     }
 }
+
+#[test]
+fn a_run_too_short_to_give_up_saves_only_finite_weights_and_metrics() {
+    // two one-step epochs at a learning rate that blows the weights up: the margin loss
+    // alone would hide the NaN outputs (its ReLUs make them 0)
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let out = tiny_train(
+        &run_dir,
+        &["--limit-train", "16", "--epochs", "2", "--lr", "1e30"],
+    )
+    .output()
+    .unwrap();
+    let lines = stderr_lines(&out);
+    // rolled back, or refused at the epoch's evaluation: never a quiet success
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("non-finite loss") || l.starts_with("error: training diverged")),
+        "the blow-up went unnoticed: {lines:?}"
+    );
+    if let Ok(metrics) = std::fs::read_to_string(run_dir.join("metrics.csv")) {
+        let lower = metrics.to_lowercase();
+        assert!(!lower.contains("nan") && !lower.contains("inf"), "{metrics}");
+    }
+    let model = run_dir.join("model.safetensors");
+    if model.exists() {
+        let (net, _) = load_model(&model, &Device::flex()).unwrap();
+        for w in [
+            sparsecaps::model::HostTensor::from_tensor(net.conv1_weight.val()),
+            sparsecaps::model::HostTensor::from_tensor(net.digit_weight.val()),
+        ] {
+            assert!(w.values.iter().all(|v| v.is_finite()), "non-finite weights saved");
+        }
+    }
+}

@@ -95,7 +95,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: usize,
     /// Dataset (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = dataset)]
     pub data: Option<DataSource>,
     /// Fine-tune on the first N training images only.
     #[arg(long, value_parser = positive)]
@@ -178,7 +178,7 @@ pub struct PruneArgs {
     #[arg(long, value_parser = positive)]
     pub limit_train: Option<usize>,
     /// Dataset to evaluate the pruned model on (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = dataset)]
     pub data: Option<DataSource>,
     /// Evaluate on the first N test images only.
     #[arg(long, value_parser = positive)]
@@ -219,6 +219,14 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a dataset name or folder; an empty one is refused.
+fn dataset(s: &str) -> Result<DataSource, String> {
+    if s.trim().is_empty() {
+        return Err("give mnist, fashion-mnist, cifar10 or a folder".into());
+    }
+    s.parse::<DataSource>().map_err(|never| match never {})
+}
+
 /// Parses a count that must be at least 1.
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -232,7 +240,7 @@ fn positive(s: &str) -> Result<usize, String> {
 pub struct TrainArgs {
     /// Dataset: mnist (built in), fashion-mnist, cifar10, or a folder (the four IDX files,
     /// train/ and test/ class folders of images, or CIFAR-10's binary release).
-    #[arg(long, default_value = "mnist")]
+    #[arg(long, default_value = "mnist", value_parser = dataset)]
     pub data: DataSource,
     /// Continue from this model file, dense, pruned or compact (its config replaces --preset;
     /// pruned weights stay zero, and a compact model trains as it is, at its own smaller cost).
@@ -247,8 +255,12 @@ pub struct TrainArgs {
     pub epochs: Option<usize>,
     /// Continue an interrupted or finished run from its folder's last checkpoint: weights,
     /// Adam state, masks, learning-rate and LOBSTER state, epoch counter and shuffling
-    /// (the run's other settings are kept).
-    #[arg(long, conflicts_with_all = ["init", "out"])]
+    /// (the run's settings are kept: only --epochs and --device may be given with it).
+    #[arg(long, conflicts_with_all = [
+        "init", "out", "data", "preset", "batch", "lr", "lr_decay", "seed", "limit_train",
+        "limit_test", "prune", "lambda", "pwe", "twt", "target_sparsity", "lambda_decay",
+        "plateau_tolerance", "augment", "no_decoder", "recipe", "patience", "validation",
+    ])]
     pub resume: Option<PathBuf>,
     /// Batch size (default: 128 for paper, 32 for small, 16 for tiny; --preset's, also with
     /// --init).
@@ -302,8 +314,9 @@ pub struct TrainArgs {
     /// random crop, horizontal flip; for colour images).
     #[arg(long, default_value = "auto")]
     pub augment: crate::data::Augment,
-    /// Build the network without the reconstruction decoder.
-    #[arg(long)]
+    /// Build the network without the reconstruction decoder (a new network: a model given
+    /// with --init keeps its own).
+    #[arg(long, conflicts_with = "init")]
     pub no_decoder: bool,
     /// A published training recipe; `rem` is LOBSTER as its authors ran it on the CapsNet
     /// (EIDOSLAB/REM): lambda 1e-4 x 0.99 per epoch, a threshold step every epoch, twt 0,
@@ -342,7 +355,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Dataset (default: the one the model was trained on, else mnist).
-    #[arg(long)]
+    #[arg(long, value_parser = dataset)]
     pub data: Option<DataSource>,
     /// Evaluate on the first N test images only.
     #[arg(long, value_parser = positive)]

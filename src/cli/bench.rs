@@ -33,6 +33,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     model.config.check_batch(args.batch as usize)?;
     model.check_batch_on_device(args.batch as usize)?;
+    // --app times the app on MNIST digits: a model that cannot take them is refused first
+    let held = if args.app {
+        let (_, held) = mnist_held_out()?;
+        held.check_fits(model.config.input(), model.config.classes)
+            .context("--app times the app on MNIST digits")?;
+        Some(held)
+    } else {
+        None
+    };
     eprintln!("device: {dev}");
     let repeat = args.repeat as usize;
     let mut progress = Progress::new(6 * repeat as u64, "bench");
@@ -54,10 +63,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         s.map.capsules(),
         dev.name
     );
-    let app = if args.app {
-        Some(app(&model, &dev.device, repeat)?)
-    } else {
-        None
+    let app = match held {
+        Some(held) => Some(app(&model, held, &dev.device, repeat)?),
+        None => None,
     };
     let profile = if args.profile {
         Some(profile(&model, &dev.device, args.batch as usize, repeat))
@@ -113,10 +121,12 @@ fn profile(model: &CapsNet, device: &burn::prelude::Device, batch: usize, repeat
 }
 
 /// Times and prints the app's slider move and digit inspection (`--app`).
-fn app(model: &CapsNet, device: &burn::prelude::Device, repeat: usize) -> anyhow::Result<AppLatency> {
-    let (_, held) = mnist_held_out()?;
-    held.check_fits(model.config.input(), model.config.classes)
-        .context("--app times the app on MNIST digits")?;
+fn app(
+    model: &CapsNet,
+    held: crate::data::Split,
+    device: &burn::prelude::Device,
+    repeat: usize,
+) -> anyhow::Result<AppLatency> {
     let a = app_latency(model.clone(), held, repeat, device).map_err(anyhow::Error::msg)?;
     let quick = crate::inspect::worker::QUICK_EVAL.min(a.held_out);
     println!(

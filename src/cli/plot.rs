@@ -133,7 +133,8 @@ fn draw_plot<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -
         .map_err(draw_err)?;
     c.configure_mesh()
         .x_labels(11)
-        .y_labels((top / 0.2).round() as usize + 1)
+        // a tick every 0.2 up to 2.4; plotters picks fewer, rounder ones above that
+        .y_labels(((top / 0.2).round() as usize + 1).min(13))
         .x_label_formatter(&|x| format!("{x:.1}"))
         .y_label_formatter(&|y| format!("{y:.1}"))
         .x_desc(chart.x_label)

@@ -121,7 +121,10 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --sparsity (or --flops with --method backbone)"),
     };
     if backbone && sparsity >= 1.0 {
-        anyhow::bail!("a backbone must keep some of its FLOPs: --flops must be above 0");
+        anyhow::bail!(
+            "a backbone must keep some of its FLOPs: --flops must be above 0 (--sparsity below 1), not {}",
+            1.0 - sparsity
+        );
     }
     // before the data loads, not only when pruning starts
     refuse_conv1_with_backbone(args.method, args.conv1)?;

@@ -115,7 +115,45 @@ fn parse_row(line: &str) -> Result<(f64, String, Row), String> {
         latency_ms: num(&c, 10, "latency_ms")?,
         weight_sparsity: num(&c, 11, "weight_sparsity")?,
     };
-    Ok((num(&c, 0, "sparsity")?, c[1].trim().to_string(), row))
+    let sparsity = num(&c, 0, "sparsity")?;
+    check_row(sparsity, &row)?;
+    Ok((sparsity, c[1].trim().to_string(), row))
+}
+
+/// Refuses values that no sweep writes: fractions outside 0..1, more alive capsules than
+/// capsules, empty files, negative or zero times (sizes and times are divided by).
+fn check_row(sparsity: f64, r: &Row) -> Result<(), String> {
+    for (name, v) in [
+        ("sparsity", sparsity),
+        ("accuracy", r.accuracy),
+        ("weight_sparsity", r.weight_sparsity),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("{name} {v} must lie in 0..1"));
+        }
+    }
+    if r.capsules == 0 || r.alive > r.capsules || r.types > r.alive.max(1) {
+        return Err(format!(
+            "{} alive capsules of {} in {} types is not a sweep's count",
+            r.alive, r.capsules, r.types
+        ));
+    }
+    if r.file_bytes == 0 {
+        return Err("file_bytes must be above 0".into());
+    }
+    for (name, v) in [
+        ("infer_ms", r.infer_ms),
+        ("train_step_ms", r.train_step_ms),
+        ("latency_ms", r.latency_ms),
+    ] {
+        if v <= 0.0 {
+            return Err(format!("{name} {v} must be above 0"));
+        }
+    }
+    if r.mflops < 0.0 {
+        return Err(format!("mflops_per_image {} must not be negative", r.mflops));
+    }
+    Ok(())
 }
 
 /// A whole `sweep.csv`: the header, then rows of one method, magnitude or capsules.
@@ -134,6 +172,9 @@ fn parse_csv(text: &str) -> Result<Sweep, String> {
             return Err(at(format!("method '{}' differs from the first row's", m.name())));
         }
         method = Some(m);
+        if rows.iter().any(|(t, _)| *t == s) {
+            return Err(at(format!("sparsity {s} appears twice")));
+        }
         rows.push((s, row));
     }
     let method = method.ok_or("no rows below the header")?;
@@ -162,8 +203,8 @@ fn parse_md_baseline(text: &str) -> Result<Row, String> {
         let k = header.iter().position(|h| *h == name);
         k.and_then(|k| base.get(k))
             .and_then(|c| c.split_whitespace().next()?.parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-            .ok_or(format!("cannot read the baseline's '{name}'"))
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or(format!("cannot read the baseline's '{name}' (a number above 0)"))
     };
     Ok(Row {
         file_bytes: (lead("file")? * 1e6).round() as u64,
@@ -228,6 +269,33 @@ mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity
                 .starts_with("line 1 is not the header")
         );
         assert_eq!(parse_csv(SWEEP_HEADER).unwrap_err(), "no rows below the header");
+        // values no sweep writes
+        for (from, to, says) in [
+            (
+                "0.5,capsules,0.9884",
+                "1.5,capsules,0.9884",
+                "sparsity 1.5 must lie in 0..1",
+            ),
+            (
+                "0.5,capsules,0.9884",
+                "0.5,capsules,-7",
+                "accuracy -7 must lie in 0..1",
+            ),
+            ("0.9884,288,576", "0.9884,600,576", "600 alive capsules of 576"),
+            ("0.9884,288,576", "0.9884,0,0", "0 alive capsules of 0"),
+            (
+                "6474784,58.42,269.3,81.8",
+                "0,58.42,269.3,81.8",
+                "file_bytes must be above 0",
+            ),
+            ("58.42,269.3,81.8", "58.42,269.3,0", "infer_ms 0 must be above 0"),
+            ("0.5,capsules", "0,capsules", "sparsity 0 appears twice"),
+        ] {
+            let bad = CSV.replace(from, to);
+            assert_ne!(bad, CSV, "{from}");
+            let err = parse_csv(&bad).unwrap_err();
+            assert!(err.starts_with("line 3: ") && err.contains(says), "{err}");
+        }
     }
 
     #[test]
@@ -244,5 +312,7 @@ mflops_per_image,train_step_ms,infer_ms,latency_ms,weight_sparsity
             parse_md_baseline("| a | b |\n| 0 | 1 |\n").unwrap_err(),
             "no baseline row"
         );
+        let zero = md.replace("128 ms (1.00×)", "0 ms (1.00×)");
+        assert!(parse_md_baseline(&zero).unwrap_err().contains("'inference b128'"));
     }
 }

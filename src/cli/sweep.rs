@@ -120,13 +120,34 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         &dev.device,
         Some("sweep"),
     )?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let method = args.method.name();
+    if args.method == PruneMethod::Backbone && model.backbone.is_none() {
+        anyhow::bail!(
+            "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
+            args.model.display()
+        );
+    }
     let base_path = args.baseline.as_deref().unwrap_or(&args.model);
     let base_model = match &args.baseline {
-        Some(path) => load_model(path, &dev.device)?.0,
+        Some(path) => {
+            let (m, _) = load_model(path, &dev.device)?;
+            data.check_fits(m.config.input(), m.config.classes)
+                .with_context(|| format!("--baseline {}: dataset {source}", path.display()))?;
+            m
+        }
         None => model.clone(),
     };
+    // every file the sweep writes, checked before the work
+    let mut files: Vec<String> = ["sweep.csv", "sweep.md", "sweep.svg", "sweep.png"]
+        .map(String::from)
+        .to_vec();
+    files.extend(
+        args.sparsities
+            .iter()
+            .map(|s| format!("{method}-{s}.safetensors")),
+    );
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    crate::fsio::prepare_output_dir(&args.out, &names, &[])?;
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;

@@ -46,6 +46,10 @@ fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
     check_setting("--plateau-tolerance", args.plateau_tolerance, "in [0, 1)", |v| {
         (0.0..1.0).contains(&v)
     })?;
+    let validates = args.prune == PruneKind::Lobster || args.patience.is_some() || args.recipe.is_some();
+    if args.validation.is_some() && !validates {
+        anyhow::bail!("--validation holds out images for --prune lobster or --patience; give one of them");
+    }
     Ok(())
 }
 

@@ -146,6 +146,9 @@ pub enum DataError {
     /// The folder does not exist.
     #[error("{0}: no such folder")]
     NoFolder(PathBuf),
+    /// A file was given where a dataset folder belongs.
+    #[error("{0}: a file, not a dataset folder (give the folder that holds it)")]
+    NotAFolder(PathBuf),
     /// The folder holds no dataset this program reads.
     #[error(
         "{0}: not a dataset (expected the four IDX files, train/ and test/ class folders, or CIFAR-10's data_batch_*.bin)"
@@ -229,6 +232,8 @@ impl Dataset {
             super::cifar_bin::load(&batches, limits)?
         } else if dir.is_dir() {
             return Err(DataError::NotADataset(dir));
+        } else if dir.exists() {
+            return Err(DataError::NotAFolder(dir));
         } else {
             return Err(DataError::NoFolder(dir));
         };

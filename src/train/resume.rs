@@ -77,7 +77,8 @@ fn state_path(dir: &Path, epoch: usize) -> PathBuf {
     dir.join(RESUME_DIR).join(format!("epoch-{epoch}.json"))
 }
 
-fn optimizer_path(dir: &Path, epoch: usize) -> PathBuf {
+/// The file of Adam's record of epoch `epoch` in run folder `dir`.
+pub fn optimizer_path(dir: &Path, epoch: usize) -> PathBuf {
     dir.join(RESUME_DIR).join(format!("epoch-{epoch}.bpk"))
 }
 

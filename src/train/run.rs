@@ -15,7 +15,7 @@ use super::messages::{EpochMetrics, Event, PruneSchedule, StepReport, TrainReque
 use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
-use super::step::{StepPruning, train_step};
+use super::step::{StepPruning, finite_probe, train_step};
 use super::worker::{
     EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run, THRESHOLD_PROBE_IMAGES, lobster_threshold,
 };
@@ -168,6 +168,30 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
     Ok(model)
 }
 
+/// For a resumed run: gives `model` the parameter ids Adam's record refers to and decodes
+/// the record (`None` for a run that is not resumed). A record that does not fit is an
+/// error naming its file.
+fn check_resume(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result<Option<OptimizerRecord>> {
+    let Some(r) = &req.resume else {
+        return Ok(None);
+    };
+    let file = req
+        .out_dir
+        .as_ref()
+        .map(|d| {
+            super::resume::optimizer_path(d, r.state.epoch)
+                .display()
+                .to_string()
+        })
+        .unwrap_or_else(|| "the resume record".into());
+    if !model.set_param_ids(&r.state.param_ids) {
+        anyhow::bail!("{file}: the resume record does not match the checkpoint's parameters");
+    }
+    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
+        .map_err(|e| anyhow::anyhow!("{file}: not an optimiser record of this version: {e}"))?;
+    Ok(Some(record))
+}
+
 impl Run<'_> {
     /// Trains as `req` asks, reporting through events.
     pub(super) fn train(&mut self, req: &TrainRequest) -> anyhow::Result<()> {
@@ -208,7 +232,16 @@ impl Run<'_> {
         });
         let (data, validation) = load_data(req, self.emit)?;
         let ad = device.clone().autodiff();
-        let model = build_model(req, &data, &device, &ad)?;
+        let mut model = build_model(req, &data, &device, &ad)?;
+        // all that can refuse the run is checked before it is announced
+        let optimizer = check_resume(req, &mut model)?;
+        if let Some(dir) = &req.out_dir {
+            crate::fsio::prepare_output_dir(
+                dir,
+                &["model.safetensors", "metrics.csv", "config.json"],
+                &[super::resume::RESUME_DIR],
+            )?;
+        }
         let batch = req.batch.max(1);
         let total_steps = data.train.len().div_ceil(batch) * req.epochs;
         self.emit.send(Event::Started {
@@ -219,8 +252,6 @@ impl Run<'_> {
             capsules: model.capsules(),
         });
         if let Some(dir) = &req.out_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("cannot create run folder {}: {e}", dir.display()))?;
             write_run_config(dir, req, &model.config, &name)?;
         }
         self.lr = req.lr;
@@ -264,21 +295,19 @@ impl Run<'_> {
         if req.init.is_some() && req.resume.is_none() {
             l.pruning.masks = kept_zeros(&l.model, &l.ad);
         }
-        self.restore(req, &mut l)?;
+        if let Some(record) = optimizer {
+            self.restore(req, &mut l, record);
+        }
         Ok(l)
     }
 
-    /// Puts a resumed run back where its checkpoint left it.
-    fn restore(&mut self, req: &TrainRequest, l: &mut Loop) -> anyhow::Result<()> {
+    /// Puts a resumed run back where its checkpoint left it ([`check_resume`] has read
+    /// Adam's record and matched the parameters).
+    fn restore(&mut self, req: &TrainRequest, l: &mut Loop, record: OptimizerRecord) {
         let Some(r) = &req.resume else {
-            return Ok(());
+            return;
         };
         let s = &r.state;
-        if !l.model.set_param_ids(&s.param_ids) {
-            anyhow::bail!("the resume record does not match the checkpoint's parameters");
-        }
-        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
-            .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
         l.optim = std::mem::replace(&mut l.optim, AdamConfig::new().init()).load_record(record);
         self.lr = s.base_lr;
         l.lobster = s.lobster;
@@ -290,7 +319,6 @@ impl Run<'_> {
         l.global_step = s.global_step;
         l.first_epoch = s.epoch + 1;
         l.last_good = l.model.clone();
-        Ok(())
     }
 
     /// One pass over the training set; `None` when a stop command ended it.
@@ -370,7 +398,8 @@ impl Run<'_> {
         let Some((loss, hits)) = window.sums.take() else {
             return Ok(());
         };
-        let loss_sum = loss.into_scalar::<f64>();
+        // the model that would become the last good state must be finite too
+        let loss_sum = (loss + finite_probe(&l.model)).into_scalar::<f64>();
         if !loss_sum.is_finite() {
             l.rollbacks += 1;
             if l.rollbacks > MAX_ROLLBACKS {
@@ -461,6 +490,12 @@ impl Run<'_> {
         self.emit.send(Event::Evaluating { epoch });
         let valid = l.model.valid();
         let eval = evaluate_on(&valid, &l.test_resident, l.eval_batch, |_, _| {});
+        if !eval.loss.is_finite() {
+            return Err(super::messages::TrainError::Diverged(format!(
+                "training diverged: the test loss after epoch {epoch} is not finite; try a lower --lr (epoch {epoch} was not saved)"
+            ))
+            .into());
+        }
         let surv = survival(&valid);
         let metrics = EpochMetrics {
             epoch,

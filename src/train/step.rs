@@ -47,8 +47,11 @@ pub fn train_step(
         .equal(labels.clone())
         .int()
         .sum();
+    // NaN or infinite outputs that the margin loss would hide (its ReLUs turn NaN into 0)
+    // still make the reported loss non-finite
+    let outputs_probe = out.lengths.clone().detach().mul_scalar(0.0).sum();
     let loss = model.loss(&out, images, labels).total;
-    let loss_sum = loss.clone().detach() * n as f64;
+    let loss_sum = loss.clone().detach() * n as f64 + outputs_probe;
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let lobster = pruning.lobster_lambda.map(|lambda| {
         (
@@ -74,6 +77,27 @@ pub fn train_step(
         model = apply_masks(model, m);
     }
     (model, StepStats { loss_sum, hits })
+}
+
+/// Zero when every parameter of `model` is finite, NaN otherwise, as a `[1]` tensor on the
+/// model's device (added to a loss before it is read back, it costs no extra readback).
+pub fn finite_probe(model: &CapsNet) -> Tensor<1> {
+    struct Probe(Option<Tensor<1>>);
+    impl burn::module::ModuleVisitor for Probe {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            // x * 0 is 0 for a finite x and NaN for an infinite or NaN one: no overflow
+            let p = param.val().detach().mul_scalar(0.0).sum();
+            self.0 = Some(match self.0.take() {
+                Some(s) => s + p,
+                None => p,
+            });
+        }
+    }
+    let mut probe = Probe(None);
+    model.visit(&mut probe);
+    probe
+        .0
+        .unwrap_or_else(|| Tensor::zeros([1], &model.conv1_weight.val().device()))
 }
 
 /// LOBSTER on a (possibly autodiff) parameter: computed outside the graph, returned as a

@@ -266,6 +266,54 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
             &dir.join("missing/p.safetensors"),
         ],
     ));
+    // run and sweep folders are checked before the work, not after it
+    let blocked = dir.join("blocked-run");
+    std::fs::create_dir_all(blocked.join("model.safetensors")).unwrap();
+    let blocked_sweep = dir.join("blocked-sweep");
+    std::fs::create_dir_all(blocked_sweep.join("sweep.png")).unwrap();
+    let train = |out: &Path| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = ["train", "--preset", "tiny", "--limit-train", "16"]
+            .into_iter()
+            .chain(["--limit-test", "8", "--device", "cpu", "--out"])
+            .map(Into::into)
+            .collect();
+        a.push(out.into());
+        a
+    };
+    for (name, args) in [
+        (
+            "train into a run folder whose model.safetensors is a folder",
+            train(&blocked),
+        ),
+        ("train into a run folder that is a file", train(model)),
+    ] {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
+        cases.push(Case::new("output path", name, Refuse, &args));
+    }
+    cases.push(Case::new(
+        "output path",
+        "sweep into a folder whose sweep.png is a folder",
+        Refuse,
+        &[
+            &"sweep",
+            &"--model",
+            &model,
+            &"--sparsities",
+            &"0",
+            &"--limit-test",
+            &"8",
+            &"--device",
+            &"cpu",
+            &"--out",
+            &blocked_sweep,
+        ],
+    ));
+    cases.push(Case::new(
+        "output path",
+        "resume with a setting the run already has",
+        Refuse,
+        &[&"train", &"--resume", &blocked, &"--lr", &"0.5"],
+    ));
     cases
 }
 
@@ -303,6 +351,28 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         train("batch 0", "--batch", "0"),
         train("epochs 0", "--epochs", "0"),
         train("sparsity 1.5", "--target-sparsity", "1.5"),
+        train("validation split with nothing to validate", "--validation", "5"),
+        train("an empty dataset name", "--data", ""),
+        train(
+            "no decoder for an --init model",
+            "--init",
+            &model.display().to_string(),
+        )
+        .with_arg("--no-decoder"),
+        Case::new(
+            "numbers",
+            "a file as the dataset folder",
+            Refuse,
+            &[
+                &"eval",
+                &"--model",
+                &model,
+                &"--data",
+                &model,
+                &"--device",
+                &"cpu",
+            ],
+        ),
         Case::new(
             "numbers",
             "paper batch beyond memory",

@@ -310,6 +310,7 @@ pub fn model_cases(dir: &Path) -> Vec<Case> {
         cases.push(eval("model file", name, Refuse, &path));
     }
     // valid models paired with data they cannot take
+    ModelParts::tiny().write(&dir.join("valid.safetensors"));
     let pairings = [
         (
             "two classes on MNIST's ten labels",
@@ -340,6 +341,26 @@ pub fn model_cases(dir: &Path) -> Vec<Case> {
             &format!("{name} (prune)"),
             Refuse,
             &args,
+        ));
+        cases.push(Case::new(
+            "model + data",
+            &format!("{name} (sweep --baseline)"),
+            Refuse,
+            &[
+                &"sweep",
+                &"--model",
+                &dir.join("valid.safetensors"),
+                &"--baseline",
+                &path,
+                &"--sparsities",
+                &"0",
+                &"--limit-test",
+                &"8",
+                &"--device",
+                &"cpu",
+                &"--out",
+                &dir.join(format!("sweep-pair{i}")),
+            ],
         ));
         let out = dir.join(format!("pair{i}-copy.safetensors"));
         cases.push(Case::new(
@@ -373,7 +394,6 @@ pub fn model_cases(dir: &Path) -> Vec<Case> {
         ],
     ));
     let tiny = dir.join("valid.safetensors");
-    ModelParts::tiny().write(&tiny);
     cases.push(Case::new(
         "model file",
         "NaN weights as sweep --baseline",

@@ -34,6 +34,12 @@ pub struct Case {
 }
 
 impl Case {
+    /// The same case with one more argument at the end.
+    pub fn with_arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
     /// A case whose arguments are strings or paths.
     pub fn new(kind: &'static str, name: &str, expect: Expect, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Self {
         Self {
