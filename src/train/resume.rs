@@ -130,6 +130,13 @@ pub struct Resumed {
     pub optimizer: Vec<u8>,
 }
 
+/// An error's text without the leading "PATH: " (the resume error names the file itself).
+fn without_path(e: &dyn std::fmt::Display, path: &Path) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix).map_or(text.clone(), str::to_string)
+}
+
 /// Reads the resume pair matching epoch `epoch` (the epoch of the run's model).
 pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
     let path = state_path(dir, epoch);
@@ -138,7 +145,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         path: p.clone(),
         reason,
     };
-    let bytes = crate::fsio::read_capped(&path, 256 << 20).map_err(|e| missing(e.to_string()))?;
+    let bytes = crate::fsio::read_capped(&path, 256 << 20).map_err(|e| missing(without_path(&e, &path)))?;
     let format = |reason: String| ResumeError::Format {
         path: p.clone(),
         reason,
@@ -160,7 +167,7 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         crate::fsio::read_capped(&opt_path, crate::fsio::MAX_MODEL_FILE_BYTES * 4).map_err(|e| {
             ResumeError::Missing {
                 path: opt_path.display().to_string(),
-                reason: e.to_string(),
+                reason: without_path(&e, &opt_path),
             }
         })?;
     Ok(Resumed {
