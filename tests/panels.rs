@@ -262,6 +262,29 @@ fn canvas_panel_picks_test_images_for_a_colour_model() {
     h.state_mut().0.on_event(&AppEvent::Inspect(picked));
     h.run();
     assert!(has_label(&h, "Label: class-4"));
+    // an image file is read by the worker, at the model's input size; the panel shows it
+    // once the worker answers
+    h.state_mut().0.image_path = "/photos/cat.jpg".into();
+    h.get_by_label("Load image").click();
+    h.run();
+    let Some(InspectCommand::LoadImage { path, input, digits }) = h.state().1.inspect.last() else {
+        panic!("no image asked for: {:?}", h.state().1.inspect)
+    };
+    assert_eq!(
+        (path.to_str(), *input, *digits),
+        (Some("/photos/cat.jpg"), (3, 28, 28), false)
+    );
+    let loaded = InspectEvent::ImageLoaded(vec![0.75; 3 * 28 * 28]);
+    h.state_mut().0.on_event(&AppEvent::Inspect(loaded));
+    h.run();
+    assert!(h.state().0.canvas.input.iter().all(|v| *v == 0.75));
+    assert!(!has_label(&h, "Label: class-4"), "a file has no label");
+    let unreadable = InspectError::Image("/photos/cat.jpg: cannot read image: no such file".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(unreadable)));
+    h.run();
+    assert!(has_label(&h, "cannot read image"));
 }
 
 #[test]

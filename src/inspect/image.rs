@@ -38,6 +38,18 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, 
     Ok(pixels)
 }
 
+/// Reads an image file as the input of a model taking `input` images: as a drawn digit
+/// ([`load_image`], then centred as MNIST's digits are) when the model takes `digits`,
+/// else as it is ([`load_image_as`]).
+pub fn load_input(path: &Path, input: (usize, usize, usize), digits: bool) -> Result<Vec<f32>, ImageError> {
+    if digits {
+        let (_, h, w) = input;
+        load_image(path, h, w).map(|px| super::preprocess::mnist_style(&px, h, w))
+    } else {
+        load_image_as(path, input)
+    }
+}
+
 /// Reads an image file as the input of a model taking `(channels, height, width)` images:
 /// resized to `height x width`, in colour (channel-first RGB) for three channels or grey
 /// for one, scaled to [0, 1], nothing inverted (for photographs, not drawn digits).

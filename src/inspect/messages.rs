@@ -60,6 +60,17 @@ pub enum InspectCommand {
     /// Forget the last inspected image: no more re-inspection after pruning, and no
     /// perturbed reconstructions of it (the canvas was cleared); answered by `Forgotten`.
     Forget,
+    /// Read an image file as the input of a model taking `input` images (for a model that
+    /// takes drawn digits, like a drawing: grey, a light background inverted), answer with
+    /// `ImageLoaded` and inspect it. Decoding happens here, not on the UI thread.
+    LoadImage {
+        /// The image file (PNG or JPEG).
+        path: PathBuf,
+        /// (channels, height, width) of the model's input.
+        input: (usize, usize, usize),
+        /// Whether the model takes drawn digits.
+        digits: bool,
+    },
     /// Pick test image `n` (modulo their count) of the model's own dataset, answer with
     /// `Picked`, and inspect it (for models that do not take MNIST digits).
     PickTestImage(usize),
@@ -205,6 +216,9 @@ pub enum InspectEvent {
         /// Its label.
         label: usize,
     },
+    /// An image file was read (`LoadImage`): its pixels, channel-first, in [0, 1]; an
+    /// `Inspected` follows.
+    ImageLoaded(Vec<f32>),
     /// The current model was exported.
     Exported {
         /// The file.
@@ -237,6 +251,9 @@ pub enum InspectError {
         /// Values the model takes (channels x height x width).
         want: usize,
     },
+    /// An image file could not be read as the model's input.
+    #[error("{0}")]
+    Image(String),
     /// No test images of the model's own dataset to pick from.
     #[error("no test images for this model: {0}")]
     NoTestImages(String),
@@ -266,7 +283,10 @@ impl InspectError {
     /// Whether the error is about the image being inspected (shown by the canvas) rather
     /// than the model (shown by the pruning panel).
     pub fn about_the_image(&self) -> bool {
-        matches!(self, Self::ImageSize { .. } | Self::NoTestImages(_))
+        matches!(
+            self,
+            Self::ImageSize { .. } | Self::NoTestImages(_) | Self::Image(_)
+        )
     }
 }
 

@@ -25,7 +25,7 @@ impl InspectCommand {
     /// of this kind counts, e.g. "Keep" or "Export").
     pub fn latest_wins(&self) -> Option<Latest> {
         match self {
-            Self::Inspect(_) | Self::PickTestImage(_) => Some(Latest::Image),
+            Self::Inspect(_) | Self::PickTestImage(_) | Self::LoadImage { .. } => Some(Latest::Image),
             Self::SetSparsity { .. } => Some(Latest::Sparsity),
             Self::Perturb(_) => Some(Latest::Perturb),
             Self::Load(_) | Self::LoadBytes { .. } => Some(Latest::Model),

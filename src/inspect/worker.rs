@@ -190,6 +190,12 @@ impl State {
                                 }
                             }),
                             InspectCommand::PickTestImage(n) => self.pick(n),
+                            InspectCommand::LoadImage { path, input, digits } => {
+                                match super::image::load_input(&path, input, digits) {
+                                    Ok(px) => vec![InspectEvent::ImageLoaded(px.clone()), self.inspect(px)],
+                                    Err(e) => vec![InspectEvent::Failed(InspectError::Image(e.to_string()))],
+                                }
+                            }
                             cmd => self.handle(cmd).into_iter().collect(),
                         };
                         // a change of model or pruning is followed by a fresh inspection of
@@ -243,7 +249,7 @@ impl State {
                 self.last_digit = None;
                 Some(InspectEvent::Forgotten)
             }
-            InspectCommand::PickTestImage(_) => None,
+            InspectCommand::PickTestImage(_) | InspectCommand::LoadImage { .. } => None,
             InspectCommand::SetSparsity { sparsity, method } => Some(self.prune(sparsity, method)),
             InspectCommand::Perturb(delta) => self.perturb(&delta),
             InspectCommand::Keep(_) | InspectCommand::Shutdown => None,

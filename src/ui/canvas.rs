@@ -193,22 +193,19 @@ impl CanvasPanel {
         }
     }
 
-    /// Loads an image file into the canvas input and inspects it.
+    /// Asks the inspection worker to read an image file (at the model's input size) and
+    /// inspect it; the canvas shows it when the worker answers.
     pub fn load_image(&mut self, path: &Path, cmds: &mut dyn Commands) {
-        let loaded = if self.takes_digits() {
-            crate::inspect::load_image(path, 28, 28).map(|px| mnist_style(&px, 28, 28))
-        } else {
-            crate::inspect::image::load_image_as(path, self.input_shape())
+        let command = InspectCommand::LoadImage {
+            path: path.to_path_buf(),
+            input: if self.takes_digits() {
+                crate::inspect::messages::DIGIT_INPUT
+            } else {
+                self.input_shape()
+            },
+            digits: self.takes_digits(),
         };
-        match loaded {
-            Ok(px) => {
-                self.canvas.clear();
-                self.canvas.input = px;
-                self.picked_label = None;
-                self.inspect(cmds);
-            }
-            Err(e) => self.error = Some(e.to_string()),
-        }
+        self.send(command, cmds);
     }
 
     /// Follows the inspection worker's events.
@@ -227,6 +224,12 @@ impl CanvasPanel {
                 self.canvas.clear();
                 self.canvas.input = pixels.clone();
                 self.picked_label = Some(*label);
+                self.error = None;
+            }
+            InspectEvent::ImageLoaded(pixels) => {
+                self.canvas.clear();
+                self.canvas.input = pixels.clone();
+                self.picked_label = None;
                 self.error = None;
             }
             InspectEvent::Inspected(_) => self.error = None,

@@ -191,3 +191,47 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
     };
     assert_eq!(m.alive.iter().filter(|a| **a).count(), 288);
 }
+
+#[test]
+fn an_image_file_is_decoded_by_the_worker_then_inspected() {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
+    let w = Inspector::spawn(dev, None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    let dir = tempfile::tempdir().unwrap();
+    // a dark stroke on white paper, larger than the model's input
+    let path = dir.path().join("digit.png");
+    let mut img = image::GrayImage::from_pixel(56, 56, image::Luma([255u8]));
+    for y in 10..46 {
+        for x in 26..30 {
+            img.put_pixel(x, y, image::Luma([0]));
+        }
+    }
+    img.save(&path).unwrap();
+    let load = |path: std::path::PathBuf| InspectCommand::LoadImage {
+        path,
+        input: (1, 28, 28),
+        digits: true,
+    };
+    w.send(load(path)).unwrap();
+    let Some(InspectEvent::ImageLoaded(px)) = w.recv_event() else {
+        panic!("no image")
+    };
+    assert_eq!(px.len(), 28 * 28);
+    // inverted: the stroke is bright on a dark background, as MNIST's digits are
+    assert!(
+        px.iter().cloned().fold(0.0, f32::max) > 0.5 && px[0] < 0.1,
+        "{:?}",
+        &px[..4]
+    );
+    assert!(matches!(w.recv_event(), Some(InspectEvent::Inspected(_))));
+    w.send(load(dir.path().join("missing.png"))).unwrap();
+    let Some(InspectEvent::Failed(e)) = w.recv_event() else {
+        panic!("no error")
+    };
+    assert!(
+        e.about_the_image() && e.to_string().contains("missing.png"),
+        "{e}"
+    );
+}
