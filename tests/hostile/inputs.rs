@@ -290,23 +290,12 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
         let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
         cases.push(Case::new("output path", name, Refuse, &args));
     }
-    cases.push(Case::new(
+    cases.push(Case::sweep(
         "output path",
         "sweep into a folder whose sweep.png is a folder",
-        Refuse,
-        &[
-            &"sweep",
-            &"--model",
-            &model,
-            &"--sparsities",
-            &"0",
-            &"--limit-test",
-            &"8",
-            &"--device",
-            &"cpu",
-            &"--out",
-            &blocked_sweep,
-        ],
+        model,
+        None,
+        &blocked_sweep,
     ));
     cases.push(Case::new(
         "output path",

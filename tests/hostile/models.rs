@@ -342,25 +342,12 @@ pub fn model_cases(dir: &Path) -> Vec<Case> {
             Refuse,
             &args,
         ));
-        cases.push(Case::new(
+        cases.push(Case::sweep(
             "model + data",
             &format!("{name} (sweep --baseline)"),
-            Refuse,
-            &[
-                &"sweep",
-                &"--model",
-                &dir.join("valid.safetensors"),
-                &"--baseline",
-                &path,
-                &"--sparsities",
-                &"0",
-                &"--limit-test",
-                &"8",
-                &"--device",
-                &"cpu",
-                &"--out",
-                &dir.join(format!("sweep-pair{i}")),
-            ],
+            &dir.join("valid.safetensors"),
+            Some(&path),
+            &dir.join(format!("sweep-pair{i}")),
         ));
         let out = dir.join(format!("pair{i}-copy.safetensors"));
         cases.push(Case::new(
@@ -394,25 +381,12 @@ pub fn model_cases(dir: &Path) -> Vec<Case> {
         ],
     ));
     let tiny = dir.join("valid.safetensors");
-    cases.push(Case::new(
+    cases.push(Case::sweep(
         "model file",
         "NaN weights as sweep --baseline",
-        Refuse,
-        &[
-            &"sweep",
-            &"--model",
-            &tiny,
-            &"--baseline",
-            &nan,
-            &"--sparsities",
-            &"0",
-            &"--limit-test",
-            &"8",
-            &"--device",
-            &"cpu",
-            &"--out",
-            &dir.join("sweep"),
-        ],
+        &tiny,
+        Some(&nan),
+        &dir.join("sweep"),
     ));
     // unusual but valid: a model without decoder
     let no_decoder = dir.join("no-decoder.safetensors");

@@ -34,6 +34,40 @@ pub struct Case {
 }
 
 impl Case {
+    /// `sweep --model MODEL [--baseline BASE] --sparsities 0 --limit-test 8 --device cpu
+    /// --out OUT`, refused.
+    pub fn sweep(
+        kind: &'static str,
+        name: &str,
+        model: &std::path::Path,
+        baseline: Option<&std::path::Path>,
+        out: &std::path::Path,
+    ) -> Self {
+        let mut args: Vec<OsString> = vec!["sweep".into(), "--model".into(), model.into()];
+        if let Some(b) = baseline {
+            args.extend(["--baseline".into(), b.into()]);
+        }
+        args.extend(
+            [
+                "--sparsities",
+                "0",
+                "--limit-test",
+                "8",
+                "--device",
+                "cpu",
+                "--out",
+            ]
+            .map(OsString::from),
+        );
+        args.push(out.into());
+        Self {
+            kind,
+            name: name.to_string(),
+            args,
+            expect: Expect::Refuse,
+        }
+    }
+
     /// The same case with one more argument at the end.
     pub fn with_arg(mut self, arg: &str) -> Self {
         self.args.push(arg.into());
