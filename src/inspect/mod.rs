@@ -8,6 +8,7 @@ pub mod latency;
 pub mod messages;
 pub mod outbox;
 pub mod preprocess;
+pub mod summary;
 pub mod worker;
 
 pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
