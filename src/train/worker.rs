@@ -16,7 +16,7 @@ use crate::prune::{Masks, apply_masks, lobster::threshold_search, max_magnitude,
 
 /// Images of the validation split used by each probe of the threshold search.
 pub const THRESHOLD_PROBE_IMAGES: usize = 2000;
-/// Bisection steps of the threshold search.
+/// Bisection steps of the threshold search (on a log scale: see [`threshold_search`]).
 pub const THRESHOLD_STEPS: usize = 12;
 
 /// LOBSTER's threshold step: the largest global magnitude threshold whose loss on the
