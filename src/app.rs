@@ -51,6 +51,11 @@ impl Workers {
         )
     }
 
+    /// Inspection commands waiting for room in the inspector's queue.
+    pub fn waiting(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Sends the inspection commands that waited for room (call once per frame).
     pub fn flush(&mut self) {
         if let Some(i) = &self.inspector {
@@ -267,6 +272,11 @@ impl eframe::App for SparsecapsApp {
         t.frame_ms = 0.9 * t.frame_ms + 0.1 * ms;
         if t.running() {
             ui.ctx().request_repaint_after(Duration::from_millis(200));
+        }
+        // commands waiting for room are sent at a frame: have one soon, even if the worker
+        // has nothing to answer
+        if self.state.workers.waiting() > 0 {
+            ui.ctx().request_repaint_after(Duration::from_millis(50));
         }
     }
 

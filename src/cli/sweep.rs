@@ -146,11 +146,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             .iter()
             .map(|s| format!("{method}-{s}.safetensors")),
     );
-    let names: Vec<&str> = files.iter().map(String::as_str).collect();
-    crate::fsio::prepare_output_dir(&args.out, &names, &[])?;
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    crate::fsio::prepare_output_dir(&args.out, &names, &[])?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
     let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);
@@ -205,7 +205,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 /// One line of `sweep.csv`.
 fn csv_row(s: f64, method: &str, r: &Row) -> String {
     format!(
-        "{s},{method},{:.4},{},{},{},{},{:.2},{:.1},{:.1},{:.3},{:.4}\n",
+        "{s},{method},{:.4},{},{},{},{},{:.2},{:.3},{:.3},{:.3},{:.4}\n",
         r.accuracy,
         r.alive,
         r.capsules,
@@ -233,9 +233,13 @@ impl Curves {
     pub(super) fn push(&mut self, s: f64, r: &Row, base: &Row) {
         self.accuracy.push((s, r.accuracy));
         self.alive.push((s, r.alive as f64 / r.capsules.max(1) as f64));
-        self.infer.push((s, r.infer_ms / base.infer_ms.max(1e-9)));
-        self.size
-            .push((s, r.file_bytes as f64 / base.file_bytes.max(1) as f64));
+        // a baseline time rounded to 0 gives no ratio to draw
+        if base.infer_ms > 0.0 {
+            self.infer.push((s, r.infer_ms / base.infer_ms));
+        }
+        if base.file_bytes > 0 {
+            self.size.push((s, r.file_bytes as f64 / base.file_bytes as f64));
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::messages::InspectCommand;
 /// Kinds of command where a newer one makes an older one pointless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Latest {
-    /// Which image to inspect: a drawing, a loaded file or a test image.
+    /// Which image to inspect: a drawing, a loaded file or a test image, or none ("Clear").
     Image,
     /// The slider's sparsity and method.
     Sparsity,
@@ -25,7 +25,10 @@ impl InspectCommand {
     /// of this kind counts, e.g. "Keep" or "Export").
     pub fn latest_wins(&self) -> Option<Latest> {
         match self {
-            Self::Inspect(_) | Self::PickTestImage(_) | Self::LoadImage { .. } => Some(Latest::Image),
+            // "Clear" (Forget) supersedes an image still waiting, and the other way round
+            Self::Inspect(_) | Self::PickTestImage(_) | Self::LoadImage { .. } | Self::Forget => {
+                Some(Latest::Image)
+            }
             Self::SetSparsity { .. } => Some(Latest::Sparsity),
             Self::Perturb(_) => Some(Latest::Perturb),
             Self::Load(_) | Self::LoadBytes { .. } => Some(Latest::Model),
@@ -156,6 +159,22 @@ mod tests {
             got[0].contains("0.1") && got[1].contains("0.4") && got[2].contains("Perturb"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn clear_replaces_a_drawing_that_still_waits() {
+        let (mut room, mut got) = (0, Vec::new());
+        let mut out = Outbox::default();
+        let busy = |c| Err((SendError::Busy("inspector"), c));
+        assert_eq!(out.send(InspectCommand::Inspect(vec![1.0]), busy), Ok(()));
+        assert_eq!(
+            out.send(InspectCommand::Forget, busy),
+            Ok(()),
+            "Clear is not refused"
+        );
+        room = 5;
+        out.flush(|c| queue(&mut room, &mut got, c));
+        assert_eq!(got, ["Forget"], "the cleared drawing is never inspected");
     }
 
     #[test]

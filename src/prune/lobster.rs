@@ -35,20 +35,23 @@ pub fn threshold_search(
     iterations: usize,
     mut loss_at: impl FnMut(f64) -> f64,
 ) -> f64 {
-    if max_threshold <= 0.0 {
+    // a NaN anywhere is "too much": nothing is pruned on a number that is not one
+    if !(max_threshold > 0.0 && max_threshold.is_finite() && base_loss.is_finite()) {
         return 0.0;
     }
     let limit = base_loss * (1.0 + tolerance);
-    if loss_at(max_threshold) <= limit {
+    // false for a NaN loss
+    let within = |loss: f64| loss <= limit;
+    if within(loss_at(max_threshold)) {
         return max_threshold;
     }
     let (mut good, mut bad) = (max_threshold * SMALLEST_THRESHOLD, max_threshold);
-    if loss_at(good) > limit {
+    if !within(loss_at(good)) {
         return 0.0;
     }
     for _ in 0..iterations {
         let mid = (good * bad).sqrt();
-        if loss_at(mid) <= limit {
+        if within(loss_at(mid)) {
             good = mid;
         } else {
             bad = mid;
@@ -86,6 +89,9 @@ mod tests {
         assert_eq!(threshold_search(1.0, 1.0, 0.0, 30, |t| 1.0 + t), 0.0);
         assert_eq!(threshold_search(0.2, 1.0, 0.0, 30, loss), 0.2);
         assert_eq!(threshold_search(0.0, 1.0, 0.0, 30, loss), 0.0);
+        assert_eq!(threshold_search(f64::NAN, 1.0, 0.0, 30, loss), 0.0);
+        assert_eq!(threshold_search(1.0, f64::NAN, 0.0, 30, loss), 0.0);
+        assert_eq!(threshold_search(1.0, 1.0, 0.0, 30, |_| f64::NAN), 0.0);
     }
 
     #[test]

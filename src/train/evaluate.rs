@@ -52,7 +52,10 @@ pub fn evaluate_on(
         let out = model.forward(images.clone(), false);
         let pred = out.lengths.clone().argmax(1).reshape([n]);
         let hits = pred.equal(labels.clone()).int().sum();
-        let loss = model.loss(&out, images, labels).total * n as f64;
+        // NaN or infinite outputs make the loss non-finite, though the margin loss's ReLUs
+        // would turn them into 0
+        let outputs_probe = out.lengths.clone().mul_scalar(0.0).sum();
+        let loss = model.loss(&out, images, labels).total * n as f64 + outputs_probe;
         loss_sum = Some(match loss_sum {
             Some(s) => s + loss,
             None => loss,

@@ -491,8 +491,14 @@ impl Run<'_> {
         let valid = l.model.valid();
         let eval = evaluate_on(&valid, &l.test_resident, l.eval_batch, |_, _| {});
         if !eval.loss.is_finite() {
+            // a resumed run keeps its learning rate: its model is where to start again
+            let how = if req.resume.is_some() {
+                "train a new run from its model with --init and a lower --lr"
+            } else {
+                "try a lower --lr"
+            };
             return Err(super::messages::TrainError::Diverged(format!(
-                "training diverged: the test loss after epoch {epoch} is not finite; try a lower --lr (epoch {epoch} was not saved)"
+                "training diverged: the test loss after epoch {epoch} is not finite (epoch {epoch} was not saved); {how}"
             ))
             .into());
         }

@@ -288,21 +288,27 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
         ("train into a run folder that is a file", train(model)),
     ] {
         let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
-        cases.push(Case::new("output path", name, Refuse, &args));
+        cases.push(Case::new("output path", name, Refuse, &args).saying("cannot write here"));
     }
-    cases.push(Case::sweep(
-        "output path",
-        "sweep into a folder whose sweep.png is a folder",
-        model,
-        None,
-        &blocked_sweep,
-    ));
-    cases.push(Case::new(
-        "output path",
-        "resume with a setting the run already has",
-        Refuse,
-        &[&"train", &"--resume", &blocked, &"--lr", &"0.5"],
-    ));
+    cases.push(
+        Case::sweep(
+            "output path",
+            "sweep into a folder whose sweep.png is a folder",
+            model,
+            None,
+            &blocked_sweep,
+        )
+        .saying("sweep.png: cannot write here"),
+    );
+    cases.push(
+        Case::new(
+            "output path",
+            "resume with a setting the run already has",
+            Refuse,
+            &[&"train", &"--resume", &blocked, &"--lr", &"0.5"],
+        )
+        .saying("cannot be used with '--lr"),
+    );
     cases
 }
 
@@ -340,14 +346,16 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         train("batch 0", "--batch", "0"),
         train("epochs 0", "--epochs", "0"),
         train("sparsity 1.5", "--target-sparsity", "1.5"),
-        train("validation split with nothing to validate", "--validation", "5"),
-        train("an empty dataset name", "--data", ""),
+        train("validation split with nothing to validate", "--validation", "5")
+            .saying("--validation holds out images for --prune lobster or --patience"),
+        train("an empty dataset name", "--data", "").saying("give mnist, fashion-mnist, cifar10 or a folder"),
         train(
             "no decoder for an --init model",
             "--init",
             &model.display().to_string(),
         )
-        .with_arg("--no-decoder"),
+        .with_arg("--no-decoder")
+        .saying("cannot be used with"),
         Case::new(
             "numbers",
             "a file as the dataset folder",
@@ -361,7 +369,8 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
                 &"--device",
                 &"cpu",
             ],
-        ),
+        )
+        .saying("a file, not a dataset folder"),
         Case::new(
             "numbers",
             "paper batch beyond memory",

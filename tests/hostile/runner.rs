@@ -31,6 +31,8 @@ pub struct Case {
     pub args: Vec<OsString>,
     /// What it must do.
     pub expect: Expect,
+    /// Text a refusal's line must contain (None: any line).
+    pub saying: Option<&'static str>,
 }
 
 impl Case {
@@ -65,6 +67,7 @@ impl Case {
             name: name.to_string(),
             args,
             expect: Expect::Refuse,
+            saying: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl Case {
             name: name.to_string(),
             args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
             expect,
+            saying: None,
         }
     }
 }
@@ -106,6 +110,12 @@ impl Case {
                 &out,
             ],
         )
+    }
+
+    /// The same case, refused with a line that contains `text`.
+    pub fn saying(mut self, text: &'static str) -> Self {
+        self.saying = Some(text);
+        self
     }
 
     /// The same case with another expectation.
@@ -187,7 +197,10 @@ pub fn run(case: &Case) -> Result<String, String> {
         }
     }
     match (case.expect, status.code()) {
-        (Expect::Refuse, Some(2)) if lines.len() == 1 => Ok(first),
+        (Expect::Refuse, Some(2)) if lines.len() == 1 => match case.saying {
+            Some(text) if !lines[0].contains(text) => Err(format!("refused, but not for '{text}': {first}")),
+            _ => Ok(first),
+        },
         (Expect::Refuse, Some(2)) => Err(format!("{} lines on stderr: {}", lines.len(), lines.join(" / "))),
         (Expect::Refuse, Some(0)) => Err("silent success (exit 0)".into()),
         (Expect::Succeed, Some(0)) => Ok("(exit 0)".into()),
