@@ -118,6 +118,23 @@ fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
     let f = flops_fraction(&pruned.config, kept);
     assert!((f - 0.5).abs() <= 0.02, "kept {f} of the backbone's FLOPs");
     assert!(pruned.param_count() < dense.param_count());
+    // a target below one channel per group is refused before any search
+    let floor = sparsecaps(&[
+        "prune",
+        "--model",
+        dense_path.to_str().unwrap(),
+        "--method",
+        "backbone",
+        "--flops",
+        "0.000001",
+        "--limit-test",
+        "50",
+        "--device",
+        "cpu",
+        "--out",
+        dir.path().join("floor.safetensors").to_str().unwrap(),
+    ]);
+    assert_one_line_error(&floor, "below the least this backbone can keep");
     let eval = ok(&sparsecaps(&[
         "eval",
         "--model",

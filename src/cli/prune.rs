@@ -149,6 +149,16 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
+    if backbone {
+        let smallest = crate::prune::backbone::smallest_flops(&model.config)?;
+        if 1.0 - sparsity < smallest - crate::prune::backbone::FLOPS_TOLERANCE {
+            anyhow::bail!(
+                "--flops {} is below the least this backbone can keep: {:.1}% of its FLOPs (one channel in every layer group)",
+                1.0 - sparsity,
+                100.0 * smallest
+            );
+        }
+    }
     eprintln!("device: {dev}");
     let settings = FinetuneSettings {
         epochs: args.finetune_epochs,

@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn clear_replaces_a_drawing_that_still_waits() {
-        let (mut room, mut got) = (0, Vec::new());
+        let mut got = Vec::new();
         let mut out = Outbox::default();
         let busy = |c| Err((SendError::Busy("inspector"), c));
         assert_eq!(out.send(InspectCommand::Inspect(vec![1.0]), busy), Ok(()));
@@ -172,7 +172,7 @@ mod tests {
             Ok(()),
             "Clear is not refused"
         );
-        room = 5;
+        let mut room = 5;
         out.flush(|c| queue(&mut room, &mut got, c));
         assert_eq!(got, ["Forget"], "the cleared drawing is never inspected");
     }

@@ -53,6 +53,13 @@ fn current_plan(c: &CapsNetConfig) -> Result<BackbonePlan, BackbonePruneError> {
     c.backbone_plan().ok_or(BackbonePruneError::NoBackbone)
 }
 
+/// The smallest fraction of the dense backbone's FLOPs a pruned backbone can keep: one
+/// channel in every prunable group.
+pub fn smallest_flops(c: &CapsNetConfig) -> Result<f64, BackbonePruneError> {
+    let groups = current_plan(c)?.groups().len();
+    Ok(flops_fraction(c, &vec![1; groups]))
+}
+
 /// Fraction of the dense backbone's multiply-adds that a network with group widths
 /// `counts` keeps (the whole backbone when `counts` is empty).
 pub fn flops_fraction(c: &CapsNetConfig, counts: &[usize]) -> f64 {
