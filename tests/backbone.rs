@@ -90,27 +90,31 @@ fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
     assert!(table.contains(&format!("**{}**", dense.param_count())), "{table}");
 
     let pruned_path = dir.path().join("half.safetensors");
-    let out = ok(&sparsecaps(&[
-        "prune",
-        "--model",
-        dense_path.to_str().unwrap(),
-        "--method",
-        "backbone",
-        "--flops",
-        "0.5",
-        "--candidates",
-        "2",
-        "--limit-train",
-        "200",
-        "--limit-test",
-        "50",
-        "--finetune-epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        pruned_path.to_str().unwrap(),
-    ]));
+    // EagleEye to `flops` of the backbone's FLOPs, 2 candidates, one epoch of fine-tuning
+    let prune = |flops: &str, out: &Path| {
+        sparsecaps(&[
+            "prune",
+            "--model",
+            dense_path.to_str().unwrap(),
+            "--method",
+            "backbone",
+            "--flops",
+            flops,
+            "--candidates",
+            "2",
+            "--limit-train",
+            "200",
+            "--limit-test",
+            "50",
+            "--finetune-epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let out = ok(&prune("0.5", &pruned_path));
     assert!(out.contains("MFLOPs per image"), "{out}");
     let (pruned, _) = load_model(&pruned_path, &dev).unwrap();
     let kept = &pruned.config.backbone_channels;
@@ -119,21 +123,7 @@ fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
     assert!((f - 0.5).abs() <= 0.02, "kept {f} of the backbone's FLOPs");
     assert!(pruned.param_count() < dense.param_count());
     // a target below one channel per group is refused before any search
-    let floor = sparsecaps(&[
-        "prune",
-        "--model",
-        dense_path.to_str().unwrap(),
-        "--method",
-        "backbone",
-        "--flops",
-        "0.000001",
-        "--limit-test",
-        "50",
-        "--device",
-        "cpu",
-        "--out",
-        dir.path().join("floor.safetensors").to_str().unwrap(),
-    ]);
+    let floor = prune("0.000001", &dir.path().join("floor.safetensors"));
     assert_one_line_error(&floor, "below the least this backbone can keep");
     let eval = ok(&sparsecaps(&[
         "eval",
