@@ -264,6 +264,12 @@ fn canvas_panel_picks_test_images_for_a_colour_model() {
     assert!(has_label(&h, "Label: class-4"));
     // an image file is read by the worker, at the model's input size; the panel shows it
     // once the worker answers
+    h.get_by_label("Load image").click();
+    h.run();
+    assert!(
+        has_label(&h, "type the path of an image file"),
+        "an empty path asks for one"
+    );
     h.state_mut().0.image_path = "/photos/cat.jpg".into();
     h.get_by_label("Load image").click();
     h.run();

@@ -196,6 +196,10 @@ impl CanvasPanel {
     /// Asks the inspection worker to read an image file (at the model's input size) and
     /// inspect it; the canvas shows it when the worker answers.
     pub fn load_image(&mut self, path: &Path, cmds: &mut dyn Commands) {
+        if path.as_os_str().is_empty() {
+            self.error = Some("type the path of an image file (PNG or JPEG) first".into());
+            return;
+        }
         let command = InspectCommand::LoadImage {
             path: path.to_path_buf(),
             input: if self.takes_digits() {
