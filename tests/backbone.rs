@@ -124,7 +124,26 @@ fn resnet_caps_trains_on_cifar10_and_eagleeye_halves_its_backbone_flops() {
     assert!(pruned.param_count() < dense.param_count());
     // a target below one channel per group is refused before any search
     let floor = prune("0.000001", &dir.path().join("floor.safetensors"));
-    assert_one_line_error(&floor, "below the least this backbone can keep");
+    assert_one_line_error(&floor, "below the least it can keep");
+    let sweep_dir = dir.path().join("sweep");
+    let sweep = sparsecaps(&[
+        "sweep",
+        "--model",
+        dense_path.to_str().unwrap(),
+        "--method",
+        "backbone",
+        "--sparsities",
+        "0,0.9999",
+        "--device",
+        "cpu",
+        "--out",
+        sweep_dir.to_str().unwrap(),
+    ]);
+    assert_one_line_error(
+        &sweep,
+        "--sparsities 0.9999: keeping 0.01% of the backbone's FLOPs",
+    );
+    assert!(!sweep_dir.exists(), "refused before its folder was made");
     let eval = ok(&sparsecaps(&[
         "eval",
         "--model",

@@ -49,6 +49,24 @@ pub fn prune_model(
     Ok(tune(pruned, finetune_settings, data, device))
 }
 
+/// Refuses a backbone sparsity (fraction of its FLOPs removed) that no channel choice can
+/// reach: at least one channel stays in every layer group.
+pub(super) fn check_backbone_target(
+    config: &crate::model::CapsNetConfig,
+    sparsity: f64,
+) -> anyhow::Result<()> {
+    let smallest = crate::prune::backbone::smallest_flops(config)?;
+    let keep = 1.0 - sparsity;
+    if keep < smallest - crate::prune::backbone::FLOPS_TOLERANCE {
+        anyhow::bail!(
+            "keeping {:.2}% of the backbone's FLOPs is below the least it can keep, {:.1}% (one channel in every layer group)",
+            100.0 * keep,
+            100.0 * smallest
+        );
+    }
+    Ok(())
+}
+
 /// `--conv1` prunes the head's conv1 after magnitude or capsule pruning; the backbone
 /// method narrows the backbone instead, so the two do not combine.
 fn refuse_conv1_with_backbone(method: PruneMethod, conv1: f64) -> anyhow::Result<()> {
@@ -122,7 +140,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     };
     if backbone && sparsity >= 1.0 {
         anyhow::bail!(
-            "a backbone must keep some of its FLOPs: --flops must be above 0 (--sparsity below 1), not {}",
+            "a backbone must keep some of its FLOPs: --flops above 0 (or --sparsity below 1), not {:.4}",
             1.0 - sparsity
         );
     }
@@ -150,14 +168,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         );
     }
     if backbone {
-        let smallest = crate::prune::backbone::smallest_flops(&model.config)?;
-        if 1.0 - sparsity < smallest - crate::prune::backbone::FLOPS_TOLERANCE {
-            anyhow::bail!(
-                "--flops {} is below the least this backbone can keep: {:.1}% of its FLOPs (one channel in every layer group)",
-                1.0 - sparsity,
-                100.0 * smallest
-            );
-        }
+        check_backbone_target(&model.config, sparsity)?;
     }
     eprintln!("device: {dev}");
     let settings = FinetuneSettings {

@@ -129,7 +129,13 @@ fn check_row(sparsity: f64, r: &Row) -> Result<(), String> {
         ("weight_sparsity", r.weight_sparsity),
     ] {
         if !(0.0..=1.0).contains(&v) {
-            return Err(format!("{name} {v} must lie in 0..1"));
+            // 1e300 as 1e300, not as 301 digits
+            let shown = if v.abs() < 1e6 {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            };
+            return Err(format!("{name} {shown} must lie in 0..1"));
         }
     }
     if r.capsules == 0 || r.alive > r.capsules || r.types > r.alive.max(1) {

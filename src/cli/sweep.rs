@@ -121,11 +121,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some("sweep"),
     )?;
     let method = args.method.name();
-    if args.method == PruneMethod::Backbone && model.backbone.is_none() {
-        anyhow::bail!(
-            "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
-            args.model.display()
-        );
+    if args.method == PruneMethod::Backbone {
+        if model.backbone.is_none() {
+            anyhow::bail!(
+                "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
+                args.model.display()
+            );
+        }
+        // sparsity 0 is the model as it is
+        for &s in args.sparsities.iter().filter(|s| **s > 0.0) {
+            super::prune::check_backbone_target(&model.config, s)
+                .with_context(|| format!("--sparsities {s}"))?;
+        }
     }
     let base_path = args.baseline.as_deref().unwrap_or(&args.model);
     let base_model = match &args.baseline {
