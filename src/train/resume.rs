@@ -189,7 +189,12 @@ pub fn resume_request(
     let model = dir.join("model.safetensors");
     let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
         .map_err(|e| anyhow::anyhow!("cannot resume {}: {e}", dir.display()))?;
-    let epoch = info.epochs.unwrap_or(0);
+    let epoch = info.epochs.filter(|e| *e > 0).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot resume {}: its model.safetensors records no finished epoch (not a checkpoint of `train --out`)",
+            dir.display()
+        )
+    })?;
     let r = read_resume(dir, epoch)?;
     let mut req = r.request;
     if let Some(n) = epochs(epoch) {

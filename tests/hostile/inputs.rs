@@ -309,6 +309,18 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
         )
         .saying("cannot be used with '--lr"),
     );
+    let no_epoch = dir.join("no-epoch-run");
+    std::fs::create_dir_all(&no_epoch).unwrap();
+    std::fs::copy(model, no_epoch.join("model.safetensors")).unwrap();
+    cases.push(
+        Case::new(
+            "output path",
+            "resume a folder whose model records no epoch",
+            Refuse,
+            &[&"train", &"--resume", &no_epoch],
+        )
+        .saying("records no finished epoch"),
+    );
     cases
 }
 
