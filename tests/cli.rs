@@ -533,6 +533,16 @@ fn plot_redraws_a_sweeps_chart_and_refuses_bad_tables() {
     std::fs::write(dir.path().join("sweep.csv"), tall).unwrap();
     let out = sparsecaps(&["plot", d]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // a baseline size rounded to 0.00 MB: no size ratio, and none named in the legend
+    std::fs::write(dir.path().join("sweep.csv"), SWEEP_CSV).unwrap();
+    let md = "| capsules sparsity | accuracy | file | inference b128 |\n|---|---|---|---|\n\
+              | baseline | 99.08% | 0.00 MB (1.00×) | 128 ms (1.00×) |\n";
+    std::fs::write(dir.path().join("sweep.md"), md).unwrap();
+    let out = sparsecaps(&["plot", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("sweep.svg")).unwrap();
+    assert!(svg.contains("inference time / baseline") && !svg.contains("file size / baseline"));
 }
 
 #[test]

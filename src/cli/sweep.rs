@@ -271,6 +271,8 @@ pub(super) fn write_charts(dir: &Path, method: PruneMethod, c: Curves, title: &s
         series("inference time / baseline", c.infer, [44, 160, 44]),
         series("file size / baseline", c.size, [148, 103, 189]),
     ];
+    // a ratio to a baseline of 0 is not drawn, nor named in the legend
+    let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
     let x_label = match method {
         PruneMethod::Capsules => "requested sparsity (fraction of capsules)",
         PruneMethod::Magnitude => "requested sparsity (fraction of weights)",
