@@ -40,15 +40,12 @@ impl Workers {
         let inspector = Inspector::spawn(Device::flex(), waker)
             .map_err(|e| errors.push(format!("cannot start the inspector: {e}")))
             .ok();
-        let outbox = Outbox::default();
-        (
-            Self {
-                trainer,
-                inspector,
-                outbox,
-            },
-            errors,
-        )
+        let workers = Self {
+            trainer,
+            inspector,
+            outbox: Outbox::default(),
+        };
+        (workers, errors)
     }
 
     /// Inspection commands waiting for room in the inspector's queue.

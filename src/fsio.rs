@@ -150,23 +150,26 @@ pub fn check_output_file(path: &Path) -> Result<(), OutputError> {
 /// Creates the output folder `dir` (and its parents) before long work starts and checks
 /// that each of `files` can be written in it and each of `folders` is a folder if it
 /// exists, so a bad `--out` is refused before the work rather than after it.
-pub fn prepare_output_dir(dir: &Path, files: &[&str], folders: &[&str]) -> Result<(), OutputError> {
+pub fn prepare_output_dir(
+    dir: &Path,
+    files: &[impl AsRef<Path>],
+    folders: &[&str],
+) -> Result<(), OutputError> {
     let err = |path: &Path, reason: String| OutputError {
         path: path.display().to_string(),
         reason,
     };
-    if dir.exists() && !dir.is_dir() {
-        return Err(err(dir, "it is a file, not a folder".into()));
-    }
+    let not_a_file = |path: &Path| match path.exists() && !path.is_dir() {
+        true => Err(err(path, "it is a file, not a folder".into())),
+        false => Ok(()),
+    };
+    not_a_file(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create the folder: {e}")))?;
     for f in files {
         check_output_file(&dir.join(f))?;
     }
     for f in folders {
-        let path = dir.join(f);
-        if path.exists() && !path.is_dir() {
-            return Err(err(&path, "it is a file, not a folder".into()));
-        }
+        not_a_file(&dir.join(f))?;
     }
     Ok(())
 }

@@ -17,31 +17,11 @@ use crate::train::profile::{StageProfile, profile_step};
 /// Times a model file or a preset and prints the medians.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dev = device::select(args.device)?;
-    let (model, label) = match &args.model {
-        Some(path) => {
-            let (m, info) = load_model(path, &dev.device)?;
-            let label = info.preset.unwrap_or_else(|| "model".into());
-            (m, label)
-        }
-        None => {
-            let preset = args.preset.unwrap_or(Preset::Small);
-            (
-                CapsNet::init(&preset.config(), 0, &dev.device)?,
-                preset.to_string(),
-            )
-        }
-    };
+    let (model, label) = subject(&args, &dev.device)?;
     model.config.check_batch(args.batch as usize)?;
     model.check_batch_on_device(args.batch as usize)?;
-    // --app times the app on MNIST digits: a model that cannot take them is refused first
-    let held = if args.app {
-        let (_, held) = mnist_held_out()?;
-        held.check_fits(model.config.input(), model.config.classes)
-            .context("--app times the app on MNIST digits")?;
-        Some(held)
-    } else {
-        None
-    };
+    // a model that cannot take the app's digits is refused before anything is timed
+    let held = args.app.then(|| app_digits(&model)).transpose()?;
     eprintln!("device: {dev}");
     let repeat = args.repeat as usize;
     let mut progress = Progress::new(6 * repeat as u64, "bench");
@@ -101,6 +81,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{json}");
     }
     Ok(())
+}
+
+/// The model file to time, or a fresh network of the preset (`small` by default), with the
+/// label its line starts with.
+fn subject(args: &BenchArgs, device: &burn::prelude::Device) -> anyhow::Result<(CapsNet, String)> {
+    Ok(match &args.model {
+        Some(path) => {
+            let (m, info) = load_model(path, device)?;
+            (m, info.preset.unwrap_or_else(|| "model".into()))
+        }
+        None => {
+            let preset = args.preset.unwrap_or(Preset::Small);
+            (CapsNet::init(&preset.config(), 0, device)?, preset.to_string())
+        }
+    })
+}
+
+/// The held-out MNIST digits `--app` times the app on, if `model` takes them.
+fn app_digits(model: &CapsNet) -> anyhow::Result<crate::data::Split> {
+    let (_, held) = mnist_held_out()?;
+    held.check_fits(model.config.input(), model.config.classes)
+        .context("--app times the app on MNIST digits")?;
+    Ok(held)
 }
 
 /// Times and prints each stage of a training step (`--profile`).

@@ -1,5 +1,7 @@
 //! `sparsecaps prune` and `sparsecaps export`.
 
+use std::path::Path;
+
 use burn::prelude::*;
 
 use super::args::{ExportArgs, PruneArgs, PruneMethod};
@@ -47,6 +49,17 @@ pub fn prune_model(
     };
     let pruned = prune_to(model, (method, sparsity, conv1), images, device)?;
     Ok(tune(pruned, finetune_settings, data, device))
+}
+
+/// Refuses a model (the file at `path`) without a backbone for backbone pruning.
+pub(super) fn require_backbone(path: &Path, model: &CapsNet) -> anyhow::Result<()> {
+    if model.backbone.is_none() {
+        anyhow::bail!(
+            "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a backbone sparsity (fraction of its FLOPs removed) that no channel choice can
@@ -161,13 +174,8 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
     if args.finetune_epochs > 0 {
         model.check_batch_on_device(args.batch)?;
     }
-    if backbone && model.backbone.is_none() {
-        anyhow::bail!(
-            "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
-            args.model.display()
-        );
-    }
     if backbone {
+        require_backbone(&args.model, &model)?;
         check_backbone_target(&model.config, sparsity)?;
     }
     eprintln!("device: {dev}");

@@ -11,7 +11,7 @@ use super::args::{PruneMethod, SweepArgs};
 use super::common::{Loaded, load_with_data};
 use super::plot::{Chart, Series, png_chart, svg_chart};
 use super::prune::{prune_model, with_sparsity};
-use crate::data::Split;
+use crate::data::{DataSource, Dataset, Split};
 use crate::device;
 use crate::export::{load_model, save_model, write_atomic};
 use crate::model::CapsNet;
@@ -122,42 +122,17 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     )?;
     let method = args.method.name();
     if args.method == PruneMethod::Backbone {
-        if model.backbone.is_none() {
-            anyhow::bail!(
-                "{} has no backbone to prune (backbone presets: resnet-caps, mobilenet-caps)",
-                args.model.display()
-            );
-        }
-        // sparsity 0 is the model as it is
-        for &s in args.sparsities.iter().filter(|s| **s > 0.0) {
-            super::prune::check_backbone_target(&model.config, s)
-                .with_context(|| format!("--sparsities {s}"))?;
-        }
+        check_backbone_sparsities(&args, &model)?;
     }
     let base_path = args.baseline.as_deref().unwrap_or(&args.model);
     let base_model = match &args.baseline {
-        Some(path) => {
-            let (m, _) = load_model(path, &dev.device)?;
-            data.check_fits(m.config.input(), m.config.classes)
-                .with_context(|| format!("--baseline {}: dataset {source}", path.display()))?;
-            m
-        }
+        Some(path) => load_baseline(path, &data, &source, &dev.device)?,
         None => model.clone(),
     };
-    // every file the sweep writes, checked before the work
-    let mut files: Vec<String> = ["sweep.csv", "sweep.md", "sweep.svg", "sweep.png"]
-        .map(String::from)
-        .to_vec();
-    files.extend(
-        args.sparsities
-            .iter()
-            .map(|s| format!("{method}-{s}.safetensors")),
-    );
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;
-    let names: Vec<&str> = files.iter().map(String::as_str).collect();
-    crate::fsio::prepare_output_dir(&args.out, &names, &[])?;
+    crate::fsio::prepare_output_dir(&args.out, &output_files(method, &args.sparsities), &[])?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
     let base = measure(&base_model, base_path, &data.test, args.repeat, &dev.device);
@@ -183,7 +158,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             &data,
             &dev.device,
         )?;
-        let path = args.out.join(format!("{method}-{s}.safetensors"));
+        let path = args.out.join(model_file(method, s));
         let info = with_sparsity(info.clone(), &pruned);
         // nothing alive: keep the dense model (it predicts from the biases alone)
         let small = compact(&pruned).unwrap_or(pruned);
@@ -207,6 +182,44 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         args.out.join("sweep.csv").display()
     );
     Ok(())
+}
+
+/// A backbone for `--method backbone` that can reach every requested sparsity.
+fn check_backbone_sparsities(args: &SweepArgs, model: &CapsNet) -> anyhow::Result<()> {
+    super::prune::require_backbone(&args.model, model)?;
+    // sparsity 0 is the model as it is
+    for &s in args.sparsities.iter().filter(|s| **s > 0.0) {
+        super::prune::check_backbone_target(&model.config, s).with_context(|| format!("--sparsities {s}"))?;
+    }
+    Ok(())
+}
+
+/// Every file a sweep writes in its folder (checked before the work).
+fn output_files(method: &str, sparsities: &[f64]) -> Vec<String> {
+    let models = sparsities.iter().map(|&s| model_file(method, s));
+    ["sweep.csv", "sweep.md", "sweep.svg", "sweep.png"]
+        .map(String::from)
+        .into_iter()
+        .chain(models)
+        .collect()
+}
+
+/// The file a sweep writes the model of sparsity `s` to.
+fn model_file(method: &str, s: f64) -> String {
+    format!("{method}-{s}.safetensors")
+}
+
+/// The `--baseline` model, which must take the sweep's data (`source`).
+fn load_baseline(
+    path: &Path,
+    data: &Dataset,
+    source: &DataSource,
+    device: &Device,
+) -> anyhow::Result<CapsNet> {
+    let (m, _) = load_model(path, device)?;
+    data.check_fits(m.config.input(), m.config.classes)
+        .with_context(|| format!("--baseline {}: dataset {source}", path.display()))?;
+    Ok(m)
 }
 
 /// One line of `sweep.csv`.

@@ -35,6 +35,22 @@ pub fn mnist_held_out() -> Result<(Split, Split), DataError> {
     Ok((test, held))
 }
 
+/// Which commands of a batch a later one of the same kind makes pointless: only the latest
+/// slider position, digit and dimension offsets matter, so the others are skipped.
+fn superseded(batch: &[InspectCommand]) -> Vec<bool> {
+    let kind = |c: &InspectCommand| match c {
+        InspectCommand::SetSparsity { .. } => Some(0),
+        InspectCommand::Inspect(_) => Some(1),
+        InspectCommand::Perturb(_) => Some(2),
+        _ => None,
+    };
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, c)| kind(c).is_some_and(|k| batch[i + 1..].iter().any(|d| kind(d) == Some(k))))
+        .collect()
+}
+
 /// The first [`OWN_TEST_IMAGES`] test images of the dataset a model was trained on, as
 /// (images to pick from, the last [`HELD_OUT`] of them held out for the slider).
 fn own_test_images(info: &ModelInfo) -> Result<(Split, Split), String> {
@@ -156,7 +172,6 @@ impl State {
                     }
                 }
             };
-            // Only the latest slider position, digit and offsets matter: coalesce.
             let mut batch = vec![first];
             loop {
                 match commands.try_recv() {
@@ -165,47 +180,12 @@ impl State {
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            let last_sparsity = batch
-                .iter()
-                .rposition(|c| matches!(c, InspectCommand::SetSparsity { .. }));
-            let last_inspect = batch
-                .iter()
-                .rposition(|c| matches!(c, InspectCommand::Inspect(_)));
-            let last_perturb = batch
-                .iter()
-                .rposition(|c| matches!(c, InspectCommand::Perturb(_)));
-            for (i, cmd) in batch.into_iter().enumerate() {
+            let skip = superseded(&batch);
+            for (cmd, skip) in batch.into_iter().zip(skip) {
                 let answers = match cmd {
                     InspectCommand::Shutdown => return,
-                    InspectCommand::SetSparsity { .. } if Some(i) != last_sparsity => vec![],
-                    InspectCommand::Inspect(_) if Some(i) != last_inspect => vec![],
-                    InspectCommand::Perturb(_) if Some(i) != last_perturb => vec![],
-                    // a panic answers as an error; the worker keeps serving
-                    cmd => crate::train::handle::catch_panic(|| {
-                        let mut answers = match cmd {
-                            // progress is dropped rather than waited for when the UI lags behind
-                            InspectCommand::Keep(req) => self.keep(&req, |e| {
-                                if events.try_send(e).is_ok() {
-                                    wake();
-                                }
-                            }),
-                            InspectCommand::PickTestImage(n) => self.pick(n),
-                            InspectCommand::LoadImage { path, input, digits } => {
-                                match super::image::load_input(&path, input, digits) {
-                                    Ok(px) => vec![InspectEvent::ImageLoaded(px.clone()), self.inspect(px)],
-                                    Err(e) => vec![InspectEvent::Failed(InspectError::Image(e.to_string()))],
-                                }
-                            }
-                            cmd => self.handle(cmd).into_iter().collect(),
-                        };
-                        // a change of model or pruning is followed by a fresh inspection of
-                        // the remembered image
-                        if answers.iter().any(changes_the_model) {
-                            answers.extend(self.reinspect());
-                        }
-                        answers
-                    })
-                    .unwrap_or_else(|e| vec![InspectEvent::Failed(InspectError::Panicked(e))]),
+                    _ if skip => vec![],
+                    cmd => self.answer(cmd, events, &wake),
                 };
                 for a in answers {
                     if events.send(a).is_err() {
@@ -215,6 +195,40 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Answers one command; a panic answers as an error, and the worker keeps serving.
+    fn answer(
+        &mut self,
+        cmd: InspectCommand,
+        events: &SyncSender<InspectEvent>,
+        wake: &dyn Fn(),
+    ) -> Vec<InspectEvent> {
+        crate::train::handle::catch_panic(|| {
+            let mut answers = match cmd {
+                // progress is dropped rather than waited for when the UI lags behind
+                InspectCommand::Keep(req) => self.keep(&req, |e| {
+                    if events.try_send(e).is_ok() {
+                        wake();
+                    }
+                }),
+                InspectCommand::PickTestImage(n) => self.pick(n),
+                InspectCommand::LoadImage { path, input, digits } => {
+                    match super::image::load_input(&path, input, digits) {
+                        Ok(px) => vec![InspectEvent::ImageLoaded(px.clone()), self.inspect(px)],
+                        Err(e) => vec![InspectEvent::Failed(InspectError::Image(e.to_string()))],
+                    }
+                }
+                cmd => self.handle(cmd).into_iter().collect(),
+            };
+            // a change of model or pruning is followed by a fresh inspection of the
+            // remembered image
+            if answers.iter().any(changes_the_model) {
+                answers.extend(self.reinspect());
+            }
+            answers
+        })
+        .unwrap_or_else(|e| vec![InspectEvent::Failed(InspectError::Panicked(e))])
     }
 
     /// Answers a command that is neither "Keep" nor a pick.

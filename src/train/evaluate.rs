@@ -54,7 +54,7 @@ pub fn evaluate_on(
         let hits = pred.equal(labels.clone()).int().sum();
         // NaN or infinite outputs make the loss non-finite, though the margin loss's ReLUs
         // would turn them into 0
-        let outputs_probe = out.lengths.clone().mul_scalar(0.0).sum();
+        let outputs_probe = super::step::zero_unless_finite(out.lengths.clone());
         let loss = model.loss(&out, images, labels).total * n as f64 + outputs_probe;
         loss_sum = Some(match loss_sum {
             Some(s) => s + loss,

@@ -168,10 +168,18 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
     Ok(model)
 }
 
-/// For a resumed run: gives `model` the parameter ids Adam's record refers to and decodes
-/// the record (`None` for a run that is not resumed). A record that does not fit is an
-/// error naming its file.
-fn check_resume(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result<Option<OptimizerRecord>> {
+/// All that can refuse the run, checked before it is announced: the run folder (created,
+/// and its files writable), and for a resumed run Adam's record, which is decoded and whose
+/// parameter ids `model` is given (`None` for a run that is not resumed). A record that
+/// does not fit is an error naming its file.
+fn check_before_start(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result<Option<OptimizerRecord>> {
+    if let Some(dir) = &req.out_dir {
+        crate::fsio::prepare_output_dir(
+            dir,
+            &["model.safetensors", "metrics.csv", "config.json"],
+            &[super::resume::RESUME_DIR],
+        )?;
+    }
     let Some(r) = &req.resume else {
         return Ok(None);
     };
@@ -233,15 +241,7 @@ impl Run<'_> {
         let (data, validation) = load_data(req, self.emit)?;
         let ad = device.clone().autodiff();
         let mut model = build_model(req, &data, &device, &ad)?;
-        // all that can refuse the run is checked before it is announced
-        let optimizer = check_resume(req, &mut model)?;
-        if let Some(dir) = &req.out_dir {
-            crate::fsio::prepare_output_dir(
-                dir,
-                &["model.safetensors", "metrics.csv", "config.json"],
-                &[super::resume::RESUME_DIR],
-            )?;
-        }
+        let optimizer = check_before_start(req, &mut model)?;
         let batch = req.batch.max(1);
         let total_steps = data.train.len().div_ceil(batch) * req.epochs;
         self.emit.send(Event::Started {
@@ -301,7 +301,7 @@ impl Run<'_> {
         Ok(l)
     }
 
-    /// Puts a resumed run back where its checkpoint left it ([`check_resume`] has read
+    /// Puts a resumed run back where its checkpoint left it ([`check_before_start`] has read
     /// Adam's record and matched the parameters).
     fn restore(&mut self, req: &TrainRequest, l: &mut Loop, record: OptimizerRecord) {
         let Some(r) = &req.resume else {

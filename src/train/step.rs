@@ -49,7 +49,7 @@ pub fn train_step(
         .sum();
     // NaN or infinite outputs that the margin loss would hide (its ReLUs turn NaN into 0)
     // still make the reported loss non-finite
-    let outputs_probe = out.lengths.clone().detach().mul_scalar(0.0).sum();
+    let outputs_probe = zero_unless_finite(out.lengths.clone().detach());
     let loss = model.loss(&out, images, labels).total;
     let loss_sum = loss.clone().detach() * n as f64 + outputs_probe;
     let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -79,14 +79,19 @@ pub fn train_step(
     (model, StepStats { loss_sum, hits })
 }
 
-/// Zero when every parameter of `model` is finite, NaN otherwise, as a `[1]` tensor on the
-/// model's device (added to a loss before it is read back, it costs no extra readback).
+/// `[0]` when every value of `t` is finite, `[NaN]` otherwise, on `t`'s device: x * 0 is 0
+/// for a finite x and NaN for an infinite or NaN one, so the sum cannot overflow. Added to a
+/// loss before it is read back, it costs no extra readback.
+pub fn zero_unless_finite<const D: usize>(t: Tensor<D>) -> Tensor<1> {
+    t.mul_scalar(0.0).sum()
+}
+
+/// [`zero_unless_finite`] over every parameter of `model`.
 pub fn finite_probe(model: &CapsNet) -> Tensor<1> {
     struct Probe(Option<Tensor<1>>);
     impl burn::module::ModuleVisitor for Probe {
         fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            // x * 0 is 0 for a finite x and NaN for an infinite or NaN one: no overflow
-            let p = param.val().detach().mul_scalar(0.0).sum();
+            let p = zero_unless_finite(param.val().detach());
             self.0 = Some(match self.0.take() {
                 Some(s) => s + p,
                 None => p,

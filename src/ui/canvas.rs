@@ -200,14 +200,12 @@ impl CanvasPanel {
             self.error = Some("type the path of an image file (PNG or JPEG) first".into());
             return;
         }
+        // a model that takes digits reads the file as a drawn digit, at the digits' size
+        let digits = self.takes_digits();
         let command = InspectCommand::LoadImage {
             path: path.to_path_buf(),
-            input: if self.takes_digits() {
-                crate::inspect::messages::DIGIT_INPUT
-            } else {
-                self.input_shape()
-            },
-            digits: self.takes_digits(),
+            input: self.input_shape(),
+            digits,
         };
         self.send(command, cmds);
     }
