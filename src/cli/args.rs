@@ -103,11 +103,12 @@ pub struct SweepArgs {
     /// Evaluate on the first N test images only.
     #[arg(long, value_parser = positive)]
     pub limit_test: Option<usize>,
-    /// Timed repetitions of each benchmark.
-    #[arg(long, default_value_t = 3, value_parser = positive)]
+    /// Timed repetitions of each benchmark (at most 1,000).
+    #[arg(long, default_value_t = 3, value_parser = at_most_1000)]
     pub repeat: usize,
-    /// With --method backbone: channel choices EagleEye samples and scores per sparsity.
-    #[arg(long, default_value_t = 20, value_parser = positive)]
+    /// With --method backbone: channel choices EagleEye samples and scores per sparsity
+    /// (at most 1,000).
+    #[arg(long, default_value_t = 20, value_parser = at_most_1000)]
     pub candidates: usize,
     /// Device: auto, cpu or wgpu.
     #[arg(long, default_value = "auto", ignore_case = true)]
@@ -157,8 +158,8 @@ pub struct PruneArgs {
     pub flops: Option<f64>,
     /// With --method backbone: channel choices to sample and score (each: L1 filter
     /// pruning, adaptive BN on 10 training batches, accuracy on the last 1,000 training
-    /// images); the best is kept and fine-tuned.
-    #[arg(long, default_value_t = 20, value_parser = positive)]
+    /// images); the best is kept and fine-tuned. At most 1,000.
+    #[arg(long, default_value_t = 20, value_parser = at_most_1000)]
     pub candidates: usize,
     /// Also remove this fraction of conv1's channels, the least important first (filter
     /// L1 norm times the L1 norm of the live primary weights reading it); compaction then
@@ -232,6 +233,15 @@ fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
+/// Parses a count of repetitions or candidates: 1 to 1,000 (each costs a timed pass or a
+/// scored model, so a larger count is a typing slip rather than a plan).
+fn at_most_1000(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        n if n <= 1000 => Ok(n),
+        _ => Err(format!("'{s}' is more than 1,000")),
     }
 }
 

@@ -82,6 +82,26 @@ pub fn optimizer_path(dir: &Path, epoch: usize) -> PathBuf {
     dir.join(RESUME_DIR).join(format!("epoch-{epoch}.bpk"))
 }
 
+/// Checks, before a run starts, that no checkpoint file name in `dir/resume/` is taken by
+/// a folder, which would stop the run at its first checkpoint. A missing folder is fine.
+pub fn check_resume_names(dir: &Path) -> Result<(), crate::fsio::OutputError> {
+    let Ok(entries) = std::fs::read_dir(dir.join(RESUME_DIR)) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let checkpoint = name.starts_with("epoch-") && (name.ends_with(".json") || name.ends_with(".bpk"));
+        if checkpoint && entry.path().is_dir() {
+            return Err(crate::fsio::OutputError {
+                path: entry.path().display().to_string(),
+                reason: "it is a folder".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes the resume pair of `state.epoch` (before the model is written).
 pub fn write_resume(
     dir: &Path,

@@ -179,6 +179,7 @@ fn check_before_start(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result
             &["model.safetensors", "metrics.csv", "config.json"],
             &[super::resume::RESUME_DIR],
         )?;
+        super::resume::check_resume_names(dir)?;
     }
     let Some(r) = &req.resume else {
         return Ok(None);

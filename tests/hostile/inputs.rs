@@ -269,6 +269,8 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
     // run and sweep folders are checked before the work, not after it
     let blocked = dir.join("blocked-run");
     std::fs::create_dir_all(blocked.join("model.safetensors")).unwrap();
+    let blocked_resume = dir.join("blocked-resume");
+    std::fs::create_dir_all(blocked_resume.join("resume/epoch-1.bpk")).unwrap();
     let blocked_sweep = dir.join("blocked-sweep");
     std::fs::create_dir_all(blocked_sweep.join("sweep.png")).unwrap();
     let train = |out: &Path| -> Vec<std::ffi::OsString> {
@@ -286,6 +288,10 @@ pub fn file_cases(dir: &Path, model: &Path) -> Vec<Case> {
             train(&blocked),
         ),
         ("train into a run folder that is a file", train(model)),
+        (
+            "train into a run folder whose first checkpoint name is a folder",
+            train(&blocked_resume),
+        ),
     ] {
         let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
         cases.push(Case::new("output path", name, Refuse, &args).saying("cannot write here"));
@@ -441,6 +447,26 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
                 &dir.join("sw"),
             ],
         ),
+        Case::sweep(
+            "numbers",
+            "a billion EagleEye candidates",
+            model,
+            None,
+            &dir.join("sw"),
+        )
+        .with_arg("--candidates")
+        .with_arg("1000000000")
+        .saying("more than 1,000"),
+        Case::sweep(
+            "numbers",
+            "a billion timed repetitions",
+            model,
+            None,
+            &dir.join("sw"),
+        )
+        .with_arg("--repeat")
+        .with_arg("1000000000")
+        .saying("more than 1,000"),
     ]
 }
 
