@@ -104,6 +104,11 @@ impl Commands for Workers {
     /// or model waits in the outbox while the inspector is busy.
     fn inspect(&mut self, command: InspectCommand) -> Result<(), SendError> {
         let inspector = self.inspector.as_ref().ok_or(SendError::Stopped("inspector"))?;
+        if matches!(command, InspectCommand::Keep(_)) {
+            // a Cancel clicked after the last Keep ended (its answer still on the way)
+            // must not stop this one; one clicked from now on, queued or running, does
+            inspector.clear_cancel();
+        }
         self.outbox.send(command, |c| inspector.send_or_return(c))
     }
 
@@ -193,9 +198,11 @@ impl AppState {
     }
 
     /// Hands one event to every panel; a new checkpoint of the app's run goes to the
-    /// inspector, so the panels show the model as it trains.
+    /// inspector, so the panels show the model as it trains, unless the user loaded or
+    /// kept a model of their own since the run started.
     pub fn dispatch(&mut self, e: &AppEvent) {
         if let AppEvent::Train(Event::Checkpoint { path, .. }) = e
+            && self.pruning.follow_run
             && let Err(err) = self.workers.inspect(InspectCommand::Load(path.clone()))
         {
             self.pruning.error = Some(err.to_string());

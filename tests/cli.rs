@@ -429,6 +429,18 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     ]));
     assert_eq!(json["lengths"].as_array().unwrap().len(), 10);
     assert_eq!(json["top_capsules"].as_array().unwrap().len(), 10);
+    // the CLI reads the image as the app does (centred as a drawn digit)
+    let device = burn::prelude::Device::flex();
+    let (net, _) = sparsecaps::export::load_model(&compact, &device).unwrap();
+    let pixels = sparsecaps::inspect::load_input(&png, (1, 28, 28), true).unwrap();
+    let app = sparsecaps::inspect::inspect_digit(&net, &pixels, 10, &device);
+    for (cli, app) in json["lengths"].as_array().unwrap().iter().zip(&app.lengths) {
+        assert!(
+            (cli.as_f64().unwrap() - f64::from(*app)).abs() < 1e-5,
+            "{json} vs {:?}",
+            app
+        );
+    }
 }
 
 #[test]

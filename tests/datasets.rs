@@ -4,6 +4,9 @@
 use std::path::Path;
 
 use sparsecaps::data::{DataError, DataSource, Dataset};
+use sparsecaps::device::DeviceChoice;
+use sparsecaps::model::Preset;
+use sparsecaps::train::{Command, Event, TrainRequest, Trainer};
 
 fn png_grey(path: &Path, w: u32, h: u32, v: u8) {
     image::GrayImage::from_pixel(w, h, image::Luma([v]))
@@ -254,4 +257,47 @@ fn cifar10_by_name_reads_the_shared_jpeg_folders() {
     // CIFAR-10's well-known channel means are about 0.49, 0.48, 0.45
     assert!(mean.iter().all(|m| (0.4..0.55).contains(m)), "{mean:?}");
     assert!(std.iter().all(|s| (0.2..0.3).contains(s)), "{std:?}");
+}
+
+#[test]
+fn an_image_folder_of_twelve_classes_trains_a_twelve_class_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for split in ["train", "test"] {
+        for c in 0..12u8 {
+            let folder = dir.path().join(split).join(format!("class-{c:02}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..2u8 {
+                png_grey(&folder.join(format!("{i}.png")), 28, 28, c * 20 + i);
+            }
+        }
+    }
+    let run = dir.path().join("run");
+    let trainer = Trainer::spawn(None).unwrap();
+    let req = TrainRequest {
+        data: DataSource::Dir(dir.path().into()),
+        preset: Preset::Tiny,
+        epochs: 1,
+        batch: 8,
+        device: DeviceChoice::Cpu,
+        out_dir: Some(run.clone()),
+        ..TrainRequest::default()
+    };
+    trainer.send(Command::Start(Box::new(req))).unwrap();
+    let mut last = None;
+    while let Some(e) = trainer.recv_event() {
+        let end = matches!(e, Event::Finished { .. } | Event::Failed(_));
+        last = Some(e);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        matches!(last, Some(Event::Finished { stopped: false, .. })),
+        "{last:?}"
+    );
+    let file = run.join("model.safetensors");
+    let (model, info) = sparsecaps::export::load_model(&file, &burn::prelude::Device::flex()).unwrap();
+    assert_eq!(model.config.classes, 12);
+    assert_eq!(info.classes.len(), 12);
+    assert_eq!(info.classes[11], "class-11");
 }

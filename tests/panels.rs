@@ -129,6 +129,33 @@ fn training_panel_starts_the_form_and_follows_the_run() {
 }
 
 #[test]
+fn the_eta_counts_from_the_first_step_report_of_a_resumed_run() {
+    let mut panel = TrainingPanel::default();
+    // a run resumed at step 900 of 1,000
+    let at = |global_step: usize| {
+        AppEvent::Train(Event::Step(StepReport {
+            global_step,
+            total_steps: 1_000,
+            ..match step(1, 1_000) {
+                AppEvent::Train(Event::Step(s)) => s,
+                _ => unreachable!(),
+            }
+        }))
+    };
+    panel.progress.total_steps = 1_000;
+    panel.on_event(&at(900));
+    assert_eq!(panel.progress.eta_s(), None, "no pace yet");
+    let (step0, when) = panel.progress.first_report.unwrap();
+    assert_eq!(step0, 900);
+    // 10 steps in 1 s: the 50 left take 5 s (counting from step 0 would say 0.06 s)
+    panel.progress.first_report = Some((900, when - std::time::Duration::from_secs(1)));
+    panel.on_event(&at(910));
+    panel.progress.total_steps = 960;
+    let eta = panel.progress.eta_s().unwrap();
+    assert!((eta - 5.0).abs() < 0.5, "{eta}");
+}
+
+#[test]
 fn a_busy_trainer_leaves_the_run_not_started_with_the_reason() {
     let mut h = harness(TrainingPanel::default(), |p, ui, c| p.ui(ui, c));
     h.state_mut().1.refuse = true;
@@ -206,6 +233,53 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
         h.state().1.inspect.last(),
         Some(InspectCommand::Export(_))
     ));
+}
+
+#[test]
+fn prune_panel_stops_following_the_run_once_a_model_is_loaded() {
+    let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
+    let started = AppEvent::Train(Event::Started {
+        train_images: 64,
+        test_images: 8,
+        total_steps: 4,
+        params: 100,
+        capsules: 32,
+    });
+    let checkpoint = |epoch: usize| {
+        AppEvent::Train(Event::Checkpoint {
+            path: format!("run/epoch-{epoch}.safetensors").into(),
+            epoch,
+        })
+    };
+    h.state_mut().0.on_event(&started);
+    h.state_mut().0.on_event(&checkpoint(1));
+    h.run();
+    assert!(h.state().0.follow_run, "a run's checkpoints are shown");
+    assert!(h.query_by_label("Follow the run").is_none());
+    h.get_by_label("Load model").click();
+    h.run();
+    assert!(!h.state().0.follow_run, "a loaded model is not replaced");
+    h.state_mut().0.on_event(&checkpoint(2));
+    h.run();
+    assert!(has_label(&h, "checkpoints (epoch 2) wait"));
+    h.get_by_label("Follow the run").click();
+    h.run();
+    assert!(h.state().0.follow_run);
+    assert!(
+        matches!(h.state().1.inspect.last(), Some(InspectCommand::Load(p)) if p.ends_with("epoch-2.safetensors")),
+        "{:?}",
+        h.state().1.inspect
+    );
+    // Keep stops following too, and a new run starts it again
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(pruned(vec![true; 10], 0.5)));
+    h.run();
+    h.get_by_label("Keep").click();
+    h.run();
+    assert!(!h.state().0.follow_run);
+    h.state_mut().0.on_event(&started);
+    assert!(h.state().0.follow_run);
 }
 
 #[test]
@@ -318,6 +392,18 @@ fn inspection_panel_shows_an_inspection_perturbs_and_forgets() {
     assert!(
         matches!(h.state().1.inspect.last(), Some(InspectCommand::Perturb(d)) if (d[0] - 0.2).abs() < 1e-6)
     );
+    // a new image starts without offsets; a model with 8-D class capsules gets 8 sliders
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Inspected(inspection(&net))));
+    assert!(h.state().0.perturb.iter().all(|d| *d == 0.0));
+    let mut narrow = summary(&net);
+    narrow.class_dim = 8;
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(narrow)));
+    h.run();
+    assert!(has_label(&h, "Winning capsule's 8 dimensions"));
     h.state_mut()
         .0
         .on_event(&AppEvent::Inspect(InspectEvent::Forgotten));
@@ -365,6 +451,22 @@ fn curves_show_a_hint_until_a_run_reports_and_keep_slider_results() {
     assert!(!has_label(&h, "No training yet"));
     assert_eq!(h.state().0.slider_history, vec![(0.3, 0.875)]);
     assert_eq!(h.state().0.history.len(), 1);
+    // the same sparsity again replaces its point; another method or model starts over
+    let again = |h: &mut Harness<'static, Pair<CurvesPanel>>, r: InspectEvent| {
+        h.state_mut().0.on_event(&AppEvent::Inspect(r));
+    };
+    again(&mut h, pruned(vec![true; 4], 0.3));
+    again(&mut h, pruned(vec![true; 4], 0.6));
+    assert_eq!(h.state().0.slider_history.len(), 2);
+    let mut capsules = pruned(vec![true; 4], 0.5);
+    if let InspectEvent::Pruned(r) = &mut capsules {
+        r.method = PruneMethod::Capsules;
+    }
+    again(&mut h, capsules);
+    assert_eq!(h.state().0.slider_history, vec![(0.5, 0.875)]);
+    let net = tiny_net(1, 28);
+    again(&mut h, InspectEvent::ModelReady(summary(&net)));
+    assert!(h.state().0.slider_history.is_empty(), "points of another model");
 }
 
 #[test]

@@ -203,6 +203,19 @@ fn capsule_pruning_is_kept_with_fine_tuning_and_reset() {
             .is_some_and(|r| r.alive_capsules == 144)
             && has_label(h, "K/N: 144/576")
     });
+    // a Cancel that arrives after a Keep ended (its answer was on the way) does not stop
+    // the next Keep
+    sparsecaps::ui::Commands::cancel_keep(&mut h.state_mut().workers);
+    h.get_by_label("Keep").click();
+    h.step();
+    wait_until(&mut h, 120, "the second Keep", |h| {
+        h.state().pruning.tuning.is_none()
+    });
+    assert!(
+        has_label(&h, "kept: fine-tuned under the mask"),
+        "{:?}",
+        h.state().pruning.status
+    );
     h.get_by_label("Reset").click();
     h.step();
     wait_until(&mut h, 30, "the dense model again", |h| {

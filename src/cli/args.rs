@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::data::DataSource;
 use crate::device::DeviceChoice;
 use crate::model::Preset;
+use crate::train::messages::MAX_EPOCHS;
 
 /// sparsecaps: train, prune and inspect efficient Capsule Networks.
 /// Without a subcommand it opens the desktop app.
@@ -91,8 +92,8 @@ pub struct SweepArgs {
     /// `prune --conv1`).
     #[arg(long, value_parser = fraction, default_value_t = 0.0)]
     pub conv1: f64,
-    /// Fine-tune each pruned model for this many epochs.
-    #[arg(long, default_value_t = 0)]
+    /// Fine-tune each pruned model for this many epochs (at most 100,000).
+    #[arg(long, default_value_t = 0, value_parser = finetune_epochs)]
     pub finetune_epochs: usize,
     /// Dataset (default: the model's).
     #[arg(long, value_parser = dataset)]
@@ -127,7 +128,9 @@ pub struct InspectArgs {
     /// Model file (dense or compact).
     #[arg(long)]
     pub model: PathBuf,
-    /// Image file (PNG or JPEG); resized to the model's input, light backgrounds inverted.
+    /// Image file (PNG or JPEG), read as the app reads it: for a 28x28 grey model as a drawn
+    /// digit (light paper inverted, centred in 20x20 as MNIST's digits are), for any other
+    /// model resized to its input as it is.
     #[arg(long)]
     pub image: PathBuf,
     /// How many capsules to list.
@@ -166,8 +169,8 @@ pub struct PruneArgs {
     /// drops them.
     #[arg(long, value_parser = fraction, default_value_t = 0.0)]
     pub conv1: f64,
-    /// Fine-tune for this many epochs under the pruning masks.
-    #[arg(long, default_value_t = 0)]
+    /// Fine-tune for this many epochs under the pruning masks (at most 100,000).
+    #[arg(long, default_value_t = 0, value_parser = finetune_epochs)]
     pub finetune_epochs: usize,
     /// Batch size of fine-tuning.
     #[arg(long, default_value_t = 32, value_parser = positive)]
@@ -245,6 +248,22 @@ fn at_most_1000(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a number of training epochs: 1 to [`MAX_EPOCHS`].
+fn epochs(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        n if n <= MAX_EPOCHS => Ok(n),
+        _ => Err(format!("'{s}' is more than {MAX_EPOCHS} epochs")),
+    }
+}
+
+/// Parses a number of fine-tuning epochs: 0 to [`MAX_EPOCHS`].
+fn finetune_epochs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_EPOCHS => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number from 0 to {MAX_EPOCHS}")),
+    }
+}
+
 /// `train` arguments.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -260,8 +279,8 @@ pub struct TrainArgs {
     /// BatchNorm, resnet-caps (ResNet-20) or mobilenet-caps (MobileNetV1-style).
     #[arg(long, default_value = "small", ignore_case = true)]
     pub preset: Preset,
-    /// Epochs (3 by default); with --resume, the new total.
-    #[arg(long, value_parser = positive)]
+    /// Epochs (3 by default, at most 100,000); with --resume, the new total.
+    #[arg(long, value_parser = epochs)]
     pub epochs: Option<usize>,
     /// Continue an interrupted or finished run from its folder's last checkpoint: weights,
     /// Adam state, masks, learning-rate and LOBSTER state, epoch counter and shuffling

@@ -4,21 +4,18 @@ use burn::prelude::*;
 
 use super::args::InspectArgs;
 use crate::export::load_model;
-use crate::inspect::{inspect_digit, load_image};
+use crate::inspect::messages::DIGIT_INPUT;
+use crate::inspect::{inspect_digit, load_input};
 use crate::prune::survival;
 
 /// Classifies one image with a model file and lists the capsules that vote most for it.
+/// The image is read as the app reads it: a digit model's as a drawn digit (grey, light
+/// paper inverted, centred as MNIST's digits are), any other model's as it is.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let device = Device::flex();
     let (model, _) = load_model(&args.model, &device)?;
-    let c = &model.config;
-    if c.in_channels != 1 {
-        anyhow::bail!(
-            "inspect reads grey images; this model takes {} channels",
-            c.in_channels
-        );
-    }
-    let pixels = load_image(&args.image, c.height, c.width)?;
+    let input = model.config.input();
+    let pixels = load_input(&args.image, input, input == DIGIT_INPUT)?;
     let r = inspect_digit(&model, &pixels, args.top, &device);
     let alive = survival(&model).map;
     println!(

@@ -79,13 +79,18 @@ pub fn main(open_app: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// A command's result as its exit code, the error printed as one line.
+/// A command's result as its exit code, the error printed as one line: a worker thread's
+/// panic is an internal error, anything else bad input or a failed command.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&crate::errors::error_chain(&e)));
-            ExitCode::from(EXIT_BAD_INPUT)
+            let panicked = matches!(
+                e.downcast_ref::<crate::train::messages::TrainError>(),
+                Some(crate::train::messages::TrainError::Panicked(_))
+            );
+            ExitCode::from(if panicked { EXIT_INTERNAL } else { EXIT_BAD_INPUT })
         }
     }
 }

@@ -268,7 +268,8 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                 if let Some(p) = &progress {
                     p.finish();
                 }
-                bail!("{e}");
+                // typed, so that a panic of the trainer exits as an internal error
+                return Err(e.into());
             }
         }
     }

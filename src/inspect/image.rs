@@ -44,7 +44,7 @@ pub fn load_image(path: &Path, height: usize, width: usize) -> Result<Vec<f32>, 
 pub fn load_input(path: &Path, input: (usize, usize, usize), digits: bool) -> Result<Vec<f32>, ImageError> {
     if digits {
         let (_, h, w) = input;
-        load_image(path, h, w).map(|px| super::preprocess::mnist_style(&px, h, w))
+        load_image(path, h, w).map(|px| super::preprocess::mnist_style(&px, w, h))
     } else {
         load_image_as(path, input)
     }

@@ -133,6 +133,8 @@ pub struct ModelSummary {
     pub input: (usize, usize, usize),
     /// Whether it has a CNN backbone (whose channels the slider can prune).
     pub backbone: bool,
+    /// Dimensions of a class capsule (the reconstruction's dimension sliders).
+    pub class_dim: usize,
 }
 
 impl ModelSummary {

@@ -12,7 +12,7 @@ pub mod summary;
 pub mod worker;
 
 pub use digit::{CapsuleVote, DigitInspection, inspect_digit};
-pub use image::{ImageError, load_image};
+pub use image::{ImageError, load_image, load_input};
 pub use messages::{
     InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, PruneMethod, SliderResult,
 };

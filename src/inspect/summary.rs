@@ -33,6 +33,7 @@ impl ModelSummary {
             info,
             input: c.input(),
             backbone: model.backbone.is_some(),
+            class_dim: c.class_dim,
         }
     }
 }

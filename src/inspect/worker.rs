@@ -435,8 +435,6 @@ impl State {
                 !cancel.load(std::sync::atomic::Ordering::Relaxed)
             },
         );
-        // lowered whether or not it stopped this Keep, so it cannot stop the next one
-        self.cancel.store(false, std::sync::atomic::Ordering::Relaxed);
         if !completed {
             return vec![InspectEvent::KeepCancelled];
         }

@@ -71,7 +71,7 @@ pub fn finetune_until(
     };
     let mut optim = AdamConfig::new().init();
     let per_epoch = train.len().div_ceil(settings.batch.max(1));
-    let total = per_epoch * settings.epochs;
+    let total = per_epoch.saturating_mul(settings.epochs);
     let mut done = 0;
     for epoch in 0..settings.epochs {
         for indices in train.batches(settings.batch, Some(settings.seed.wrapping_add(epoch as u64))) {

@@ -82,6 +82,12 @@ impl<C: Send + 'static, E: Send + 'static> WorkerHandle<C, E> {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// Lowers the cancel flag, so a cancel meant for an earlier command cannot stop the
+    /// next one. Call it just before sending the command that a later cancel is meant for.
+    pub fn clear_cancel(&self) {
+        self.cancel.store(false, Ordering::Relaxed);
+    }
+
     /// Sends a command without waiting; a full queue or an ended thread is an error.
     pub fn send(&self, command: C) -> Result<(), SendError> {
         self.send_or_return(command).map_err(|(e, _)| e)

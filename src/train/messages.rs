@@ -385,6 +385,9 @@ pub fn check_setting(
     }
 }
 
+/// Most epochs a run or a fine-tune may ask for (the authors' longest run took 333).
+pub const MAX_EPOCHS: usize = 100_000;
+
 impl TrainRequest {
     /// Checks every number of the settings (the trainer refuses a request that fails).
     pub fn validate(&self) -> Result<(), SettingError> {
@@ -392,7 +395,9 @@ impl TrainRequest {
         let fraction = |v: f64| v > 0.0 && v <= 1.0;
         check_setting("--lr", self.lr, "a positive number", positive)?;
         check_setting("--lr-decay", self.lr_decay, "in (0, 1]", fraction)?;
-        check_setting("--epochs", self.epochs as f64, "at least 1", |v| v >= 1.0)?;
+        check_setting("--epochs", self.epochs as f64, "from 1 to 100,000", |v| {
+            (1.0..=MAX_EPOCHS as f64).contains(&v)
+        })?;
         check_setting("--batch", self.batch as f64, "at least 1", |v| v >= 1.0)?;
         match self.prune {
             PruneSchedule::None => Ok(()),

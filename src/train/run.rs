@@ -146,7 +146,12 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
         }
         None => {
             let t = &data.train;
-            let config = req.preset.config().for_input(t.channels, t.height, t.width);
+            let mut config = req.preset.config().for_input(t.channels, t.height, t.width);
+            // named classes (image folders, CIFAR-10) set the class capsules; IDX labels
+            // are digits, at most ten
+            if !data.classes.is_empty() {
+                config.classes = data.classes.len();
+            }
             // colour data is normalised per channel with the training split's statistics
             let config = if t.channels > 1 {
                 let (mean, std) = t.channel_stats();
@@ -244,7 +249,7 @@ impl Run<'_> {
         let mut model = build_model(req, &data, &device, &ad)?;
         let optimizer = check_before_start(req, &mut model)?;
         let batch = req.batch.max(1);
-        let total_steps = data.train.len().div_ceil(batch) * req.epochs;
+        let total_steps = data.train.len().div_ceil(batch).saturating_mul(req.epochs);
         self.emit.send(Event::Started {
             train_images: data.train.len(),
             test_images: data.test.len(),

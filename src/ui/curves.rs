@@ -7,7 +7,7 @@ use egui::{Color32, Ui};
 use egui_plot::{Line, Plot, PlotPoints, Points};
 
 use super::commands::AppEvent;
-use crate::inspect::InspectEvent;
+use crate::inspect::{InspectEvent, PruneMethod};
 use crate::train::{EpochMetrics, Event};
 
 /// One progress report, for the curves.
@@ -28,8 +28,11 @@ pub struct CurvesPanel {
     pub history: Vec<StepPoint>,
     /// Finished epochs and the step at which each ended.
     pub epochs: Vec<(EpochMetrics, usize)>,
-    /// (sparsity, accuracy) of every slider result.
+    /// (sparsity, accuracy) of the slider's results on the model in use with the slider's
+    /// method, one per sparsity (the newest); a new model or method starts it again.
     pub slider_history: Vec<(f64, f64)>,
+    /// The method of the points in `slider_history`.
+    pub slider_method: Option<PruneMethod>,
 }
 
 impl CurvesPanel {
@@ -49,9 +52,17 @@ impl CurvesPanel {
                 let step = self.history.last().map_or(0, |p| p.step);
                 self.epochs.push((m.clone(), step));
             }
+            AppEvent::Inspect(InspectEvent::ModelReady(_) | InspectEvent::Kept(_)) => {
+                self.slider_history.clear();
+            }
             // only answers on all the held-out images, not a move's first estimate
             AppEvent::Inspect(InspectEvent::Pruned(r)) if r.evaluated == r.held_out => {
+                if self.slider_method != Some(r.method) {
+                    self.slider_history.clear();
+                    self.slider_method = Some(r.method);
+                }
                 if let Some(a) = r.accuracy {
+                    self.slider_history.retain(|(sp, _)| *sp != r.sparsity);
                     self.slider_history.push((r.sparsity, a));
                 }
             }

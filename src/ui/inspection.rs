@@ -1,7 +1,7 @@
 //! Inspection panel for the current digit: class-capsule lengths, the capsules coupled most
 //! to the winner with their receptive fields on the input, the routing coefficients of each
 //! iteration (by capsule type, drilling down to single capsules; see [`super::routing`]),
-//! and the reconstruction with 16 dimension sliders.
+//! and the reconstruction with a slider for each dimension of the winning class capsule.
 
 use egui::{Color32, Rect, Stroke, Ui, vec2};
 use egui_plot::{Bar, BarChart, Plot};
@@ -27,7 +27,7 @@ pub struct InspectionPanel {
     pub inspection: Option<DigitInspection>,
     /// The last perturbed reconstruction.
     pub reconstruction: Option<Vec<f32>>,
-    /// Offsets of the winning capsule's dimensions.
+    /// Offsets of the winning capsule's dimensions (zero for a new image or model).
     pub perturb: Vec<f32>,
     /// The routing view.
     pub routing: RoutingState,
@@ -59,7 +59,9 @@ impl InspectionPanel {
         let AppEvent::Inspect(e) = e else { return };
         match e {
             InspectEvent::Inspected(r) => {
+                // a new image starts from its own reconstruction, with no offsets
                 self.reconstruction = None;
+                self.perturb.fill(0.0);
                 self.inspection_id += 1;
                 self.inspection = Some((**r).clone());
             }
@@ -68,7 +70,10 @@ impl InspectionPanel {
                 self.inspection = None;
                 self.reconstruction = None;
             }
-            InspectEvent::ModelReady(m) | InspectEvent::Kept(m) => self.model = Some((**m).clone()),
+            InspectEvent::ModelReady(m) | InspectEvent::Kept(m) => {
+                self.perturb = vec![0.0; m.class_dim];
+                self.model = Some((**m).clone());
+            }
             _ => {}
         }
     }
@@ -125,7 +130,8 @@ impl InspectionPanel {
                 ),
             );
         }
-        ui.collapsing("Winning capsule's 16 dimensions", |ui| {
+        let title = format!("Winning capsule's {} dimensions", self.perturb.len());
+        ui.collapsing(title, |ui| {
             let mut changed = false;
             for (e, d) in self.perturb.iter_mut().enumerate() {
                 changed |= ui

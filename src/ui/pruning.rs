@@ -9,6 +9,7 @@ use super::training::error_line;
 use crate::data::DataSource;
 use crate::inspect::builtin::BUILTIN_MODELS;
 use crate::inspect::{InspectCommand, InspectEvent, KeepRequest, PruneMethod, SliderResult};
+use crate::train::Event;
 
 /// The pruning panel's state.
 #[derive(Debug, Clone)]
@@ -34,6 +35,12 @@ pub struct PrunePanel {
     pub backbone: bool,
     /// The "Choose file..." dialog, while it is open.
     pub dialog: Option<OpenDialog<()>>,
+    /// Whether each new checkpoint of the app's run becomes the model in use. Loading or
+    /// keeping a model turns it off, so a run going on in the background does not replace
+    /// it; a new run or "Follow the run" turns it on.
+    pub follow_run: bool,
+    /// The newest checkpoint of the app's run.
+    pub run_checkpoint: Option<(std::path::PathBuf, usize)>,
 }
 
 impl Default for PrunePanel {
@@ -52,6 +59,8 @@ impl Default for PrunePanel {
             error: None,
             backbone: false,
             dialog: None,
+            follow_run: true,
+            run_checkpoint: None,
         }
     }
 }
@@ -75,6 +84,7 @@ impl PrunePanel {
         if let Some((name, bytes)) = BUILTIN_MODELS.get(i)
             && self.send(InspectCommand::LoadBytes { name, bytes }, cmds)
         {
+            self.follow_run = false;
             self.status = Some(format!("loading the built-in {name}..."));
         }
     }
@@ -83,6 +93,7 @@ impl PrunePanel {
     pub fn load_model(&mut self, cmds: &mut dyn Commands) {
         let path = std::path::PathBuf::from(&self.model_path);
         if self.send(InspectCommand::Load(path.clone()), cmds) {
+            self.follow_run = false;
             self.status = Some(format!("loading {}...", path.display()));
         }
     }
@@ -104,6 +115,7 @@ impl PrunePanel {
             epochs: 1,
         };
         if self.send(InspectCommand::Keep(req), cmds) {
+            self.follow_run = false;
             self.tuning = Some((0, 1));
             self.status = Some(format!("fine-tuning under the mask on {data}..."));
         }
@@ -118,9 +130,33 @@ impl PrunePanel {
         self.send(c, cmds);
     }
 
-    /// Follows the inspection worker's events.
+    /// "Follow the run": the run's newest checkpoint becomes the model in use, and so
+    /// does every later one.
+    pub fn follow_run(&mut self, cmds: &mut dyn Commands) {
+        let Some((path, epoch)) = self.run_checkpoint.clone() else {
+            return;
+        };
+        if self.send(InspectCommand::Load(path), cmds) {
+            self.follow_run = true;
+            self.status = Some(format!("loading the run's epoch {epoch}..."));
+        }
+    }
+
+    /// Follows the trainer's and the inspection worker's events.
     pub fn on_event(&mut self, e: &AppEvent) {
-        let AppEvent::Inspect(e) = e else { return };
+        let e = match e {
+            AppEvent::Train(Event::Started { .. }) => {
+                self.follow_run = true;
+                self.run_checkpoint = None;
+                return;
+            }
+            AppEvent::Train(Event::Checkpoint { path, epoch }) => {
+                self.run_checkpoint = Some((path.clone(), *epoch));
+                return;
+            }
+            AppEvent::Train(_) => return,
+            AppEvent::Inspect(e) => e,
+        };
         match e {
             InspectEvent::Pruned(r) => self.slider = Some(r.clone()),
             InspectEvent::Tuning { done, total } => self.tuning = Some((*done, *total)),
@@ -277,6 +313,18 @@ impl PrunePanel {
             }
         });
         ui.label(self.status.as_deref().unwrap_or(""));
+        if let Some(epoch) = self.run_checkpoint.as_ref().map(|c| c.1)
+            && !self.follow_run
+        {
+            ui.horizontal_wrapped(|ui| {
+                ui.small(format!(
+                    "The run's checkpoints (epoch {epoch}) wait while you work on this model."
+                ));
+                if ui.button("Follow the run").clicked() {
+                    self.follow_run(cmds);
+                }
+            });
+        }
         error_line(ui, self.error.as_deref());
     }
 }

@@ -51,8 +51,10 @@ pub struct Progress {
     pub step: usize,
     /// Steps in the run.
     pub total_steps: usize,
-    /// When the run started.
-    pub started: Option<Instant>,
+    /// The run's first step report: (its global step, when it came). A resumed run starts
+    /// at its checkpoint's step, and loading and GPU warm-up come before it, so the ETA
+    /// counts from here.
+    pub first_report: Option<(usize, Instant)>,
     /// Device in use and why.
     pub device: Option<String>,
     /// One-line status.
@@ -60,10 +62,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Estimated seconds left.
+    /// Estimated seconds left, at the pace since the first step report.
     pub fn eta_s(&self) -> Option<f64> {
-        let t = self.started?.elapsed().as_secs_f64();
-        (self.step > 0).then(|| t / self.step as f64 * (self.total_steps.saturating_sub(self.step)) as f64)
+        let (step0, at) = self.first_report?;
+        let done = self.step.checked_sub(step0).filter(|d| *d > 0)?;
+        let per_step_s = at.elapsed().as_secs_f64() / done as f64;
+        Some(per_step_s * self.total_steps.saturating_sub(self.step) as f64)
     }
 }
 
@@ -134,7 +138,6 @@ impl TrainingPanel {
     fn begin(&mut self, command: Command, status: &str, cmds: &mut dyn Commands) {
         self.progress = Progress {
             running: true,
-            started: Some(Instant::now()),
             status: status.into(),
             ..Progress::default()
         };
@@ -196,6 +199,7 @@ impl TrainingPanel {
             Event::WarmingUp => t.status = "first step: compiling and tuning GPU kernels".into(),
             Event::Step(s) => {
                 t.step = s.global_step;
+                t.first_report.get_or_insert((s.global_step, Instant::now()));
                 t.status = format!(
                     "epoch {}: loss {:.4}, {:.0} images/s",
                     s.epoch, s.loss, s.images_per_s

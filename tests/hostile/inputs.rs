@@ -363,6 +363,7 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         train("twt -inf", "--twt", "-inf"),
         train("batch 0", "--batch", "0"),
         train("epochs 0", "--epochs", "0"),
+        train("epochs 2^64-1", "--epochs", "18446744073709551615").saying("more than 100000 epochs"),
         train("sparsity 1.5", "--target-sparsity", "1.5"),
         train("validation split with nothing to validate", "--validation", "5")
             .saying("--validation holds out images for --prune lobster or --patience"),
