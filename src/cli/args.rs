@@ -28,7 +28,8 @@ pub enum Commands {
     Eval(EvalArgs),
     /// Time training steps, batch inference and single-image latency.
     Bench(BenchArgs),
-    /// Prune a model to an exact global sparsity (the dense weights of pruned entries are 0).
+    /// Prune a model: weights by magnitude to an exact global sparsity, whole primary
+    /// capsules, or backbone channels by FLOPs (EagleEye); optionally fine-tune it.
     Prune(PruneArgs),
     /// Write a model file again, compacted with --compact (dead capsules removed).
     Export(ExportArgs),
@@ -291,8 +292,8 @@ pub struct TrainArgs {
         "plateau_tolerance", "augment", "no_decoder", "recipe", "patience", "validation",
     ])]
     pub resume: Option<PathBuf>,
-    /// Batch size (default: 128 for paper, 32 for small, 16 for tiny; --preset's, also with
-    /// --init).
+    /// Batch size (default: 128 for paper, 32 for small, 16 for tiny, 64 for the backbone
+    /// presets; --preset's, also with --init).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: Option<u32>,
     /// Adam learning rate.
@@ -349,8 +350,8 @@ pub struct TrainArgs {
     pub no_decoder: bool,
     /// A published training recipe; `rem` is LOBSTER as its authors ran it on the CapsNet
     /// (EIDOSLAB/REM): lambda 1e-4 x 0.99 per epoch, a threshold step every epoch, twt 0,
-    /// plateau tolerance 0.01, Adam 1e-3 x 0.99 per epoch, batch 128, no decoder, 5,500
-    /// validation images, stop after 200 epochs without a better validation loss (at most
+    /// plateau tolerance 0.01, Adam 1e-3 x 0.99 per epoch, batch 128, no decoder, random
+    /// shifts of up to 2 pixels (in place of --augment), 5,500 validation images, stop after 200 epochs without a better validation loss (at most
     /// --epochs, 1,000 by default). It replaces those flags (--validation and --patience,
     /// when given, replace its 5,500 and 200); --preset, --data, --seed, --device and the
     /// limits still apply.
@@ -360,7 +361,8 @@ pub struct TrainArgs {
     /// as for LOBSTER).
     #[arg(long, value_parser = positive)]
     pub patience: Option<usize>,
-    /// Training images held out for validation (LOBSTER; default 10%, at most 5,000).
+    /// Training images held out for validation (LOBSTER, --patience or --recipe; default
+    /// 10%, at most 5,000).
     #[arg(long, value_parser = positive)]
     pub validation: Option<usize>,
     /// Run folder.

@@ -115,9 +115,13 @@ fn prune_backbone(
     device: &Device,
 ) -> anyhow::Result<CapsNet> {
     let mut progress = Progress::new(search.candidates as u64, "EagleEye");
-    let (best, candidates) = eagleeye(model, &data.train, search, |done, _| {
-        progress.update(done as u64, "candidates scored")
-    })?;
+    let (best, candidates) = eagleeye(
+        model,
+        &data.train,
+        search,
+        |net, images, batch| evaluate(net, images, batch, device).accuracy,
+        |done, _| progress.update(done as u64, "candidates scored"),
+    )?;
     progress.finish();
     for c in &candidates {
         eprintln!(

@@ -163,7 +163,8 @@ fn check_row(sparsity: f64, r: &Row) -> Result<(), String> {
     Ok(())
 }
 
-/// A whole `sweep.csv`: the header, then rows of one method, magnitude or capsules.
+/// A whole `sweep.csv`: the header, then rows of one method (magnitude, capsules or
+/// backbone).
 fn parse_csv(text: &str) -> Result<Sweep, String> {
     let mut lines = text.lines().enumerate();
     if lines.next().map(|(_, l)| l.trim()) != Some(SWEEP_HEADER) {

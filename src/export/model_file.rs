@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::sparse::{SPARSE_KEY, densify, sparsify};
 use super::tensors::{TensorFile, TensorFileError};
+use crate::model::PRUNABLE;
 use crate::model::{CapsNet, CapsNetConfig, Compaction, ParamsError};
-use crate::prune::PRUNABLE;
 
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "sparsecaps-model";

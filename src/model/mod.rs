@@ -15,5 +15,5 @@ pub mod validate;
 pub use backbone::{Backbone, BackboneKind, BackbonePlan};
 pub use capsnet::{CapsNet, CapsOutput, Compaction, LossParts};
 pub use config::{CapsNetConfig, ConfigError, Geometry, Preset};
-pub use params::{HostTensor, ParamsError};
+pub use params::{HostTensor, PRUNABLE, ParamsError};
 pub use primary_conv::PrimaryConv;

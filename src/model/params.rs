@@ -15,6 +15,10 @@ use super::backbone::Backbone;
 use super::capsnet::{CapsNet, Compaction, linear_from};
 use super::config::{CapsNetConfig, ConfigError};
 
+/// Names of the prunable tensors (conv1, the primary convolution and the class capsules'
+/// W), in the order masks and sparsity are reported.
+pub const PRUNABLE: [&str; 3] = ["conv1.weight", "primary.weight", "digit.weight"];
+
 /// A tensor on the host: its shape and row-major f32 values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {

@@ -354,13 +354,15 @@ pub fn uniform_counts(c: &CapsNetConfig, target: f64) -> Result<Vec<usize>, Back
 }
 
 /// Runs the search: samples candidates meeting `settings.flops`, prunes each by L1 norm,
-/// adapts its BatchNorm on the first training batches, scores it on the last
-/// `score_images` training images, and returns the best network with every candidate's
-/// score. `progress(done, total)` is called after each candidate.
+/// adapts its BatchNorm on the first training batches, scores it with
+/// `accuracy(candidate, images, batch)` on the last `score_images` training images, and
+/// returns the best network with every candidate's score. `progress(done, total)` is
+/// called after each candidate.
 pub fn eagleeye(
     model: &CapsNet,
     train: &Split,
     settings: EagleEye,
+    mut accuracy: impl FnMut(&CapsNet, &Split, usize) -> f64,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(CapsNet, Vec<Candidate>), BackbonePruneError> {
     let c = &model.config;
@@ -401,7 +403,7 @@ pub fn eagleeye(
             narrowed,
             calibration.iter().map(|idx| train.batch(idx, &device).0),
         );
-        let accuracy = crate::train::evaluate(&adapted, &scoring, batch, &device).accuracy;
+        let accuracy = accuracy(&adapted, &scoring, batch);
         found.push(Candidate {
             flops: flops_fraction(c, &counts),
             counts,

@@ -4,10 +4,8 @@
 
 use burn::prelude::*;
 
+pub use crate::model::PRUNABLE;
 use crate::model::{CapsNet, HostTensor};
-
-/// Names of the prunable tensors, in the order masks and sparsity are reported.
-pub const PRUNABLE: [&str; 3] = ["conv1.weight", "primary.weight", "digit.weight"];
 
 /// The prunable weights read back to the host, in [`PRUNABLE`] order and the network's own
 /// layouts (`digit` is `[N, D, J * E]`).

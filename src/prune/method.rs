@@ -21,9 +21,9 @@ pub enum PruneMethod {
     /// sparsity is the fraction of capsules removed.
     Capsules,
     /// Remove backbone channels (structured, backbone presets only); the sparsity is the
-    /// fraction of the backbone's FLOPs removed. `prune_to` keeps the same share of each
-    /// group by filter L1 norm and adapts BatchNorm; `sparsecaps prune --method backbone`
-    /// searches per-group shares (EagleEye).
+    /// fraction of the backbone's FLOPs removed. The app's slider keeps the same share of
+    /// each group by filter L1 norm and adapts BatchNorm; `prune` and `sweep` search
+    /// per-group shares (EagleEye).
     Backbone,
 }
 

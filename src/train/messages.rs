@@ -119,7 +119,7 @@ pub struct TrainRequest {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
-    /// Learning-rate decay per epoch (`lr * decay^epoch`).
+    /// Learning-rate decay per epoch (epoch e, from 1, trains at `lr * decay^(e-1)`).
     pub lr_decay: f64,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
@@ -137,10 +137,10 @@ pub struct TrainRequest {
     /// Pruning while training.
     pub prune: PruneSchedule,
     /// Training images held out for validation (default: 10% of the training set, at most
-    /// 5,000, when the pruning schedule needs them).
+    /// 5,000, when LOBSTER or early stopping needs them).
     pub validation: Option<usize>,
-    /// Start from this (dense) model file instead of fresh weights; its config replaces the
-    /// preset's.
+    /// Start from this model file (dense, pruned or compact) instead of fresh weights; its
+    /// config replaces the preset's, and pruned weights stay zero.
     pub init: Option<PathBuf>,
     /// How training images are varied.
     pub augment: Augment,
@@ -300,8 +300,8 @@ pub enum Event {
         /// Primary capsules.
         capsules: usize,
     },
-    /// The first step of a GPU run starts: it first compiles and tunes the kernels (every
-    /// run does; this build keeps no tuning cache). Its report follows it alone.
+    /// The first step of a GPU run starts: it first compiles the kernels and tunes those
+    /// that burn's autotune cache does not hold yet. Its report follows it alone.
     WarmingUp,
     /// Progress (every `readback_every` steps).
     Step(StepReport),
