@@ -10,7 +10,7 @@ use burn::prelude::*;
 use eframe::egui;
 
 use crate::inspect::outbox::Outbox;
-use crate::inspect::{InspectCommand, Inspector, PruneMethod, mnist_held_out};
+use crate::inspect::{InspectCommand, Inspector, PruneMethod};
 use crate::train::handle::SendError;
 use crate::train::{Command, Event, TrainRequest, Trainer, Waker};
 use crate::ui::{
@@ -167,13 +167,9 @@ impl AppState {
             workers,
         };
         state.training.error = errors.into_iter().next();
-        match mnist_held_out() {
-            Ok((test, held)) => {
-                let sent = state.workers.inspect(InspectCommand::SetHeldOut(Box::new(held)));
-                state.pruning.error = sent.err().map(|e| e.to_string());
-                state.canvas.test_digits = Some(test);
-            }
-            Err(e) => state.canvas.error = Some(e.to_string()),
+        // decoded by the worker, not here on the UI thread
+        if let Err(e) = state.workers.inspect(InspectCommand::LoadMnistDigits) {
+            state.pruning.error = Some(e.to_string());
         }
         state.pruning.load_builtin(0, &mut state.workers);
         state

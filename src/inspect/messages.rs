@@ -28,6 +28,12 @@ pub enum InspectCommand {
     SetModel(Box<CapsNet>),
     /// Held-out digits to measure the slider's accuracy on (and to rank capsules by).
     SetHeldOut(Box<Split>),
+    /// Read MNIST's test digits here, off the UI thread: the last [`HELD_OUT`] become the
+    /// held-out digits (as `SetHeldOut`), the others what `PickTestImage` picks from for a
+    /// model that takes digits. Answers nothing, or `Failed` if they cannot be read.
+    ///
+    /// [`HELD_OUT`]: super::HELD_OUT
+    LoadMnistDigits,
     /// Inspect one 28x28 (model-sized) image.
     Inspect(Vec<f32>),
     /// Prune the model to this sparsity (non-destructively) and evaluate it.
@@ -69,8 +75,9 @@ pub enum InspectCommand {
         /// Whether the model takes drawn digits.
         digits: bool,
     },
-    /// Pick test image `n` (modulo their count) of the model's own dataset, answer with
-    /// `Picked`, and inspect it (for models that do not take MNIST digits).
+    /// Pick test image `n` (modulo their count), answer with `Picked`, and inspect it: one
+    /// of MNIST's test digits (`LoadMnistDigits`) for a model they fit, else of the model's
+    /// own dataset.
     PickTestImage(usize),
     /// End the thread.
     Shutdown,

@@ -110,6 +110,9 @@ struct State {
     /// The pruned model, compacted: what inspections run on.
     current: Option<CapsNet>,
     held_out: Option<Split>,
+    /// MNIST's test digits less the held-out ones (`LoadMnistDigits`): what a digit model's
+    /// "Random test digit" picks from.
+    mnist_digits: Option<Split>,
     /// For a model the app's held-out digits do not fit: test images of its own dataset,
     /// as (images to pick from, held-out images for the slider), or why there are none.
     own_images: Option<Result<(Split, Split), String>>,
@@ -133,6 +136,7 @@ impl State {
             pruned: None,
             current: None,
             held_out: None,
+            mnist_digits: None,
             own_images: None,
             last_digit: None,
             order: None,
@@ -248,16 +252,19 @@ impl State {
             InspectCommand::Reset => self.original.take().map(|(m, info)| self.use_model(m, info)),
             InspectCommand::Export(path) => Some(self.export(&path)),
             InspectCommand::SetHeldOut(s) => {
-                // the app's held-out digits replace the model's own test images if they fit
-                if let Some(d) = &self.dense
-                    && s.check_fits(d.config.input(), d.config.classes).is_ok()
-                {
-                    self.own_images = None;
-                }
-                self.held_out = Some(*s);
-                self.importance = None;
+                self.set_held_out(*s);
                 None
             }
+            InspectCommand::LoadMnistDigits => match mnist_held_out() {
+                Ok((digits, held)) => {
+                    self.mnist_digits = Some(digits);
+                    self.set_held_out(held);
+                    None
+                }
+                Err(e) => Some(InspectEvent::Failed(InspectError::NoTestImages(format!(
+                    "MNIST's test digits: {e}"
+                )))),
+            },
             InspectCommand::Inspect(pixels) => Some(self.inspect(pixels)),
             InspectCommand::Forget => {
                 self.last_digit = None;
@@ -310,14 +317,32 @@ impl State {
         }
     }
 
-    /// Test image `n` of the model's own dataset, and its inspection.
+    /// The app's held-out digits replace the model's own test images if they fit it.
+    fn set_held_out(&mut self, held: Split) {
+        if let Some(d) = &self.dense
+            && held.check_fits(d.config.input(), d.config.classes).is_ok()
+        {
+            self.own_images = None;
+        }
+        self.held_out = Some(held);
+        self.importance = None;
+    }
+
+    /// Test image `n` (MNIST's for a model the app's digits fit, else of the model's own
+    /// dataset), and its inspection.
     fn pick(&mut self, n: usize) -> Vec<InspectEvent> {
-        let images = match &self.own_images {
-            Some(Ok((pick, _))) if !pick.is_empty() => pick,
-            Some(Err(e)) => {
+        let images = match (&self.own_images, &self.mnist_digits) {
+            (None, Some(digits)) if !digits.is_empty() => digits,
+            (None, _) => {
+                return vec![InspectEvent::Failed(InspectError::NoTestImages(
+                    "MNIST's test digits are not loaded".into(),
+                ))];
+            }
+            (Some(Ok((pick, _))), _) if !pick.is_empty() => pick,
+            (Some(Err(e)), _) => {
                 return vec![InspectEvent::Failed(InspectError::NoTestImages(e.clone()))];
             }
-            _ => {
+            (Some(Ok(_)), _) => {
                 return vec![InspectEvent::Failed(InspectError::NoTestImages(
                     "the model's own dataset has none".into(),
                 ))];

@@ -6,7 +6,6 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, pos2, vec2};
 use std::path::Path;
 
 use super::commands::{AppEvent, Commands};
-use crate::data::Split;
 use crate::inspect::{InspectCommand, InspectEvent, ModelSummary, mnist_style};
 
 /// Side of the drawing area in canvas pixels.
@@ -131,8 +130,6 @@ pub struct CanvasPanel {
     pub image_path: String,
     /// The label of the test image shown, when one was picked from the model's dataset.
     pub picked_label: Option<usize>,
-    /// Test digits for "Random test digit" (MNIST's, set by the app).
-    pub test_digits: Option<Split>,
     /// The model in use (its input size and class names).
     pub model: Option<ModelSummary>,
     /// The last error about the image (loading it, or the worker refusing it).
@@ -176,21 +173,11 @@ impl CanvasPanel {
     }
 
     /// Shows the next test digit (or, for a model that takes other images, the next test
-    /// image of its own dataset).
+    /// image of its own dataset): the worker picks it and answers with it.
     pub fn random_digit(&mut self, cmds: &mut dyn Commands) {
-        if !self.takes_digits() {
-            self.next_digit = (self.next_digit * 7919 + 13) % crate::inspect::messages::OWN_TEST_IMAGES;
-            return self.send(InspectCommand::PickTestImage(self.next_digit), cmds);
-        }
-        if let Some(d) = &self.test_digits
-            && !d.is_empty()
-        {
-            self.next_digit = (self.next_digit * 7919 + 13) % d.len();
-            let pixels = d.image_f32(self.next_digit);
-            self.canvas.clear();
-            self.canvas.input = pixels;
-            self.inspect(cmds);
-        }
+        // the worker takes the index modulo the images it has
+        self.next_digit = (self.next_digit * 7919 + 13) % 10_000;
+        self.send(InspectCommand::PickTestImage(self.next_digit), cmds);
     }
 
     /// Asks the inspection worker to read an image file (at the model's input size) and

@@ -235,3 +235,31 @@ fn an_image_file_is_decoded_by_the_worker_then_inspected() {
         "{e}"
     );
 }
+
+#[test]
+fn mnist_digits_are_read_by_the_worker_and_picked_for_a_digit_model() {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
+    let w = Inspector::spawn(dev, None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    w.send(InspectCommand::LoadMnistDigits).unwrap();
+    w.send(InspectCommand::PickTestImage(3)).unwrap();
+    let Some(InspectEvent::Picked { pixels, label }) = w.recv_event() else {
+        panic!("no pick")
+    };
+    let (digits, _) = mnist_held_out().unwrap();
+    assert_eq!(pixels, digits.image_f32(3));
+    assert_eq!(label, digits.labels[3] as usize);
+    assert!(matches!(w.recv_event(), Some(InspectEvent::Inspected(_))));
+    // the slider measures on the 256 held-out digits
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.0,
+        method: PruneMethod::Magnitude,
+    })
+    .unwrap();
+    let Some(InspectEvent::Pruned(r)) = w.recv_event() else {
+        panic!("no answer")
+    };
+    assert_eq!(r.held_out, HELD_OUT);
+}
