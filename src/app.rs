@@ -11,7 +11,7 @@ use eframe::egui;
 
 use crate::inspect::outbox::Outbox;
 use crate::inspect::{InspectCommand, Inspector, PruneMethod};
-use crate::train::handle::SendError;
+use crate::threads::SendError;
 use crate::train::{Command, Event, TrainRequest, Trainer, Waker};
 use crate::ui::{
     AppEvent, CanvasPanel, CapsuleMapPanel, Commands, CurvesPanel, InspectionPanel, PrunePanel, TrainingPanel,
@@ -74,7 +74,7 @@ impl Workers {
 
 impl Drop for Workers {
     /// Stops both threads at once and waits for them together, so closing the window
-    /// waits at most [`crate::train::handle::JOIN_WAIT`].
+    /// waits at most [`crate::threads::JOIN_WAIT`].
     fn drop(&mut self) {
         if let Some(t) = &mut self.trainer {
             t.stop();
@@ -82,7 +82,7 @@ impl Drop for Workers {
         if let Some(i) = &mut self.inspector {
             i.stop();
         }
-        let deadline = Instant::now() + crate::train::handle::JOIN_WAIT;
+        let deadline = Instant::now() + crate::threads::JOIN_WAIT;
         if let Some(t) = &mut self.trainer {
             t.wait_until(deadline);
         }

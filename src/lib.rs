@@ -30,5 +30,6 @@ pub mod inspect;
 pub mod model;
 pub mod prune;
 pub mod rng;
+pub mod threads;
 pub mod train;
 pub mod ui;

@@ -3,7 +3,7 @@
 //! wait here while the worker's queue is full, so the last position of a drag is never
 //! lost, and each kind keeps only its newest command.
 
-use crate::train::handle::SendError;
+use crate::threads::SendError;
 
 use super::messages::InspectCommand;
 

@@ -17,8 +17,8 @@ use crate::export::ModelInfo;
 use crate::model::{CapsNet, HostTensor};
 use crate::prune::magnitude::MagnitudeOrder;
 use crate::prune::{Masks, compact};
+use crate::threads::WorkerHandle;
 use crate::train::finetune::{FinetuneSettings, finetune_until};
-use crate::train::handle::WorkerHandle;
 use crate::train::worker::Waker;
 
 mod slider;
@@ -100,7 +100,7 @@ impl WorkerHandle<InspectCommand, InspectEvent> {
 struct State {
     device: Device,
     /// Raised by the UI to stop "Keep"'s fine-tuning (lowered when a Keep ends).
-    cancel: crate::train::handle::CancelFlag,
+    cancel: crate::threads::CancelFlag,
     /// The model as loaded (what "Reset" returns to).
     original: Option<(CapsNet, ModelInfo)>,
     /// The model the slider prunes (the original, or the last kept one).
@@ -127,7 +127,7 @@ struct State {
 }
 
 impl State {
-    fn new(device: Device, cancel: crate::train::handle::CancelFlag) -> Self {
+    fn new(device: Device, cancel: crate::threads::CancelFlag) -> Self {
         Self {
             device,
             cancel,
@@ -208,7 +208,7 @@ impl State {
         events: &SyncSender<InspectEvent>,
         wake: &dyn Fn(),
     ) -> Vec<InspectEvent> {
-        crate::train::handle::catch_panic(|| {
+        crate::threads::catch_panic(|| {
             let mut answers = match cmd {
                 // progress is dropped rather than waited for when the UI lags behind
                 InspectCommand::Keep(req) => self.keep(&req, |e| {

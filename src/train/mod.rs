@@ -2,7 +2,6 @@
 
 pub mod evaluate;
 pub mod finetune;
-pub mod handle;
 pub mod messages;
 pub mod metrics;
 pub mod step;
@@ -16,3 +15,4 @@ pub mod plateau;
 pub mod profile;
 pub mod resume;
 mod run;
+pub mod threshold;

@@ -16,9 +16,8 @@ use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
 use super::step::{StepPruning, finite_probe, train_step};
-use super::worker::{
-    EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run, THRESHOLD_PROBE_IMAGES, lobster_threshold,
-};
+use super::threshold::{THRESHOLD_PROBE_IMAGES, lobster_threshold};
+use super::worker::{EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run};
 use crate::data::augment::batch_seed;
 use crate::data::{Augment, Dataset, DeviceSplit, Split};
 use crate::device::{self, DeviceKindUsed, SelectedDevice};

@@ -3,7 +3,7 @@
 //! never on the app or the workers, so each can be tested with [`RecordedCommands`].
 
 use crate::inspect::{InspectCommand, InspectEvent};
-use crate::train::handle::SendError;
+use crate::threads::SendError;
 use crate::train::{Command, Event};
 
 /// The way panels reach the trainer and the inspection worker. Sends never wait: a full

@@ -36,7 +36,7 @@ impl Dialog {
             .name("sparsecaps-dialog".into())
             .spawn(move || {
                 // a dialog that fails answers "nothing" rather than staying open for ever
-                let chosen = crate::train::handle::catch_panic(|| pollster::block_on(dialog))
+                let chosen = crate::threads::catch_panic(|| pollster::block_on(dialog))
                     .ok()
                     .flatten()
                     .map(|h| h.path().to_path_buf());

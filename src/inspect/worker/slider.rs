@@ -156,7 +156,7 @@ impl State {
     pub(super) fn refine_step(&mut self) -> Option<InspectEvent> {
         let r = self.refine.take()?;
         let model = self.current.as_ref()?;
-        let answer = crate::train::handle::catch_panic(|| {
+        let answer = crate::threads::catch_panic(|| {
             let correct = r.correct + self.correct_on(model, &r.rest);
             let mut result = r.result;
             result.evaluated += r.rest.len();
