@@ -238,12 +238,10 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
 #[test]
 fn prune_panel_stops_following_the_run_once_a_model_is_loaded() {
     let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
-    let started = AppEvent::Train(Event::Started {
-        train_images: 64,
-        test_images: 8,
-        total_steps: 4,
-        params: 100,
-        capsules: 32,
+    // a run's first event
+    let started = AppEvent::Train(Event::Device {
+        name: "cpu".into(),
+        reason: "asked for".into(),
     });
     let checkpoint = |epoch: usize| {
         AppEvent::Train(Event::Checkpoint {
@@ -280,6 +278,41 @@ fn prune_panel_stops_following_the_run_once_a_model_is_loaded() {
     assert!(!h.state().0.follow_run);
     h.state_mut().0.on_event(&started);
     assert!(h.state().0.follow_run);
+    // a model loaded while the new run still loads its images stays, past its Started
+    h.get_by_label("Load model").click();
+    h.run();
+    h.state_mut().0.on_event(&AppEvent::Train(Event::Started {
+        train_images: 64,
+        test_images: 8,
+        total_steps: 4,
+        params: 100,
+        capsules: 32,
+    }));
+    assert!(!h.state().0.follow_run);
+}
+
+#[test]
+fn keep_fine_tunes_on_the_dataset_the_model_names() {
+    let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
+    let mut fashion = summary(&tiny_net(1, 28));
+    fashion.info.dataset = Some("fashion-mnist".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(fashion)));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(pruned(vec![true; 10], 0.5)));
+    h.run();
+    h.get_by_label("Keep").click();
+    h.run();
+    assert!(
+        matches!(
+            h.state().1.inspect.last(),
+            Some(InspectCommand::Keep(k)) if k.data == sparsecaps::data::DataSource::FashionMnist
+        ),
+        "{:?}",
+        h.state().1.inspect
+    );
 }
 
 #[test]
@@ -311,6 +344,24 @@ fn canvas_panel_inspects_drawings_and_forgets_them_on_clear() {
         .on_event(&AppEvent::Inspect(InspectEvent::Failed(refused)));
     h.run();
     assert!(has_label(&h, "the model takes 784"));
+}
+
+#[test]
+fn a_fashion_mnist_model_gets_its_own_test_images_not_the_drawing_canvas() {
+    let mut h = harness(CanvasPanel::default(), |p, ui, c| p.ui(ui, c));
+    h.run();
+    assert!(
+        has_label(&h, "Random test digit"),
+        "MNIST's canvas without a model"
+    );
+    let mut fashion = summary(&tiny_net(1, 28));
+    fashion.info.dataset = Some("fashion-mnist".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(fashion)));
+    h.run();
+    assert!(has_label(&h, "Random test image"));
+    assert!(!has_label(&h, "Random test digit"));
 }
 
 #[test]

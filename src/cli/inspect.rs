@@ -4,18 +4,19 @@ use burn::prelude::*;
 
 use super::args::InspectArgs;
 use crate::export::load_model;
-use crate::inspect::messages::DIGIT_INPUT;
+use crate::inspect::messages::draws_digits;
 use crate::inspect::{inspect_digit, load_input};
 use crate::prune::survival;
 
 /// Classifies one image with a model file and lists the capsules that vote most for it.
-/// The image is read as the app reads it: a digit model's as a drawn digit (grey, light
+/// The image is read as the app reads it: an MNIST model's as a drawn digit (grey, light
 /// paper inverted, centred as MNIST's digits are), any other model's as it is.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    let (model, _) = load_model(&args.model, &device)?;
+    let (model, info) = load_model(&args.model, &device)?;
     let input = model.config.input();
-    let pixels = load_input(&args.image, input, input == DIGIT_INPUT)?;
+    let digits = draws_digits(input, info.dataset.as_deref());
+    let pixels = load_input(&args.image, input, digits)?;
     let r = inspect_digit(&model, &pixels, args.top, &device);
     let alive = survival(&model).map;
     println!(

@@ -115,6 +115,15 @@ pub const OWN_TEST_IMAGES: usize = 1_000;
 /// The input of MNIST digits (what the drawing canvas makes): (channels, height, width).
 pub const DIGIT_INPUT: (usize, usize, usize) = (1, 28, 28);
 
+/// Whether a model taking `input` images, trained on `dataset` (as its file names it),
+/// reads drawn digits: MNIST-sized grey input and MNIST (or no dataset named). Such a
+/// model gets the drawing canvas, MNIST's test digits and images read as drawn digits
+/// (centred as MNIST's are); any other model (Fashion-MNIST's too) gets its own test
+/// images and image files as they are.
+pub fn draws_digits(input: (usize, usize, usize), dataset: Option<&str>) -> bool {
+    input == DIGIT_INPUT && dataset.is_none_or(|d| d == "mnist")
+}
+
 /// What the capsule map needs to know about a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {
@@ -145,9 +154,9 @@ pub struct ModelSummary {
 }
 
 impl ModelSummary {
-    /// Whether the model takes MNIST-sized grey images (what the drawing canvas makes).
+    /// Whether the model reads drawn digits: see [`draws_digits`].
     pub fn takes_digits(&self) -> bool {
-        self.input == DIGIT_INPUT
+        draws_digits(self.input, self.info.dataset.as_deref())
     }
 
     /// The input `model` takes, (channels, height, width); MNIST digits' without a model.
@@ -264,5 +273,22 @@ impl InspectError {
             self,
             Self::ImageSize { .. } | Self::NoTestImages(_) | Self::Image(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mnist_models_read_drawn_digits() {
+        assert!(draws_digits(DIGIT_INPUT, Some("mnist")));
+        assert!(draws_digits(DIGIT_INPUT, None), "a file that names no dataset");
+        assert!(
+            !draws_digits(DIGIT_INPUT, Some("fashion-mnist")),
+            "same size, not digits"
+        );
+        assert!(!draws_digits((3, 32, 32), Some("cifar10")));
+        assert!(!draws_digits((1, 32, 32), Some("mnist")));
     }
 }

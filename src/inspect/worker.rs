@@ -11,6 +11,7 @@ use burn::prelude::*;
 use super::digit::{image_tensor, inspect_digit};
 use super::messages::{
     InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, OWN_TEST_IMAGES, PruneMethod,
+    draws_digits,
 };
 use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
@@ -293,7 +294,7 @@ impl State {
         let s = ModelSummary::of(&model, info.clone());
         let fits = |h: &Split| h.check_fits(model.config.input(), model.config.classes).is_ok();
         self.own_images = match &self.held_out {
-            Some(h) if fits(h) => None,
+            Some(h) if s.takes_digits() && fits(h) => None,
             _ => Some(own_test_images(&info).and_then(|(pick, held)| {
                 if fits(&held) {
                     Ok((pick, held))
@@ -317,9 +318,11 @@ impl State {
         }
     }
 
-    /// The app's held-out digits replace the model's own test images if they fit it.
+    /// The app's held-out digits replace the model's own test images for a digit model
+    /// they fit.
     fn set_held_out(&mut self, held: Split) {
-        if let Some(d) = &self.dense
+        if let Some((d, info)) = &self.original
+            && draws_digits(d.config.input(), info.dataset.as_deref())
             && held.check_fits(d.config.input(), d.config.classes).is_ok()
         {
             self.own_images = None;

@@ -25,8 +25,10 @@ pub struct PrunePanel {
     /// Path for export / load.
     pub model_path: String,
     /// What "Keep" fine-tunes on: the training form's dataset and image limit (the app
-    /// keeps them in step with the form).
+    /// keeps them in step with the form); the dataset the model file names comes first.
     pub keep_on: (DataSource, Option<usize>),
+    /// The dataset the model in use was trained on, as its file names it.
+    pub model_dataset: Option<String>,
     /// Result of the last load, export or Keep.
     pub status: Option<String>,
     /// The last error of the inspection worker about the model, or of a send.
@@ -55,6 +57,7 @@ impl Default for PrunePanel {
                 .display()
                 .to_string(),
             keep_on: (DataSource::Mnist, None),
+            model_dataset: None,
             status: None,
             error: None,
             backbone: false,
@@ -106,9 +109,14 @@ impl PrunePanel {
         }
     }
 
-    /// "Keep": commit the slider's pruning and fine-tune under its mask for one epoch.
+    /// "Keep": commit the slider's pruning and fine-tune under its mask for one epoch, on
+    /// the model's own dataset (the form's when the model names none).
     pub fn keep(&mut self, cmds: &mut dyn Commands) {
-        let (data, limit) = self.keep_on.clone();
+        let (form_data, limit) = self.keep_on.clone();
+        let data = match &self.model_dataset {
+            Some(name) => name.parse().unwrap_or(form_data),
+            None => form_data,
+        };
         let req = KeepRequest {
             data: data.clone(),
             images: limit.unwrap_or(usize::MAX),
@@ -145,7 +153,9 @@ impl PrunePanel {
     /// Follows the trainer's and the inspection worker's events.
     pub fn on_event(&mut self, e: &AppEvent) {
         let e = match e {
-            AppEvent::Train(Event::Started { .. }) => {
+            // the first event of every run the user starts: from now on its checkpoints
+            // are shown, until the user loads or keeps a model of their own
+            AppEvent::Train(Event::Device { .. }) => {
                 self.follow_run = true;
                 self.run_checkpoint = None;
                 return;
@@ -170,6 +180,7 @@ impl PrunePanel {
                 self.status = Some("kept: fine-tuned under the mask".into());
             }
             InspectEvent::ModelReady(m) => {
+                self.model_dataset = m.info.dataset.clone();
                 let alive = m.alive.iter().filter(|a| **a).count();
                 self.status = Some(format!("model: {alive}/{} capsules alive", m.alive.len()));
                 self.error = None;
