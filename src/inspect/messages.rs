@@ -19,6 +19,9 @@ pub struct KeepRequest {
     pub images: usize,
     /// Epochs over them.
     pub epochs: usize,
+    /// The slider position being kept (sparsity, method). A Keep that finds the worker at
+    /// another position (a model loaded in between put the slider back to 0) is refused.
+    pub pruning: (f64, PruneMethod),
 }
 
 /// Requests to the inspection worker.
@@ -272,6 +275,15 @@ impl InspectError {
         matches!(
             self,
             Self::ImageSize { .. } | Self::NoTestImages(_) | Self::Image(_)
+        )
+    }
+
+    /// Whether the error can end a "Keep" (no model, a stale or impossible pruning, its
+    /// dataset, a panic), as opposed to a failed load, export or image.
+    pub fn about_keep(&self) -> bool {
+        matches!(
+            self,
+            Self::NoModel | Self::Prune(_) | Self::Dataset { .. } | Self::Panicked(_)
         )
     }
 }

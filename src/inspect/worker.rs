@@ -428,6 +428,12 @@ impl State {
         let Some(pruned) = self.pruned.clone() else {
             return vec![InspectEvent::Failed(InspectError::NoModel)];
         };
+        if self.slider != req.pruning {
+            return vec![InspectEvent::Failed(InspectError::Prune(
+                "Keep: the model changed before it started (the slider is back at 0); move the slider and Keep again"
+                    .into(),
+            ))];
+        }
         let refuse = |reason: String| {
             vec![InspectEvent::Failed(InspectError::Dataset {
                 data: req.data.to_string(),

@@ -121,6 +121,7 @@ impl PrunePanel {
             data: data.clone(),
             images: limit.unwrap_or(usize::MAX),
             epochs: 1,
+            pruning: (self.sparsity, self.method),
         };
         if self.send(InspectCommand::Keep(req), cmds) {
             self.follow_run = false;
@@ -204,7 +205,11 @@ impl PrunePanel {
                 ));
             }
             InspectEvent::Failed(err) if !err.about_the_image() => {
-                self.tuning = None;
+                // only a failed Keep ends the fine-tuning shown (a failed export or load
+                // queued before it does not)
+                if err.about_keep() {
+                    self.tuning = None;
+                }
                 self.error = Some(err.to_string());
             }
             _ => {}

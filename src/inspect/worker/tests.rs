@@ -148,12 +148,20 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
     // forgotten: no more inspections after pruning
     w.send(InspectCommand::Forget).unwrap();
     assert!(matches!(w.recv_event(), Some(InspectEvent::Forgotten)));
-    w.send(InspectCommand::Keep(KeepRequest {
-        data: DataSource::Mnist,
-        images: 64,
-        epochs: 1,
-    }))
-    .unwrap();
+    // a Keep of another position than the worker's is refused (a model came in between)
+    let keep = |sparsity| {
+        InspectCommand::Keep(KeepRequest {
+            data: DataSource::Mnist,
+            images: 64,
+            epochs: 1,
+            pruning: (sparsity, PruneMethod::Capsules),
+        })
+    };
+    w.send(keep(0.75)).unwrap();
+    assert!(
+        matches!(w.recv_event(), Some(InspectEvent::Failed(InspectError::Prune(m))) if m.contains("model changed"))
+    );
+    w.send(keep(0.5)).unwrap();
     let mut progress = 0;
     let kept = loop {
         match w.recv_event() {
