@@ -429,8 +429,12 @@ fn a_run_folder_is_resumed_from_the_app() {
     resume(&mut h, &run);
     h.step();
     wait_until(&mut h, 120, "the resumed run", |h| has_label(h, "finished"));
+    // the curves show the whole run: epoch 1 from the checkpoint, then the new epoch 2
+    // (only it ran: metrics.csv has two epochs, not three)
     let epochs: Vec<usize> = h.state().curves.epochs.iter().map(|(m, _)| m.epoch).collect();
-    assert_eq!(epochs, [2], "only the new epoch runs");
+    assert_eq!(epochs, [1, 2]);
+    let steps: Vec<usize> = h.state().curves.epochs.iter().map(|(_, s)| *s).collect();
+    assert!(steps[0] > 0 && steps[0] < steps[1], "{steps:?}");
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "header and two epochs:\n{metrics}");
 }

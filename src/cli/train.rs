@@ -256,7 +256,7 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
                     }
                 }
             }
-            Event::Paused | Event::Resumed => {}
+            Event::Paused | Event::Resumed | Event::EarlierEpochs { .. } => {}
             Event::Finished { .. } => {
                 if let Some(p) = &progress {
                     p.finish();

@@ -300,6 +300,14 @@ pub enum Event {
         /// Primary capsules.
         capsules: usize,
     },
+    /// A resumed run's epochs before this session, from its checkpoint (after `Started`),
+    /// so the curves show the whole run.
+    EarlierEpochs {
+        /// Their metrics, oldest first.
+        epochs: Vec<EpochMetrics>,
+        /// Optimiser steps in one epoch (where each epoch ended on the step axis).
+        steps_per_epoch: usize,
+    },
     /// The first step of a GPU run starts: it first compiles the kernels and tunes those
     /// that burn's autotune cache does not hold yet. Its report follows it alone.
     WarmingUp,

@@ -302,6 +302,12 @@ impl Run<'_> {
         }
         if let Some(record) = optimizer {
             self.restore(req, &mut l, record);
+            if !l.history.is_empty() {
+                self.emit.send(Event::EarlierEpochs {
+                    epochs: l.history.clone(),
+                    steps_per_epoch: l.global_step / l.history.len(),
+                });
+            }
         }
         Ok(l)
     }

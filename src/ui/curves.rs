@@ -52,6 +52,14 @@ impl CurvesPanel {
                 let step = self.history.last().map_or(0, |p| p.step);
                 self.epochs.push((m.clone(), step));
             }
+            // a resumed run's earlier epochs: their sparsity, K/N and test accuracy
+            AppEvent::Train(Event::EarlierEpochs {
+                epochs,
+                steps_per_epoch,
+            }) => {
+                let at_end = |m: &EpochMetrics| m.epoch.saturating_mul(*steps_per_epoch);
+                self.epochs = epochs.iter().map(|m| (m.clone(), at_end(m))).collect();
+            }
             AppEvent::Inspect(InspectEvent::ModelReady(_) | InspectEvent::Kept(_)) => {
                 self.slider_history.clear();
             }

@@ -209,6 +209,9 @@ impl TrainingPanel {
             Event::Epoch(m) => t.status = format!("epoch {}: test accuracy {:.4}", m.epoch, m.test_accuracy),
             Event::Pruned { sparsity, .. } => t.status = format!("pruned to sparsity {sparsity:.3}"),
             Event::Checkpoint { .. } => {}
+            Event::EarlierEpochs { epochs, .. } => {
+                t.status = format!("resumed after epoch {}", epochs.len());
+            }
             Event::RolledBack { epoch, lr, .. } => {
                 t.status = format!("epoch {epoch}: non-finite loss, rolled back; learning rate {lr:.2e}")
             }
