@@ -5,9 +5,24 @@
 /// "NAME: " when the message already ends with NAME (`dataset /x` + `/x: no such folder`
 /// gives `dataset /x: no such folder`).
 pub fn error_chain(e: &anyhow::Error) -> String {
+    join_causes(e.chain().map(ToString::to_string))
+}
+
+/// [`error_chain`] of a typed error: it and its sources.
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    join_causes(std::iter::successors(Some(e), |c| c.source()).map(ToString::to_string))
+}
+
+/// [`cause_chain`] after a context line (what was being done, e.g. `dataset /x`).
+pub fn in_context(context: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let causes = std::iter::successors(Some(e), |c| c.source()).map(ToString::to_string);
+    join_causes(std::iter::once(context.to_string()).chain(causes))
+}
+
+/// Joins messages, outermost first, as [`error_chain`] describes.
+fn join_causes(causes: impl Iterator<Item = String>) -> String {
     let mut msg = String::new();
-    for cause in e.chain() {
-        let full = cause.to_string();
+    for full in causes {
         if msg.contains(&full) {
             continue;
         }

@@ -454,27 +454,28 @@ pub enum TrainError {
     Panicked(String),
 }
 
-impl TrainError {
-    /// Classifies an error of a run by the first typed cause in its chain.
-    pub fn of(e: &anyhow::Error) -> Self {
-        use crate::data::dataset::DataError;
-        use crate::export::{ModelFileError, TensorFileError};
-        let text = crate::errors::error_chain(e);
-        let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
-        if let Some(t) = e.downcast_ref::<TrainError>() {
-            t.clone()
-        } else if any(&|c| c.is::<DataError>()) {
-            TrainError::Data(text)
-        } else if any(&|c| c.is::<super::resume::ResumeError>()) {
-            TrainError::Resume(text)
-        } else if any(&|c| c.is::<ModelFileError>() || c.is::<TensorFileError>() || c.is::<std::io::Error>())
-        {
-            TrainError::File(text)
-        } else {
-            TrainError::Refused(text)
+/// Each typed error a run can meet becomes the kind of failure it is, its text the whole
+/// chain of its causes.
+macro_rules! train_error_from {
+    ($variant:ident: $($error:ty),+) => {$(
+        impl From<$error> for TrainError {
+            fn from(e: $error) -> Self {
+                TrainError::$variant(crate::errors::cause_chain(&e))
+            }
         }
-    }
+    )+};
 }
+
+train_error_from!(Data: crate::data::dataset::DataError);
+train_error_from!(Resume: super::resume::ResumeError);
+train_error_from!(File: crate::export::ModelFileError, crate::export::TensorFileError, std::io::Error);
+train_error_from!(
+    Refused: crate::model::ConfigError,
+    SettingError,
+    crate::model::buffers::BatchTooLarge,
+    crate::device::WgpuUnavailable,
+    crate::fsio::OutputError
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::messages::{EpochMetrics, TrainRequest};
+use super::messages::{EpochMetrics, TrainError, TrainRequest};
 use super::plateau::Plateau;
 use crate::export::{TensorFileError, write_atomic};
 
@@ -205,15 +205,15 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
 pub fn resume_request(
     dir: &Path,
     epochs: impl FnOnce(usize) -> Option<usize>,
-) -> anyhow::Result<TrainRequest> {
+) -> Result<TrainRequest, TrainError> {
     let model = dir.join("model.safetensors");
     let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
-        .map_err(|e| anyhow::anyhow!("cannot resume {}: {e}", dir.display()))?;
+        .map_err(|e| TrainError::Resume(format!("cannot resume {}: {e}", dir.display())))?;
     let epoch = info.epochs.filter(|e| *e > 0).ok_or_else(|| {
-        anyhow::anyhow!(
+        TrainError::Resume(format!(
             "cannot resume {}: its model.safetensors records no finished epoch (not a checkpoint of `train --out`)",
             dir.display()
-        )
+        ))
     })?;
     let r = read_resume(dir, epoch)?;
     let mut req = r.request;
@@ -221,11 +221,11 @@ pub fn resume_request(
         req.epochs = n;
     }
     if req.epochs <= epoch {
-        anyhow::bail!(
+        return Err(TrainError::Resume(format!(
             "{} has already trained {epoch} of {} epochs; ask for more epochs to continue",
             dir.display(),
             req.epochs
-        );
+        )));
     }
     req.init = Some(model);
     req.resume = Some(Box::new(super::messages::ResumePoint {

@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
 use burn::optim::record::OptimizerRecord;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
 use super::evaluate::evaluate_on;
-use super::messages::{EpochMetrics, Event, PruneSchedule, StepReport, TrainRequest, gmp_sparsity};
+use super::messages::{
+    EpochMetrics, Event, PruneSchedule, StepReport, TrainError, TrainRequest, gmp_sparsity,
+};
 use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
@@ -21,6 +22,7 @@ use super::worker::{EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run};
 use crate::data::augment::batch_seed;
 use crate::data::{Augment, Dataset, DeviceSplit, Split};
 use crate::device::{self, DeviceKindUsed, SelectedDevice};
+use crate::errors::in_context;
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
 use crate::prune::survival::{Survival, layer_sparsity_named};
@@ -106,20 +108,20 @@ fn resident_validation(validation: &Split, device: &Device) -> Option<(DeviceSpl
 }
 
 /// The dataset with `limit`s applied and the validation split held out of the training set.
-fn load_data(req: &TrainRequest, emit: &Emitter) -> anyhow::Result<(Dataset, Split)> {
+fn load_data(req: &TrainRequest, emit: &Emitter) -> Result<(Dataset, Split), TrainError> {
     let limits = (req.limit_train, req.limit_test);
     let data = Dataset::load_with(&req.data, limits, &|p| emit.progress(Event::Loading(p)));
-    let mut data = data.with_context(|| format!("dataset {}", req.data))?;
+    let mut data = data.map_err(|e| TrainError::Data(in_context(&format!("dataset {}", req.data), &e)))?;
     let held_out = match req.validation {
         Some(n) => n,
         None if req.prune.needs_validation() || req.patience.is_some() => (data.train.len() / 10).min(5000),
         None => 0,
     };
     if held_out >= data.train.len() {
-        anyhow::bail!(
+        return Err(TrainError::Refused(format!(
             "validation split of {held_out} leaves no training images (of {})",
             data.train.len()
-        );
+        )));
     }
     let validation = data.train.split_off(held_out);
     Ok((data, validation))
@@ -135,12 +137,17 @@ fn kept_zeros(model: &CapsNet, ad: &Device) -> Option<DeviceMasks> {
 
 /// A fresh network of the preset for the data, or the `init` model (dense, pruned or
 /// compact), on `ad`.
-fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device) -> anyhow::Result<CapsNet> {
+fn build_model(
+    req: &TrainRequest,
+    data: &Dataset,
+    device: &Device,
+    ad: &Device,
+) -> Result<CapsNet, TrainError> {
     let model = match &req.init {
         Some(path) => {
             let (m, _) = crate::export::load_model(path, device)?;
             data.check_fits(m.config.input(), m.config.classes)
-                .with_context(|| path.display().to_string())?;
+                .map_err(|e| TrainError::Data(in_context(&path.display().to_string(), &e)))?;
             m.fork(ad).train()
         }
         None => {
@@ -176,7 +183,10 @@ fn build_model(req: &TrainRequest, data: &Dataset, device: &Device, ad: &Device)
 /// and its files writable), and for a resumed run Adam's record, which is decoded and whose
 /// parameter ids `model` is given (`None` for a run that is not resumed). A record that
 /// does not fit is an error naming its file.
-fn check_before_start(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result<Option<OptimizerRecord>> {
+fn check_before_start(
+    req: &TrainRequest,
+    model: &mut CapsNet,
+) -> Result<Option<OptimizerRecord>, TrainError> {
     if let Some(dir) = &req.out_dir {
         crate::fsio::prepare_output_dir(
             dir,
@@ -198,16 +208,18 @@ fn check_before_start(req: &TrainRequest, model: &mut CapsNet) -> anyhow::Result
         })
         .unwrap_or_else(|| "the resume record".into());
     if !model.set_param_ids(&r.state.param_ids) {
-        anyhow::bail!("{file}: the resume record does not match the checkpoint's parameters");
+        return Err(TrainError::Resume(format!(
+            "{file}: the resume record does not match the checkpoint's parameters"
+        )));
     }
     let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
-        .map_err(|e| anyhow::anyhow!("{file}: not an optimiser record of this version: {e}"))?;
+        .map_err(|e| TrainError::Resume(format!("{file}: not an optimiser record of this version: {e}")))?;
     Ok(Some(record))
 }
 
 impl Run<'_> {
     /// Trains as `req` asks, reporting through events.
-    pub(super) fn train(&mut self, req: &TrainRequest) -> anyhow::Result<()> {
+    pub(super) fn train(&mut self, req: &TrainRequest) -> Result<(), TrainError> {
         let mut l = self.prepare(req)?;
         for epoch in l.first_epoch..=req.epochs {
             let epoch_start = Instant::now();
@@ -230,7 +242,7 @@ impl Run<'_> {
     }
 
     /// Device, data, network and optimiser; the run folder; the state of a resumed run.
-    fn prepare(&mut self, req: &TrainRequest) -> anyhow::Result<Loop> {
+    fn prepare(&mut self, req: &TrainRequest) -> Result<Loop, TrainError> {
         req.validate()?;
         let started = Instant::now();
         let SelectedDevice {
@@ -338,7 +350,7 @@ impl Run<'_> {
         req: &TrainRequest,
         l: &mut Loop,
         epoch: usize,
-    ) -> anyhow::Result<Option<EpochSums>> {
+    ) -> Result<Option<EpochSums>, TrainError> {
         let decay = req.lr_decay.powi(epoch as i32 - 1);
         if let PruneSchedule::Lobster {
             lambda, lambda_decay, ..
@@ -405,7 +417,7 @@ impl Run<'_> {
         window: &mut Window,
         sums: &mut EpochSums,
         (epoch, step, steps): (usize, usize, usize),
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), TrainError> {
         let Some((loss, hits)) = window.sums.take() else {
             return Ok(());
         };
@@ -414,12 +426,10 @@ impl Run<'_> {
         if !loss_sum.is_finite() {
             l.rollbacks += 1;
             if l.rollbacks > MAX_ROLLBACKS {
-                return Err(super::messages::TrainError::Diverged(format!(
+                return Err(TrainError::Diverged(format!(
                     "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; try a lower --lr (nothing non-finite was saved)",
-                    l.rollbacks,
-                    self.lr
-                ))
-                .into());
+                    l.rollbacks, self.lr
+                )));
             }
             l.model = l.last_good.clone();
             l.optim = AdamConfig::new().init();
@@ -497,7 +507,7 @@ impl Run<'_> {
         epoch: usize,
         sums: EpochSums,
         epoch_start: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), TrainError> {
         self.emit.send(Event::Evaluating { epoch });
         let valid = l.model.valid();
         let eval = evaluate_on(&valid, &l.test_resident, l.eval_batch, |_, _| {});
@@ -508,10 +518,9 @@ impl Run<'_> {
             } else {
                 "try a lower --lr"
             };
-            return Err(super::messages::TrainError::Diverged(format!(
+            return Err(TrainError::Diverged(format!(
                 "training diverged: the test loss after epoch {epoch} is not finite (epoch {epoch} was not saved); {how}"
-            ))
-            .into());
+            )));
         }
         let surv = survival(&valid);
         let metrics = EpochMetrics {
@@ -541,7 +550,7 @@ impl Run<'_> {
         l: &Loop,
         valid: &CapsNet,
         surv: &Survival,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), TrainError> {
         let Some(dir) = &req.out_dir else {
             return Ok(());
         };
@@ -573,7 +582,7 @@ impl Run<'_> {
             .optim
             .to_record()
             .into_bytes()
-            .map_err(|e| anyhow::anyhow!("optimizer record: {e}"))?;
+            .map_err(|e| TrainError::File(format!("optimizer record: {e}")))?;
         // the resume pair first, the model last: the model's epoch names its pair
         write_resume(dir, req, &state, &record)?;
         save_model(valid, &info, &path)?;
@@ -584,7 +593,7 @@ impl Run<'_> {
     }
 
     /// Reports the end of the run.
-    fn finish(&self, stopped: bool, early_stopped: bool, l: &Loop) -> anyhow::Result<()> {
+    fn finish(&self, stopped: bool, early_stopped: bool, l: &Loop) -> Result<(), TrainError> {
         self.emit.send(Event::Finished {
             stopped,
             early_stopped,

@@ -73,7 +73,8 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag
                 match super::resume::resume_request(&dir, |done| (epochs > done).then_some(epochs)) {
                     Ok(req) => req,
                     Err(e) => {
-                        let text = crate::errors::error_chain(&e);
+                        // every failure to resume is one of the folder
+                        let text = e.to_string();
                         emit.send(Event::Failed(super::messages::TrainError::Resume(text)));
                         continue;
                     }
@@ -85,7 +86,7 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag
         let mut run = Run::new(commands, emit, cancel);
         match crate::threads::catch_panic(|| run.train(&req)) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => emit.send(Event::Failed(super::messages::TrainError::of(&e))),
+            Ok(Err(e)) => emit.send(Event::Failed(e)),
             Err(panic) => emit.send(Event::Failed(super::messages::TrainError::Panicked(panic))),
         }
         if run.shutdown {
