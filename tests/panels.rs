@@ -153,6 +153,16 @@ fn the_eta_counts_from_the_first_step_report_of_a_resumed_run() {
     panel.progress.total_steps = 960;
     let eta = panel.progress.eta_s().unwrap();
     assert!((eta - 5.0).abs() < 0.5, "{eta}");
+    // 4 s of pause do not count as training
+    panel.on_event(&AppEvent::Train(Event::Paused));
+    panel.progress.paused_at = panel
+        .progress
+        .paused_at
+        .map(|p| p - std::time::Duration::from_secs(4));
+    panel.progress.first_report = Some((900, when - std::time::Duration::from_secs(5)));
+    panel.on_event(&AppEvent::Train(Event::Resumed));
+    let eta = panel.progress.eta_s().unwrap();
+    assert!((eta - 5.0).abs() < 0.5, "{eta}");
 }
 
 #[test]

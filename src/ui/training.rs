@@ -55,6 +55,11 @@ pub struct Progress {
     /// at its checkpoint's step, and loading and GPU warm-up come before it, so the ETA
     /// counts from here.
     pub first_report: Option<(usize, Instant)>,
+    /// Seconds the run spent paused since its first step report (the ETA leaves pauses
+    /// out).
+    pub paused_s: f64,
+    /// When the current pause began.
+    pub paused_at: Option<Instant>,
     /// Device in use and why.
     pub device: Option<String>,
     /// One-line status.
@@ -62,11 +67,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Estimated seconds left, at the pace since the first step report.
+    /// Estimated seconds left, at the pace since the first step report (pauses left out).
     pub fn eta_s(&self) -> Option<f64> {
         let (step0, at) = self.first_report?;
         let done = self.step.checked_sub(step0).filter(|d| *d > 0)?;
-        let per_step_s = at.elapsed().as_secs_f64() / done as f64;
+        let pausing_s = self.paused_at.map_or(0.0, |p| p.elapsed().as_secs_f64());
+        let training_s = (at.elapsed().as_secs_f64() - self.paused_s - pausing_s).max(0.0);
+        let per_step_s = training_s / done as f64;
         Some(per_step_s * self.total_steps.saturating_sub(self.step) as f64)
     }
 }
@@ -215,8 +222,18 @@ impl TrainingPanel {
             Event::RolledBack { epoch, lr, .. } => {
                 t.status = format!("epoch {epoch}: non-finite loss, rolled back; learning rate {lr:.2e}")
             }
-            Event::Paused => t.paused = true,
-            Event::Resumed => t.paused = false,
+            Event::Paused => {
+                t.paused = true;
+                t.paused_at = Some(Instant::now());
+            }
+            Event::Resumed => {
+                t.paused = false;
+                if let Some(p) = t.paused_at.take()
+                    && t.first_report.is_some()
+                {
+                    t.paused_s += p.elapsed().as_secs_f64();
+                }
+            }
             Event::Finished {
                 stopped,
                 test_accuracy,
