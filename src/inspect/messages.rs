@@ -19,8 +19,9 @@ pub struct KeepRequest {
     pub images: usize,
     /// Epochs over them.
     pub epochs: usize,
-    /// The slider position being kept (sparsity, method). A Keep that finds the worker at
-    /// another position (a model loaded in between put the slider back to 0) is refused.
+    /// The slider position being kept (requested sparsity, method), as the last slider
+    /// result on screen reports it. A Keep that finds the worker at another position (a
+    /// model loaded in between put its slider back to 0) is refused.
     pub pruning: (f64, PruneMethod),
 }
 
@@ -94,6 +95,8 @@ pub struct SliderResult {
     pub sparsity: f64,
     /// How it was pruned.
     pub method: PruneMethod,
+    /// The slider position asked for (`SetSparsity`'s sparsity); what "Keep" keeps.
+    pub requested: f64,
     /// Accuracy on the held-out images evaluated so far (None without held-out images).
     pub accuracy: Option<f64>,
     /// Held-out images `accuracy` is on: the first [`super::worker::QUICK_EVAL`] in a

@@ -430,7 +430,7 @@ impl State {
         };
         if self.slider != req.pruning {
             return vec![InspectEvent::Failed(InspectError::Prune(
-                "Keep: the model changed before it started (the slider is back at 0); move the slider and Keep again"
+                "Keep: the model or the pruning changed before it started; move the slider and Keep again"
                     .into(),
             ))];
         }

@@ -73,9 +73,7 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag
                 match super::resume::resume_request(&dir, |done| (epochs > done).then_some(epochs)) {
                     Ok(req) => req,
                     Err(e) => {
-                        // every failure to resume is one of the folder
-                        let text = e.to_string();
-                        emit.send(Event::Failed(super::messages::TrainError::Resume(text)));
+                        emit.send(Event::Failed(e));
                         continue;
                     }
                 }

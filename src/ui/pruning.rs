@@ -121,7 +121,11 @@ impl PrunePanel {
             data: data.clone(),
             images: limit.unwrap_or(usize::MAX),
             epochs: 1,
-            pruning: (self.sparsity, self.method),
+            // what the result on screen came from (its sparsity is what it reached)
+            pruning: self
+                .slider
+                .as_ref()
+                .map_or((self.sparsity, self.method), |r| (r.requested, r.method)),
         };
         if self.send(InspectCommand::Keep(req), cmds) {
             self.follow_run = false;
@@ -207,8 +211,8 @@ impl PrunePanel {
             InspectEvent::Failed(err) if !err.about_the_image() => {
                 // only a failed Keep ends the fine-tuning shown (a failed export or load
                 // queued before it does not)
-                if err.about_keep() {
-                    self.tuning = None;
+                if err.about_keep() && self.tuning.take().is_some() {
+                    self.status = None;
                 }
                 self.error = Some(err.to_string());
             }

@@ -435,7 +435,11 @@ impl TrainingPanel {
         ui.add(egui::Label::new(text).truncate()).on_hover_text(device);
         let t = &self.progress;
         let (frac, text) = if t.total_steps > 0 {
-            let eta = t.eta_s().map(|e| format!(", ETA {e:.0} s")).unwrap_or_default();
+            let eta = t
+                .eta_s()
+                .filter(|_| t.running)
+                .map(|e| format!(", ETA {e:.0} s"))
+                .unwrap_or_default();
             (
                 t.step as f32 / t.total_steps as f32,
                 format!("step {}/{}{eta}", t.step, t.total_steps),

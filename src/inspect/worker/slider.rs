@@ -114,6 +114,7 @@ impl State {
         let mut result = SliderResult {
             sparsity: sparsity_now,
             method,
+            requested: sparsity,
             accuracy: None,
             evaluated: 0,
             held_out: held.as_ref().map_or(0, Split::len),
