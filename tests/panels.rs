@@ -225,6 +225,22 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
     h.get_by_label("Cancel").click();
     h.run();
     assert_eq!(h.state().1.cancels, 1);
+    // a failed export queued before the Keep leaves its progress; the Keep's own failure
+    // ends it
+    let export = InspectError::Export("/x: no such folder".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(export)));
+    h.run();
+    assert!(has_label(&h, "fine-tuning step 3/10"));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::KeepFailed(
+            InspectError::NoModel,
+        )));
+    h.run();
+    assert!(!has_label(&h, "fine-tuning step"));
+    assert!(has_label(&h, "no model loaded"));
     // model errors show here; errors about the image are the canvas's
     let image = InspectError::ImageSize { got: 3, want: 784 };
     h.state_mut()

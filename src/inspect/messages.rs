@@ -200,6 +200,9 @@ pub enum InspectEvent {
     Kept(Box<ModelSummary>),
     /// "Keep" was cancelled: the slider's pruning stays as it was, not fine-tuned.
     KeepCancelled,
+    /// "Keep" failed (no model, a position that changed before it started, its dataset, a
+    /// panic): the slider's pruning stays as it was, not fine-tuned.
+    KeepFailed(InspectError),
     /// A test image of the model's dataset was picked (`PickTestImage`); an `Inspected`
     /// follows.
     Picked {
@@ -278,15 +281,6 @@ impl InspectError {
         matches!(
             self,
             Self::ImageSize { .. } | Self::NoTestImages(_) | Self::Image(_)
-        )
-    }
-
-    /// Whether the error can end a "Keep" (no model, a stale or impossible pruning, its
-    /// dataset, a panic), as opposed to a failed load, export or image.
-    pub fn about_keep(&self) -> bool {
-        matches!(
-            self,
-            Self::NoModel | Self::Prune(_) | Self::Dataset { .. } | Self::Panicked(_)
         )
     }
 }

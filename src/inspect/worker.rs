@@ -209,6 +209,7 @@ impl State {
         events: &SyncSender<InspectEvent>,
         wake: &dyn Fn(),
     ) -> Vec<InspectEvent> {
+        let keeping = matches!(cmd, InspectCommand::Keep(_));
         crate::threads::catch_panic(|| {
             let mut answers = match cmd {
                 // progress is dropped rather than waited for when the UI lags behind
@@ -233,7 +234,14 @@ impl State {
             }
             answers
         })
-        .unwrap_or_else(|e| vec![InspectEvent::Failed(InspectError::Panicked(e))])
+        .unwrap_or_else(|e| {
+            let e = InspectError::Panicked(e);
+            vec![if keeping {
+                InspectEvent::KeepFailed(e)
+            } else {
+                InspectEvent::Failed(e)
+            }]
+        })
     }
 
     /// Answers a command that is neither "Keep" nor a pick.
@@ -426,16 +434,16 @@ impl State {
     /// slider prunes from now on. Reports progress through `progress`.
     fn keep(&mut self, req: &KeepRequest, mut progress: impl FnMut(InspectEvent)) -> Vec<InspectEvent> {
         let Some(pruned) = self.pruned.clone() else {
-            return vec![InspectEvent::Failed(InspectError::NoModel)];
+            return vec![InspectEvent::KeepFailed(InspectError::NoModel)];
         };
         if self.slider != req.pruning {
-            return vec![InspectEvent::Failed(InspectError::Prune(
+            return vec![InspectEvent::KeepFailed(InspectError::Prune(
                 "Keep: the model or the pruning changed before it started; move the slider and Keep again"
                     .into(),
             ))];
         }
         let refuse = |reason: String| {
-            vec![InspectEvent::Failed(InspectError::Dataset {
+            vec![InspectEvent::KeepFailed(InspectError::Dataset {
                 data: req.data.to_string(),
                 reason,
             })]

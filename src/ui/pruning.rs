@@ -208,14 +208,13 @@ impl PrunePanel {
                     *bytes as f64 / 1e6
                 ));
             }
-            InspectEvent::Failed(err) if !err.about_the_image() => {
-                // only a failed Keep ends the fine-tuning shown (a failed export or load
-                // queued before it does not)
-                if err.about_keep() && self.tuning.take().is_some() {
-                    self.status = None;
-                }
+            InspectEvent::KeepFailed(err) => {
+                self.tuning = None;
+                self.status = None;
                 self.error = Some(err.to_string());
             }
+            // a failed export or load queued before a Keep leaves its progress as it is
+            InspectEvent::Failed(err) if !err.about_the_image() => self.error = Some(err.to_string()),
             _ => {}
         }
     }

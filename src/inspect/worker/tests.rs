@@ -159,7 +159,7 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
     };
     w.send(keep(0.75)).unwrap();
     assert!(
-        matches!(w.recv_event(), Some(InspectEvent::Failed(InspectError::Prune(m))) if m.contains("changed before it started"))
+        matches!(w.recv_event(), Some(InspectEvent::KeepFailed(InspectError::Prune(m))) if m.contains("changed before it started"))
     );
     w.send(keep(0.5)).unwrap();
     let mut progress = 0;
