@@ -10,13 +10,17 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// [`error_chain`] of a typed error: it and its sources.
 pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    join_causes(std::iter::successors(Some(e), |c| c.source()).map(ToString::to_string))
+    join_causes(causes(e))
 }
 
 /// [`cause_chain`] after a context line (what was being done, e.g. `dataset /x`).
 pub fn in_context(context: &str, e: &(dyn std::error::Error + 'static)) -> String {
-    let causes = std::iter::successors(Some(e), |c| c.source()).map(ToString::to_string);
-    join_causes(std::iter::once(context.to_string()).chain(causes))
+    join_causes(std::iter::once(context.to_string()).chain(causes(e)))
+}
+
+/// The messages of `e` and its sources, outermost first.
+fn causes<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = String> + 'a {
+    std::iter::successors(Some(e), |c| c.source()).map(ToString::to_string)
 }
 
 /// Joins messages, outermost first, as [`error_chain`] describes.

@@ -129,9 +129,9 @@ pub struct InspectArgs {
     /// Model file (dense or compact).
     #[arg(long)]
     pub model: PathBuf,
-    /// Image file (PNG or JPEG), read as the app reads it: for a 28x28 grey model as a drawn
-    /// digit (light paper inverted, centred in 20x20 as MNIST's digits are), for any other
-    /// model resized to its input as it is.
+    /// Image file (PNG or JPEG), read as the app reads it: for an MNIST model (28x28 grey,
+    /// its file naming mnist or no dataset) as a drawn digit (light paper inverted, centred
+    /// in 20x20 as MNIST's digits are), for any other model resized to its input as it is.
     #[arg(long)]
     pub image: PathBuf,
     /// How many capsules to list.
@@ -351,7 +351,8 @@ pub struct TrainArgs {
     /// A published training recipe; `rem` is LOBSTER as its authors ran it on the CapsNet
     /// (EIDOSLAB/REM): lambda 1e-4 x 0.99 per epoch, a threshold step every epoch, twt 0,
     /// plateau tolerance 0.01, Adam 1e-3 x 0.99 per epoch, batch 128, no decoder, random
-    /// shifts of up to 2 pixels (in place of --augment), 5,500 validation images, stop after 200 epochs without a better validation loss (at most
+    /// shifts of up to 2 pixels (in place of --augment), 5,500 validation images, stop
+    /// after 200 epochs without a better validation loss (at most
     /// --epochs, 1,000 by default). It replaces those flags (--validation and --patience,
     /// when given, replace its 5,500 and 200); --preset, --data, --seed, --device and the
     /// limits still apply.

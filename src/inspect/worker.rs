@@ -68,6 +68,13 @@ fn own_test_images(info: &ModelInfo) -> Result<(Split, Split), String> {
     Ok((pick, held))
 }
 
+/// Whether the app's held-out MNIST digits (`held`) serve `model` (file facts `info`) as its
+/// slider's held-out images and its test images: a digit model they fit.
+fn app_digits_serve(model: &CapsNet, info: &ModelInfo, held: &Split) -> bool {
+    let c = &model.config;
+    draws_digits(c.input(), info.dataset.as_deref()) && held.check_fits(c.input(), c.classes).is_ok()
+}
+
 /// Whether an answer means the model or its pruning changed, so a remembered image should
 /// be inspected again.
 fn changes_the_model(e: &InspectEvent) -> bool {
@@ -100,7 +107,7 @@ impl WorkerHandle<InspectCommand, InspectEvent> {
 
 struct State {
     device: Device,
-    /// Raised by the UI to stop "Keep"'s fine-tuning (lowered when a Keep ends).
+    /// Raised by the UI to stop "Keep"'s fine-tuning (the app lowers it as it sends a Keep).
     cancel: crate::threads::CancelFlag,
     /// The model as loaded (what "Reset" returns to).
     original: Option<(CapsNet, ModelInfo)>,
@@ -302,7 +309,7 @@ impl State {
         let s = ModelSummary::of(&model, info.clone());
         let fits = |h: &Split| h.check_fits(model.config.input(), model.config.classes).is_ok();
         self.own_images = match &self.held_out {
-            Some(h) if s.takes_digits() && fits(h) => None,
+            Some(h) if app_digits_serve(&model, &info, h) => None,
             _ => Some(own_test_images(&info).and_then(|(pick, held)| {
                 if fits(&held) {
                     Ok((pick, held))
@@ -330,8 +337,7 @@ impl State {
     /// they fit.
     fn set_held_out(&mut self, held: Split) {
         if let Some((d, info)) = &self.original
-            && draws_digits(d.config.input(), info.dataset.as_deref())
-            && held.check_fits(d.config.input(), d.config.classes).is_ok()
+            && app_digits_serve(d, info, &held)
         {
             self.own_images = None;
         }

@@ -314,18 +314,12 @@ impl Run<'_> {
         }
         if let Some(record) = optimizer {
             self.restore(req, &mut l, record);
-            if !l.history.is_empty() {
-                self.emit.send(Event::EarlierEpochs {
-                    epochs: l.history.clone(),
-                    steps_per_epoch: l.global_step / l.history.len(),
-                });
-            }
         }
         Ok(l)
     }
 
     /// Puts a resumed run back where its checkpoint left it ([`check_before_start`] has read
-    /// Adam's record and matched the parameters).
+    /// Adam's record and matched the parameters), and reports its earlier epochs.
     fn restore(&mut self, req: &TrainRequest, l: &mut Loop, record: OptimizerRecord) {
         let Some(r) = &req.resume else {
             return;
@@ -342,6 +336,12 @@ impl Run<'_> {
         l.global_step = s.global_step;
         l.first_epoch = s.epoch + 1;
         l.last_good = l.model.clone();
+        if !l.history.is_empty() {
+            self.emit.send(Event::EarlierEpochs {
+                epochs: l.history.clone(),
+                steps_per_epoch: l.global_step / l.history.len(),
+            });
+        }
     }
 
     /// One pass over the training set; `None` when a stop command ended it.

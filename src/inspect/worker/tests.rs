@@ -69,6 +69,16 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
     assert!((f - 0.5).abs() < 0.05, "{kept:?} keeps {f} of the FLOPs");
 }
 
+/// A worker using a fresh `tiny` network (seed 3), its `ModelReady` received.
+fn worker_with_a_tiny_model() -> WorkerHandle<InspectCommand, InspectEvent> {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
+    let w = Inspector::spawn(dev, None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    w
+}
+
 /// An inspection worker holding the tiny preset (seed 2) and 64 held-out MNIST digits, the
 /// first of them inspected (so remembered); returns the worker and that digit. Inspecting
 /// before the model is set fails.
@@ -202,11 +212,7 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
 
 #[test]
 fn an_image_file_is_decoded_by_the_worker_then_inspected() {
-    let dev = Device::flex();
-    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
-    let w = Inspector::spawn(dev, None).unwrap();
-    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
-    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    let w = worker_with_a_tiny_model();
     let dir = tempfile::tempdir().unwrap();
     // a dark stroke on white paper, larger than the model's input
     let path = dir.path().join("digit.png");
@@ -246,11 +252,7 @@ fn an_image_file_is_decoded_by_the_worker_then_inspected() {
 
 #[test]
 fn mnist_digits_are_read_by_the_worker_and_picked_for_a_digit_model() {
-    let dev = Device::flex();
-    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
-    let w = Inspector::spawn(dev, None).unwrap();
-    w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
-    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    let w = worker_with_a_tiny_model();
     w.send(InspectCommand::LoadMnistDigits).unwrap();
     w.send(InspectCommand::PickTestImage(3)).unwrap();
     let Some(InspectEvent::Picked { pixels, label }) = w.recv_event() else {
