@@ -24,12 +24,52 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # "paper" is given by DESIGN.md; "small" is sparsecaps' `small` preset (src/model/config.rs);
-# "tiny" is the fixture config (shared/fixtures/capsnet-reference/reference.json).
+# "tiny" is the fixture config (shared/fixtures/capsnet-reference/reference.json);
+# "resnet-caps" is sparsecaps' CapsNet head on a ResNet-20 backbone (src/model/backbone*.rs):
+# conv1 1x1 to 128 on the backbone's output, primary capsules 3x3 with stride 1, no decoder.
 PRESETS = {
     "paper": dict(c1=256, types=32, decoder_hidden=(512, 1024)),
     "small": dict(c1=128, types=16, decoder_hidden=(256, 512)),
     "tiny": dict(c1=16, types=4, decoder_hidden=(32, 64)),
+    "resnet-caps": dict(c1=128, types=32, decoder_hidden=(), backbone="resnet20",
+                        k1=1, k2=3, s2=1, decoder=False),
 }
+
+
+class ConvBn(nn.Module):
+    """A convolution without bias (padding k // 2), then BatchNorm."""
+
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 ConvBn and a shortcut (a 1x1 ConvBn where the shape changes)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.a = ConvBn(cin, cout, 3, stride)
+        self.b = ConvBn(cout, cout, 3, 1)
+        self.shortcut = ConvBn(cin, cout, 1, stride) if (cin != cout or stride != 1) else None
+
+    def forward(self, x):
+        y = self.b(F.relu(self.a(x)))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+def resnet20(in_ch):
+    """A 3x3 stem to 16 channels, then stages 16/32/64 (strides 1/2/2) of 3 basic blocks."""
+    layers, cin = [ConvBn(in_ch, 16, 3, 1), nn.ReLU()], 16
+    for width, stride in ((16, 1), (32, 2), (64, 2)):
+        for i in range(3):
+            layers.append(BasicBlock(cin, width, stride if i == 0 else 1))
+            cin = width
+    return nn.Sequential(*layers), cin
 
 
 def squash(s, dim=-1):
@@ -39,14 +79,19 @@ def squash(s, dim=-1):
 
 class CapsNet(nn.Module):
     def __init__(self, c1=256, types=32, decoder_hidden=(512, 1024), in_ch=1, hw=28,
-                 kernel=9, pdim=8, classes=10, edim=16, routing=3, decoder=True):
+                 k1=9, k2=9, s2=2, pdim=8, classes=10, edim=16, routing=3, decoder=True,
+                 backbone=None):
         super().__init__()
         self.T, self.D, self.J, self.E, self.R = types, pdim, classes, edim, routing
         self.in_ch, self.hw = in_ch, hw
-        self.conv1 = nn.Conv2d(in_ch, c1, kernel, stride=1, bias=True)
-        self.primary = nn.Conv2d(c1, types * pdim, kernel, stride=2, bias=True)
-        g1 = hw - kernel + 1
-        self.G = (g1 - kernel) // 2 + 1
+        self.backbone, side, feat = None, hw, in_ch
+        if backbone == "resnet20":
+            self.backbone, feat = resnet20(in_ch)
+            side = (hw + 3) // 4  # two stride-2 stages, padded
+        self.conv1 = nn.Conv2d(feat, c1, k1, stride=1, bias=True)
+        self.primary = nn.Conv2d(c1, types * pdim, k2, stride=s2, bias=True)
+        g1 = side - k1 + 1
+        self.G = (g1 - k2) // s2 + 1
         self.N = types * self.G * self.G
         self.W = nn.Parameter(torch.randn(self.N, classes, edim, pdim) * 0.1)
         self.beta = nn.Parameter(torch.full((classes, edim), 0.1))
@@ -59,6 +104,8 @@ class CapsNet(nn.Module):
 
     def primary_caps(self, x):
         B = x.shape[0]
+        if self.backbone is not None:
+            x = self.backbone(x)
         h = F.relu(self.conv1(x))
         p = self.primary(h)                                   # [B, T*D, G, G]
         p = p.view(B, self.T, self.D, self.G, self.G)        # channel t*D + d
@@ -149,7 +196,9 @@ def main():
         cfg["types"] = a.types
     if a.decoder_hidden:
         cfg["decoder_hidden"] = tuple(int(s) for s in a.decoder_hidden.split(","))
-    model = CapsNet(decoder=not a.no_decoder, **cfg)
+    if a.no_decoder:
+        cfg["decoder"] = False
+    model = CapsNet(**cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     x = torch.rand(a.batch, 1, 28, 28)
@@ -183,7 +232,7 @@ def main():
         "threads": torch.get_num_threads(),
         "capsules": model.N,
         "params": sum(p.numel() for p in model.parameters()),
-        "config": {**cfg, "decoder": not a.no_decoder},
+        "config": {"decoder": True, **cfg},
     }))
 
 
