@@ -36,20 +36,22 @@ pub fn mnist_held_out() -> Result<(Split, Split), DataError> {
     Ok((test, held))
 }
 
-/// Which commands of a batch a later one of the same kind makes pointless: only the latest
-/// slider position, digit and dimension offsets matter, so the others are skipped.
+/// Which commands of a batch a later one of the same [`InspectCommand::latest_wins`] kind
+/// makes pointless (the outbox's rule): only the latest slider position, image, dimension
+/// offsets and model matter, so the others are skipped. A command that always counts
+/// ("Keep", "Export", "Reset", ...) is a barrier: it sees the state the commands before it
+/// made, so none of those is skipped for a newer one after it.
 fn superseded(batch: &[InspectCommand]) -> Vec<bool> {
-    let kind = |c: &InspectCommand| match c {
-        InspectCommand::SetSparsity { .. } => Some(0),
-        InspectCommand::Inspect(_) => Some(1),
-        InspectCommand::Perturb(_) => Some(2),
-        _ => None,
-    };
-    batch
-        .iter()
-        .enumerate()
-        .map(|(i, c)| kind(c).is_some_and(|k| batch[i + 1..].iter().any(|d| kind(d) == Some(k))))
-        .collect()
+    let mut later = Vec::new();
+    let mut skip = vec![false; batch.len()];
+    for (i, c) in batch.iter().enumerate().rev() {
+        match c.latest_wins() {
+            Some(kind) if later.contains(&kind) => skip[i] = true,
+            Some(kind) => later.push(kind),
+            None => later.clear(),
+        }
+    }
+    skip
 }
 
 /// The first [`OWN_TEST_IMAGES`] test images of the dataset a model was trained on, as

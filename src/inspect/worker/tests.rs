@@ -273,3 +273,27 @@ fn mnist_digits_are_read_by_the_worker_and_picked_for_a_digit_model() {
     };
     assert_eq!(r.held_out, HELD_OUT);
 }
+
+#[test]
+fn only_newer_commands_of_a_kind_before_the_next_barrier_skip_one() {
+    let sparsity = |s| InspectCommand::SetSparsity {
+        sparsity: s,
+        method: PruneMethod::Capsules,
+    };
+    let batch = [
+        sparsity(0.1),
+        sparsity(0.2),
+        InspectCommand::Export("a.safetensors".into()),
+        sparsity(0.3),
+        InspectCommand::Load("b.safetensors".into()),
+        InspectCommand::PickTestImage(1),
+        InspectCommand::Forget,
+        InspectCommand::Load("c.safetensors".into()),
+    ];
+    // 0.1 is replaced by 0.2 before the export; the export sees 0.2, not 0.3; the first
+    // model and the test image are replaced by a later model and "Clear"
+    assert_eq!(
+        superseded(&batch),
+        [true, false, false, false, true, true, false, false]
+    );
+}
