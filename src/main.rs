@@ -19,12 +19,17 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// keeps its buffers, and an idle app still gives its memory back.
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
+/// mimalloc's environment variables for the purge delay (the second is its old name).
+const PURGE_DELAY_ENV: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
+
+/// Whether the user chose a purge delay through mimalloc's environment.
+fn delay_chosen() -> bool {
+    PURGE_DELAY_ENV.iter().any(|key| std::env::var_os(key).is_some())
+}
+
 /// Sets [`PURGE_DELAY_MS`] unless the user chose a delay through mimalloc's environment.
 fn keep_freed_memory_for_reuse() {
-    let chosen = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-        .iter()
-        .any(|key| std::env::var_os(key).is_some());
-    if !chosen {
+    if !delay_chosen() {
         // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
         // option setters are not thread-safe); the index is checked by a test.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
@@ -34,8 +39,8 @@ fn keep_freed_memory_for_reuse() {
 fn main() -> ExitCode {
     keep_freed_memory_for_reuse();
     for (key, value) in sparsecaps::device::environment_defaults(|k| std::env::var_os(k)) {
-        // SAFETY: the first thing `main` does; no other thread exists yet that could read
-        // the environment while it changes.
+        // SAFETY: among the first things `main` does; no other thread exists yet that could
+        // read the environment while it changes.
         unsafe { std::env::set_var(key, value) };
     }
     sparsecaps::cli::main(sparsecaps::app::run)
@@ -47,9 +52,7 @@ mod tests {
 
     #[test]
     fn the_purge_delay_option_is_the_one_set() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some()
-            || std::env::var_os("MIMALLOC_RESET_DELAY").is_some()
-        {
+        if delay_chosen() {
             return; // the environment chose the value; the default cannot be seen
         }
         // SAFETY: reading an option; nothing in this test binary sets options
