@@ -598,4 +598,11 @@ fn patience_stops_a_run_whose_validation_loss_stops_improving() {
         .count()
         - 1;
     assert!((2..40).contains(&rows), "{rows} epochs");
+    // a run that stopped early is finished: a resume would train one more epoch each time
+    let again = cli_resume(&run, "40");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{err}");
+    assert!(err.contains("stopped early after epoch"), "{err}");
+    let after = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(after.lines().count() - 1, rows, "{after}");
 }

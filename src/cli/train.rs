@@ -6,7 +6,7 @@ use super::args::{PruneKind, Recipe, TrainArgs};
 use super::progress::Progress;
 use std::path::Path;
 
-use crate::data::Augment;
+use crate::data::{Augment, DataSource};
 use crate::train::messages::{PruneSchedule, check_setting};
 use crate::train::resume::resume_request;
 use crate::train::{Command, Event, TrainRequest, Trainer};
@@ -53,10 +53,19 @@ fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A dataset folder as an absolute path, so that the run's records (`config.json`, the
+/// resume record, the model's dataset) name the same folder from any working directory.
+fn absolute_folder(data: &DataSource) -> DataSource {
+    match data {
+        DataSource::Dir(p) => DataSource::Dir(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+        other => other.clone(),
+    }
+}
+
 /// The request of a new run from the command line.
 fn new_request(args: &TrainArgs) -> TrainRequest {
     let req = TrainRequest {
-        data: args.data.clone(),
+        data: absolute_folder(&args.data),
         preset: args.preset,
         epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
         batch: args.batch.map_or(args.preset.default_batch(), |b| b as usize),
@@ -274,4 +283,19 @@ fn drive(req: TrainRequest) -> anyhow::Result<()> {
         }
     }
     bail!("the trainer thread ended unexpectedly")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dataset_folder_is_recorded_as_an_absolute_path() {
+        let cwd = std::env::current_dir().unwrap();
+        let DataSource::Dir(p) = absolute_folder(&DataSource::Dir("digits".into())) else {
+            panic!("not a folder")
+        };
+        assert_eq!(p, cwd.join("digits"));
+        assert_eq!(absolute_folder(&DataSource::Cifar10), DataSource::Cifar10);
+    }
 }

@@ -336,7 +336,8 @@ pub enum Event {
         epoch: usize,
         /// Step within the epoch where it was noticed.
         step_in_epoch: usize,
-        /// The new base learning rate.
+        /// The learning rate now in use in this epoch (the lowered base rate times the
+        /// epoch's decay).
         lr: f64,
     },
     /// A checkpoint was written.

@@ -63,8 +63,12 @@ pub fn write_run_config(
         device_used: device,
         model,
     };
-    let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();
-    write_atomic(&dir.join("config.json"), json.as_bytes())
+    let path = dir.join("config.json");
+    let json = serde_json::to_string_pretty(&cfg).map_err(|e| TensorFileError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&path, json.as_bytes())
 }
 
 #[cfg(test)]

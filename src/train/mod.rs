@@ -15,4 +15,5 @@ pub mod plateau;
 pub mod profile;
 pub mod resume;
 mod run;
+mod setup;
 pub mod threshold;

@@ -120,8 +120,14 @@ pub fn write_resume(
         state: Cow::Borrowed(state),
     };
     write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
-    let json = serde_json::to_string(&file).unwrap_or_default();
-    write_atomic(&state_path(dir, state.epoch), json.as_bytes())
+    let path = state_path(dir, state.epoch);
+    // an unwritable record (a path that is not UTF-8) fails the checkpoint; an empty file
+    // would replace the last good record with one that cannot be resumed
+    let json = serde_json::to_string(&file).map_err(|e| TensorFileError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&path, json.as_bytes())
 }
 
 /// Removes the resume pairs of epochs other than `keep` (after the model of `keep` is
@@ -227,10 +233,48 @@ pub fn resume_request(
             req.epochs
         )));
     }
+    if let Some(patience) = req.patience
+        && r.state.early_stop.stale >= patience
+    {
+        return Err(TrainError::Resume(format!(
+            "{} stopped early after epoch {epoch}: its validation loss had not improved for {patience} epochs (--patience {patience}); to train it further, start a new run from its model with --init",
+            dir.display()
+        )));
+    }
     req.init = Some(model);
     req.resume = Some(Box::new(super::messages::ResumePoint {
         state: r.state,
         optimizer: r.optimizer,
     }));
     Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_that_cannot_be_written_fails_instead_of_leaving_an_empty_file() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        // serde writes paths as UTF-8 strings: this one is not
+        let init = std::ffi::OsStr::from_bytes(b"/tmp/r\xe9/model.safetensors");
+        let req = TrainRequest {
+            init: Some(init.into()),
+            ..TrainRequest::default()
+        };
+        let state = RunState {
+            epoch: 3,
+            global_step: 30,
+            base_lr: 1e-3,
+            lobster: Plateau::new(0.0),
+            early_stop: Plateau::new(0.0),
+            masks_active: false,
+            param_ids: vec![],
+            history: vec![],
+        };
+        let err = write_resume(dir.path(), &req, &state, b"adam").unwrap_err();
+        assert!(err.to_string().contains("epoch-3.json"), "{err}");
+        assert!(!state_path(dir.path(), 3).exists());
+    }
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 use burn::optim::record::OptimizerRecord;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::Bytes;
 
 use super::evaluate::evaluate_on;
 use super::messages::{
@@ -16,17 +15,17 @@ use super::messages::{
 use super::metrics::{write_metrics, write_run_config};
 use super::plateau::Plateau;
 use super::resume::{RunState, prune_old_resume, write_resume};
+use super::setup::{build_model, check_before_start, kept_zeros, load_data, resident_validation};
 use super::step::{StepPruning, finite_probe, train_step};
-use super::threshold::{THRESHOLD_PROBE_IMAGES, lobster_threshold};
-use super::worker::{EVAL_BATCH, Emitter, Flow, GPU_EVAL_BATCH, Run};
+use super::threshold::lobster_threshold;
+use super::worker::{EVAL_BATCH, Flow, GPU_EVAL_BATCH, Run};
 use crate::data::augment::batch_seed;
-use crate::data::{Augment, Dataset, DeviceSplit, Split};
+use crate::data::{Augment, Dataset, DeviceSplit};
 use crate::device::{self, DeviceKindUsed, SelectedDevice};
-use crate::errors::in_context;
 use crate::export::{ModelInfo, save_model};
 use crate::model::CapsNet;
 use crate::prune::survival::{Survival, layer_sparsity_named};
-use crate::prune::{DeviceMasks, Masks, apply_masks, magnitude_masks, survival};
+use crate::prune::{Masks, apply_masks, magnitude_masks, survival};
 
 /// How often a run may fall back to its last finite state before it gives up.
 const MAX_ROLLBACKS: usize = 3;
@@ -65,6 +64,8 @@ struct Loop {
     last_good: CapsNet,
     rollbacks: usize,
     started: Instant,
+    /// The preset the checkpoints name: `--init`'s own (its file's), else `--preset`.
+    preset: Option<String>,
 }
 
 /// Sums over the read-backs of one epoch.
@@ -92,129 +93,6 @@ impl Window {
             start: Instant::now(),
         }
     }
-}
-
-/// The validation split and its threshold probe on `device`, or `None` when it is empty.
-fn resident_validation(validation: &Split, device: &Device) -> Option<(DeviceSplit, DeviceSplit)> {
-    if validation.is_empty() {
-        return None;
-    }
-    let mut probe = validation.clone();
-    probe.truncate(THRESHOLD_PROBE_IMAGES);
-    Some((
-        DeviceSplit::upload(validation, device),
-        DeviceSplit::upload(&probe, device),
-    ))
-}
-
-/// The dataset with `limit`s applied and the validation split held out of the training set.
-fn load_data(req: &TrainRequest, emit: &Emitter) -> Result<(Dataset, Split), TrainError> {
-    let limits = (req.limit_train, req.limit_test);
-    let data = Dataset::load_with(&req.data, limits, &|p| emit.progress(Event::Loading(p)));
-    let mut data = data.map_err(|e| TrainError::Data(in_context(&format!("dataset {}", req.data), &e)))?;
-    let held_out = match req.validation {
-        Some(n) => n,
-        None if req.prune.needs_validation() || req.patience.is_some() => (data.train.len() / 10).min(5000),
-        None => 0,
-    };
-    if held_out >= data.train.len() {
-        return Err(TrainError::Refused(format!(
-            "validation split of {held_out} leaves no training images (of {})",
-            data.train.len()
-        )));
-    }
-    let validation = data.train.split_off(held_out);
-    Ok((data, validation))
-}
-
-/// Masks that keep a started-from model's pruned weights at zero: `None` when none of its
-/// prunable weights is exactly zero (a dense model as trained, or a compact one whose kept
-/// tensors are whole).
-fn kept_zeros(model: &CapsNet, ad: &Device) -> Option<DeviceMasks> {
-    let masks = Masks::from_nonzero(&model.valid());
-    (masks.sparsity() > 0.0).then(|| masks.to_device(ad))
-}
-
-/// A fresh network of the preset for the data, or the `init` model (dense, pruned or
-/// compact), on `ad`.
-fn build_model(
-    req: &TrainRequest,
-    data: &Dataset,
-    device: &Device,
-    ad: &Device,
-) -> Result<CapsNet, TrainError> {
-    let model = match &req.init {
-        Some(path) => {
-            let (m, _) = crate::export::load_model(path, device)?;
-            data.check_fits(m.config.input(), m.config.classes)
-                .map_err(|e| TrainError::Data(in_context(&path.display().to_string(), &e)))?;
-            m.fork(ad).train()
-        }
-        None => {
-            let t = &data.train;
-            let mut config = req.preset.config().for_input(t.channels, t.height, t.width);
-            // named classes (image folders, CIFAR-10) set the class capsules; IDX labels
-            // are digits, at most ten
-            if !data.classes.is_empty() {
-                config.classes = data.classes.len();
-            }
-            // colour data is normalised per channel with the training split's statistics
-            let config = if t.channels > 1 {
-                let (mean, std) = t.channel_stats();
-                config.with_normalisation(mean, std)
-            } else {
-                config
-            };
-            let config = if req.no_decoder {
-                config.with_decoder_hidden(vec![])
-            } else {
-                config
-            };
-            CapsNet::init(&config, req.seed, ad)?
-        }
-    };
-    data.check_fits(model.config.input(), model.config.classes)?;
-    model.config.check_batch(req.batch.max(1))?;
-    model.check_batch_on_device(req.batch.max(1))?;
-    Ok(model)
-}
-
-/// All that can refuse the run, checked before it is announced: the run folder (created,
-/// and its files writable), and for a resumed run Adam's record, which is decoded and whose
-/// parameter ids `model` is given (`None` for a run that is not resumed). A record that
-/// does not fit is an error naming its file.
-fn check_before_start(
-    req: &TrainRequest,
-    model: &mut CapsNet,
-) -> Result<Option<OptimizerRecord>, TrainError> {
-    if let Some(dir) = &req.out_dir {
-        crate::fsio::prepare_output_dir(
-            dir,
-            &["model.safetensors", "metrics.csv", "config.json"],
-            &[super::resume::RESUME_DIR],
-        )?;
-        super::resume::check_resume_names(dir)?;
-    }
-    let Some(r) = &req.resume else {
-        return Ok(None);
-    };
-    let file = req
-        .out_dir
-        .as_ref()
-        .map(|d| {
-            super::resume::optimizer_path(d, r.state.epoch)
-                .display()
-                .to_string()
-        })
-        .unwrap_or_else(|| "the resume record".into());
-    if !model.set_param_ids(&r.state.param_ids) {
-        return Err(TrainError::Resume(format!(
-            "{file}: the resume record does not match the checkpoint's parameters"
-        )));
-    }
-    let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(r.optimizer.clone()))
-        .map_err(|e| TrainError::Resume(format!("{file}: not an optimiser record of this version: {e}")))?;
-    Ok(Some(record))
 }
 
 impl Run<'_> {
@@ -257,7 +135,7 @@ impl Run<'_> {
         });
         let (data, validation) = load_data(req, self.emit)?;
         let ad = device.clone().autodiff();
-        let mut model = build_model(req, &data, &device, &ad)?;
+        let (mut model, preset) = build_model(req, &data, &device, &ad)?;
         let optimizer = check_before_start(req, &mut model)?;
         let batch = req.batch.max(1);
         let total_steps = data.train.len().div_ceil(batch).saturating_mul(req.epochs);
@@ -307,6 +185,7 @@ impl Run<'_> {
             first_epoch: 1,
             rollbacks: 0,
             started,
+            preset,
         };
         // a resumed run takes its masks from its checkpoint instead (`restore`)
         if req.init.is_some() && req.resume.is_none() {
@@ -402,7 +281,7 @@ impl Run<'_> {
             window.images += indices.len();
             l.global_step += 1;
             if first || window.steps == readback || i + 1 == batches.len() {
-                self.read_back(l, &mut window, &mut sums, (epoch, i + 1, batches.len()))?;
+                self.read_back(l, &mut window, &mut sums, (epoch, i + 1, batches.len()), decay)?;
                 window = Window::new();
             }
         }
@@ -417,6 +296,7 @@ impl Run<'_> {
         window: &mut Window,
         sums: &mut EpochSums,
         (epoch, step, steps): (usize, usize, usize),
+        decay: f64,
     ) -> Result<(), TrainError> {
         let Some((loss, hits)) = window.sums.take() else {
             return Ok(());
@@ -427,8 +307,10 @@ impl Run<'_> {
             l.rollbacks += 1;
             if l.rollbacks > MAX_ROLLBACKS {
                 return Err(TrainError::Diverged(format!(
-                    "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; try a lower --lr (nothing non-finite was saved)",
-                    l.rollbacks, self.lr
+                    "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; {} (nothing non-finite was saved)",
+                    l.rollbacks,
+                    self.lr * decay,
+                    lower_lr_advice(l.first_epoch > 1)
                 )));
             }
             l.model = l.last_good.clone();
@@ -437,7 +319,7 @@ impl Run<'_> {
             self.emit.send(Event::RolledBack {
                 epoch,
                 step_in_epoch: step,
-                lr: self.lr,
+                lr: self.lr * decay,
             });
             return Ok(());
         }
@@ -496,6 +378,9 @@ impl Run<'_> {
         let on_device = masks.to_device(&l.ad);
         let model = std::mem::replace(&mut l.model, l.last_good.clone());
         l.model = apply_masks(model, &on_device);
+        // a rollback in the next epoch returns to the pruned model, never to the weights
+        // this step removed
+        l.last_good = l.model.clone();
         l.pruning.masks = Some(on_device);
     }
 
@@ -512,14 +397,9 @@ impl Run<'_> {
         let valid = l.model.valid();
         let eval = evaluate_on(&valid, &l.test_resident, l.eval_batch, |_, _| {});
         if !eval.loss.is_finite() {
-            // a resumed run keeps its learning rate: its model is where to start again
-            let how = if req.resume.is_some() {
-                "train a new run from its model with --init and a lower --lr"
-            } else {
-                "try a lower --lr"
-            };
             return Err(TrainError::Diverged(format!(
-                "training diverged: the test loss after epoch {epoch} is not finite (epoch {epoch} was not saved); {how}"
+                "training diverged: the test loss after epoch {epoch} is not finite (epoch {epoch} was not saved); {}",
+                lower_lr_advice(req.resume.is_some())
             )));
         }
         let surv = survival(&valid);
@@ -562,7 +442,7 @@ impl Run<'_> {
         let info = ModelInfo {
             classes: l.data.classes.clone(),
             dataset: Some(l.data.name.clone()),
-            preset: Some(req.preset.to_string()),
+            preset: l.preset.clone(),
             epochs: Some(epoch),
             test_accuracy: Some(last.test_accuracy),
             sparsity: Some(last.sparsity),
@@ -602,5 +482,15 @@ impl Run<'_> {
             wall_s: l.started.elapsed().as_secs_f64(),
         });
         Ok(())
+    }
+}
+
+/// What to do about a diverged run: a resumed run keeps its learning rate (`--lr` cannot be
+/// given with `--resume`), so its model is where a new run starts.
+fn lower_lr_advice(resumed: bool) -> &'static str {
+    if resumed {
+        "train a new run from its model with --init and a lower --lr"
+    } else {
+        "try a lower --lr"
     }
 }
