@@ -46,7 +46,23 @@ const BENCH_BATCH: usize = 128;
 
 /// Evaluates, sizes and times `model`, stored at `file`.
 fn measure(model: &CapsNet, file: &Path, test: &Split, repeat: usize, device: &Device) -> Row {
-    let eval = evaluate(model, test, EVAL_BATCH, device);
+    measure_evaluated(
+        model,
+        file,
+        evaluate(model, test, EVAL_BATCH, device),
+        repeat,
+        device,
+    )
+}
+
+/// [`measure`] of a model already evaluated (`eval`), written to `file` before this.
+fn measure_evaluated(
+    model: &CapsNet,
+    file: &Path,
+    eval: crate::train::Evaluation,
+    repeat: usize,
+    device: &Device,
+) -> Row {
     let s = survival(model);
     let timing = bench(model, device, BENCH_BATCH, repeat, |_, _| {});
     Row {
@@ -159,11 +175,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             &dev.device,
         )?;
         let path = args.out.join(model_file(method, s));
-        let info = with_sparsity(info.clone(), &pruned);
+        let mut info = with_sparsity(info.clone(), &pruned);
         // nothing alive: keep the dense model (it predicts from the biases alone)
         let small = compact(&pruned).unwrap_or(pruned);
+        // the file records its own accuracy, not the model's it was pruned from
+        let eval = evaluate(&small, &data.test, EVAL_BATCH, &dev.device);
+        info.test_accuracy = Some(eval.accuracy);
         save_model(&small, &info, &path)?;
-        let r = measure(&small, &path, &data.test, args.repeat, &dev.device);
+        let r = measure_evaluated(&small, &path, eval, args.repeat, &dev.device);
         csv.push_str(&csv_row(s, method, &r));
         md.push_str(&markdown_row(&s.to_string(), &r, &base));
         eprintln!(

@@ -68,6 +68,19 @@ pub fn densify(file: &mut TensorFile) -> Result<(), SparseError> {
         name: "*".into(),
         reason: format!("bad shape list: {e}"),
     })?;
+    // a model holds at most MAX_PARAMS values in all, so the dense tensors may not add up to
+    // more (checked before any is allocated): a crafted list of huge tensors would otherwise
+    // allocate many GiB before the model's own checks run
+    let total = shapes.values().fold(0usize, |sum, shape| {
+        let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        sum.saturating_add(n.unwrap_or(usize::MAX))
+    });
+    if total > crate::model::validate::MAX_PARAMS && shapes.len() > 1 {
+        return Err(SparseError {
+            name: "*".into(),
+            reason: "the sparse tensors declare more values than any model holds".into(),
+        });
+    }
     for (name, shape) in shapes {
         let err = |reason: &str| SparseError {
             name: name.clone(),
@@ -171,6 +184,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("larger than any")
+        );
+        // each within a model's size, too many together: refused before anything is allocated
+        let mut many = file.clone();
+        let big = (crate::model::validate::MAX_PARAMS / 2 + 1).to_string();
+        many.metadata
+            .insert(SPARSE_KEY.into(), format!(r#"{{"a":[{big}],"b":[{big}]}}"#));
+        assert!(
+            densify(&mut many)
+                .unwrap_err()
+                .to_string()
+                .contains("more values than any model holds")
         );
         file.bytes.remove("w.mask");
         assert!(

@@ -104,6 +104,18 @@ pub enum ParamsError {
 }
 
 impl Compaction {
+    /// Where each kept capsule sits among the live types' positions (`cells` per type): the
+    /// `select` a compaction writes for `capsules` of `live_types`.
+    pub fn positions_of(capsules: &[usize], live_types: &[usize], cells: usize) -> Vec<usize> {
+        capsules
+            .iter()
+            .map(|&i| {
+                let lt = live_types.iter().position(|&t| t == i / cells).unwrap_or(0);
+                lt * cells + i % cells
+            })
+            .collect()
+    }
+
     /// Checks the record against the dense config (`cells` capsules per type).
     pub fn check(&self, c: &CapsNetConfig, cells: usize) -> Result<(), ParamsError> {
         let bad = |m: &str| Err(ParamsError::Compaction(m.to_string()));
@@ -128,9 +140,17 @@ impl Compaction {
         {
             return bad("a kept capsule belongs to a removed type");
         }
+        if self
+            .live_types
+            .iter()
+            .any(|t| !self.capsules.iter().any(|i| i / cells == *t))
+        {
+            return bad("a live capsule type keeps no capsule");
+        }
         let positions = self.live_types.len() * cells;
         match &self.select {
-            Some(sel) if sel.len() != self.capsules.len() || sel.iter().any(|&p| p >= positions) => {
+            // the only selection that computes the listed capsules (what compaction writes)
+            Some(sel) if *sel != Self::positions_of(&self.capsules, &self.live_types, cells) => {
                 bad("capsule selection does not match the kept capsules")
             }
             None if self.capsules.len() != positions => bad("capsule count does not match the live types"),
@@ -404,6 +424,35 @@ impl CapsNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compaction_record_must_select_the_capsules_it_lists() {
+        let c = crate::model::Preset::Tiny.config();
+        let cells = 36;
+        // capsules 1 and 2 of type 0, capsule 0 of type 3: positions 1, 2 and 36
+        let good = Compaction {
+            conv1_channels: vec![0, 5],
+            live_types: vec![0, 3],
+            capsules: vec![1, 2, 3 * cells],
+            select: Some(vec![1, 2, cells]),
+        };
+        assert!(good.check(&c, cells).is_ok());
+        for select in [vec![2, 1, cells], vec![0, 0, 0], vec![1, 2, cells + 1]] {
+            let bad = Compaction {
+                select: Some(select.clone()),
+                ..good.clone()
+            };
+            let e = bad.check(&c, cells).unwrap_err().to_string();
+            assert!(e.contains("selection does not match"), "{select:?}: {e}");
+        }
+        let idle_type = Compaction {
+            live_types: vec![0, 1, 3],
+            select: Some(vec![1, 2, 2 * cells]),
+            ..good.clone()
+        };
+        let e = idle_type.check(&c, cells).unwrap_err().to_string();
+        assert!(e.contains("keeps no capsule"), "{e}");
+    }
 
     #[test]
     fn digit_layout_round_trips() {

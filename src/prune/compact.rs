@@ -99,15 +99,8 @@ pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
     let mut bias: Vec<f32> = out_channels.iter().map(|&o| pb.values[o]).collect();
     let (conv1_channels, pw_values) = conv1_channels_kept(&conv1_w, &conv1_b, &pw_live, &mut bias);
     let positions = live_types.len() * cells;
-    let select = (capsules.len() != positions).then(|| {
-        capsules
-            .iter()
-            .map(|&i| {
-                let lt = live_types.iter().position(|&t| t == i / cells).unwrap_or(0);
-                lt * cells + i % cells
-            })
-            .collect()
-    });
+    let select =
+        (capsules.len() != positions).then(|| Compaction::positions_of(&capsules, &live_types, cells));
     let device = model.digit_weight.val().device();
     let up = |t: HostTensor| TensorData::new(t.values, t.shape);
     let kept_conv1 = conv1_w.select(0, &conv1_channels);
