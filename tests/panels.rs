@@ -256,10 +256,20 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
     assert!(has_label(&h, "header too small"));
     h.get_by_label("Export compact").click();
     h.run();
+    let shown = h.state().0.model_id;
     assert!(matches!(
         h.state().1.inspect.last(),
-        Some(InspectCommand::Export(_))
+        Some(InspectCommand::Export { model_id, .. }) if *model_id == shown
     ));
+    assert!(has_label(&h, "exporting to"));
+    // a refused export ends its "exporting..." line
+    let refused = InspectError::Export("the model or the pruning changed before the export started".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(refused)));
+    h.run();
+    assert!(!has_label(&h, "exporting to"));
+    assert!(has_label(&h, "changed before the export started"));
 }
 
 #[test]

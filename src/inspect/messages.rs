@@ -23,6 +23,15 @@ pub struct KeepRequest {
     /// result on screen reports it. A Keep that finds the worker at another position (a
     /// model loaded in between put its slider back to 0) is refused.
     pub pruning: (f64, PruneMethod),
+    /// The model on screen ([`ModelSummary::model_id`]); a Keep that finds another model
+    /// in use (a load or reset queued before it) is refused.
+    pub model_id: u64,
+}
+
+/// Whether two slider positions prune the same: equal, or both at 0 (where the method
+/// prunes nothing).
+pub fn same_pruning(a: (f64, PruneMethod), b: (f64, PruneMethod)) -> bool {
+    a.0 == b.0 && (a.0 == 0.0 || a.1 == b.1)
 }
 
 /// Requests to the inspection worker.
@@ -64,7 +73,16 @@ pub enum InspectCommand {
         bytes: &'static [u8],
     },
     /// Export the current (pruned) model, compacted, to a file and time dense vs compact.
-    Export(PathBuf),
+    Export {
+        /// The file to write.
+        path: PathBuf,
+        /// The model on screen ([`ModelSummary::model_id`]) and the slider position of the
+        /// result on screen: an export that finds the worker at another model or position
+        /// (a checkpoint or load queued before it) is refused rather than writing it.
+        model_id: u64,
+        /// See `model_id`.
+        pruning: (f64, PruneMethod),
+    },
     /// Forget the last inspected image: no more re-inspection after pruning, and no
     /// perturbed reconstructions of it (the canvas was cleared); answered by `Forgotten`.
     Forget,
@@ -157,6 +175,10 @@ pub struct ModelSummary {
     pub backbone: bool,
     /// Dimensions of a class capsule (the reconstruction's dimension sliders).
     pub class_dim: usize,
+    /// Which model this is to the inspection worker: a new number for each model it loads
+    /// or keeps (0 before the worker numbers it). Keep and Export name it, so that they act
+    /// on the model on screen.
+    pub model_id: u64,
 }
 
 impl ModelSummary {

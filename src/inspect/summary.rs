@@ -34,6 +34,7 @@ impl ModelSummary {
             input: c.input(),
             backbone: model.backbone.is_some(),
             class_dim: c.class_dim,
+            model_id: 0,
         }
     }
 }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use super::digit::{image_tensor, inspect_digit};
 use super::messages::{
     InspectCommand, InspectError, InspectEvent, KeepRequest, ModelSummary, OWN_TEST_IMAGES, PruneMethod,
-    draws_digits,
+    draws_digits, same_pruning,
 };
 use crate::data::{DataError, DataSource, Dataset, Split};
 use crate::export::ModelInfo;
@@ -132,6 +132,10 @@ struct State {
     importance: Option<Vec<f32>>,
     /// The last slider position.
     slider: (f64, PruneMethod),
+    /// Number of the model the slider prunes (`dense`): one more for each load or Keep.
+    model_id: u64,
+    /// `model_id` of the model as loaded (`original`).
+    original_id: u64,
     /// The last slider move's evaluation, when its first answer left images unseen.
     refine: Option<Refine>,
 }
@@ -152,6 +156,8 @@ impl State {
             order: None,
             importance: None,
             slider: (0.0, PruneMethod::Magnitude),
+            model_id: 0,
+            original_id: 0,
             refine: None,
         }
     }
@@ -268,7 +274,17 @@ impl State {
                 })
             }
             InspectCommand::Reset => self.original.take().map(|(m, info)| self.use_model(m, info)),
-            InspectCommand::Export(path) => Some(self.export(&path)),
+            InspectCommand::Export {
+                path,
+                model_id,
+                pruning,
+            } => Some(if self.shows(model_id, pruning) {
+                self.export(&path)
+            } else {
+                InspectEvent::Failed(InspectError::Export(
+                    "the model or the pruning changed before the export started; export again".into(),
+                ))
+            }),
             InspectCommand::SetHeldOut(s) => {
                 self.set_held_out(*s);
                 None
@@ -322,8 +338,12 @@ impl State {
         };
         self.set_dense(model.clone());
         self.original = Some((model, info));
+        self.original_id = self.model_id;
         self.slider = (0.0, PruneMethod::Magnitude);
-        InspectEvent::ModelReady(Box::new(s))
+        InspectEvent::ModelReady(Box::new(ModelSummary {
+            model_id: self.model_id,
+            ..s
+        }))
     }
 
     /// The images the slider evaluates on and ranks capsules by: the app's held-out digits,
@@ -380,7 +400,14 @@ impl State {
     }
 
     /// Makes `model` the one the slider prunes, unpruned for now.
+    /// Whether the worker is at the model and slider position a request names (what the
+    /// screen showed when it was sent).
+    fn shows(&self, model_id: u64, pruning: (f64, PruneMethod)) -> bool {
+        self.model_id == model_id && same_pruning(self.slider, pruning)
+    }
+
     fn set_dense(&mut self, model: CapsNet) {
+        self.model_id += 1;
         self.refine = None;
         self.order = None;
         self.importance = None;
@@ -413,7 +440,11 @@ impl State {
             Ok(m) => m,
             Err(e) => return InspectEvent::Failed(InspectError::Export(e.to_string())),
         };
-        let base = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
+        let mut base = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
+        if self.model_id != self.original_id || self.slider.0 != 0.0 {
+            // pruned or fine-tuned here: the file's test accuracy was the loaded model's
+            base.test_accuracy = None;
+        }
         let info = crate::prune::with_sparsity(base, &small);
         if let Err(e) = crate::export::save_model(&small, &info, path) {
             return InspectEvent::Failed(InspectError::Export(e.to_string()));
@@ -444,7 +475,7 @@ impl State {
         let Some(pruned) = self.pruned.clone() else {
             return vec![InspectEvent::KeepFailed(InspectError::NoModel)];
         };
-        if self.slider != req.pruning {
+        if !self.shows(req.model_id, req.pruning) {
             return vec![InspectEvent::KeepFailed(InspectError::Prune(
                 "Keep: the model or the pruning changed before it started; move the slider and Keep again"
                     .into(),
@@ -489,9 +520,13 @@ impl State {
             return vec![InspectEvent::KeepCancelled];
         }
         let info = self.original.as_ref().map(|o| o.1.clone()).unwrap_or_default();
-        let summary = ModelSummary::of(&tuned, info);
         let (sparsity, method) = self.slider;
+        let summary = ModelSummary::of(&tuned, info);
         self.set_dense(tuned);
+        let summary = ModelSummary {
+            model_id: self.model_id,
+            ..summary
+        };
         // the kept mask is the new model's zeros: pruning it again at the same position
         // gives the same mask, and the accuracy after fine-tuning
         vec![

@@ -29,6 +29,8 @@ pub struct PrunePanel {
     pub keep_on: (DataSource, Option<usize>),
     /// The dataset the model in use was trained on, as its file names it.
     pub model_dataset: Option<String>,
+    /// The inspection worker's number of the model on screen (Keep and Export name it).
+    pub model_id: u64,
     /// Result of the last load, export or Keep.
     pub status: Option<String>,
     /// The last error of the inspection worker about the model, or of a send.
@@ -58,6 +60,7 @@ impl Default for PrunePanel {
                 .to_string(),
             keep_on: (DataSource::Mnist, None),
             model_dataset: None,
+            model_id: 0,
             status: None,
             error: None,
             backbone: false,
@@ -104,7 +107,12 @@ impl PrunePanel {
     /// Exports the current (pruned) model, compacted, to the path field.
     pub fn export(&mut self, cmds: &mut dyn Commands) {
         let path = std::path::PathBuf::from(&self.model_path);
-        if self.send(InspectCommand::Export(path.clone()), cmds) {
+        let command = InspectCommand::Export {
+            path: path.clone(),
+            model_id: self.model_id,
+            pruning: self.on_screen(),
+        };
+        if self.send(command, cmds) {
             self.status = Some(format!("exporting to {}...", path.display()));
         }
     }
@@ -121,17 +129,22 @@ impl PrunePanel {
             data: data.clone(),
             images: limit.unwrap_or(usize::MAX),
             epochs: 1,
-            // what the result on screen came from (its sparsity is what it reached)
-            pruning: self
-                .slider
-                .as_ref()
-                .map_or((self.sparsity, self.method), |r| (r.requested, r.method)),
+            pruning: self.on_screen(),
+            model_id: self.model_id,
         };
         if self.send(InspectCommand::Keep(req), cmds) {
             self.follow_run = false;
             self.tuning = Some((0, 1));
             self.status = Some(format!("fine-tuning under the mask on {data}..."));
         }
+    }
+
+    /// The slider position of the result on screen (its sparsity is what it reached, so
+    /// the position is what it came from).
+    fn on_screen(&self) -> (f64, PruneMethod) {
+        self.slider
+            .as_ref()
+            .map_or((self.sparsity, self.method), |r| (r.requested, r.method))
     }
 
     /// The slider or the method changed.
@@ -180,11 +193,13 @@ impl PrunePanel {
                 self.status =
                     Some("Keep cancelled: the slider's pruning is as it was, not fine-tuned".into());
             }
-            InspectEvent::Kept(_) => {
+            InspectEvent::Kept(m) => {
+                self.model_id = m.model_id;
                 self.tuning = None;
                 self.status = Some("kept: fine-tuned under the mask".into());
             }
             InspectEvent::ModelReady(m) => {
+                self.model_id = m.model_id;
                 self.model_dataset = m.info.dataset.clone();
                 let alive = m.alive.iter().filter(|a| **a).count();
                 self.status = Some(format!("model: {alive}/{} capsules alive", m.alive.len()));
@@ -213,8 +228,14 @@ impl PrunePanel {
                 self.status = None;
                 self.error = Some(err.to_string());
             }
-            // a failed export or load queued before a Keep leaves its progress as it is
-            InspectEvent::Failed(err) if !err.about_the_image() => self.error = Some(err.to_string()),
+            // a failed export or load queued before a Keep leaves its progress as it is; else
+            // its "loading..." or "exporting..." ends with it
+            InspectEvent::Failed(err) if !err.about_the_image() => {
+                if self.tuning.is_none() {
+                    self.status = None;
+                }
+                self.error = Some(err.to_string());
+            }
             _ => {}
         }
     }
@@ -269,9 +290,12 @@ impl PrunePanel {
             {
                 self.keep(cmds);
             }
-            if ui.add_enabled(!tuning, egui::Button::new("Reset")).clicked() {
+            // the slider goes back to 0 only once the worker has the Reset (a busy queue
+            // refuses it, and the pruning on screen stays)
+            if ui.add_enabled(!tuning, egui::Button::new("Reset")).clicked()
+                && self.send(InspectCommand::Reset, cmds)
+            {
                 self.sparsity = 0.0;
-                self.send(InspectCommand::Reset, cmds);
             }
         });
         match self.tuning {

@@ -42,7 +42,10 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
     data.test.truncate(80);
     let w = Inspector::spawn(dev.clone(), None).unwrap();
     w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
-    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(m)) if m.backbone));
+    let Some(InspectEvent::ModelReady(m)) = w.recv_event() else {
+        panic!("no model")
+    };
+    assert!(m.backbone);
     w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
     w.send(InspectCommand::SetSparsity {
         sparsity: 0.5,
@@ -55,7 +58,23 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
     assert_eq!((r.method, r.evaluated), (PruneMethod::Backbone, QUICK_EVAL));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("narrow.safetensors");
-    w.send(InspectCommand::Export(path.clone())).unwrap();
+    let export = |model_id, sparsity| InspectCommand::Export {
+        path: path.clone(),
+        model_id,
+        pruning: (sparsity, PruneMethod::Backbone),
+    };
+    // an export meant for another model or position is refused, and writes nothing
+    for stale in [export(m.model_id + 1, 0.5), export(m.model_id, 0.25)] {
+        w.send(stale).unwrap();
+        // (the slider's refined answer may come first)
+        let answer = std::iter::from_fn(|| w.recv_event()).find(|e| !matches!(e, InspectEvent::Pruned(_)));
+        assert!(
+            matches!(&answer, Some(InspectEvent::Failed(InspectError::Export(e))) if e.contains("changed before the export")),
+            "{answer:?}"
+        );
+    }
+    assert!(!path.exists());
+    w.send(export(m.model_id, 0.5)).unwrap();
     while let Some(e) = w.recv_event() {
         match e {
             InspectEvent::Exported { .. } => break,
@@ -63,7 +82,8 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
             _ => {}
         }
     }
-    let (narrow, _) = crate::export::load_model(&path, &dev).unwrap();
+    let (narrow, info) = crate::export::load_model(&path, &dev).unwrap();
+    assert_eq!(info.test_accuracy, None, "a pruned model is not the loaded one");
     let kept = &narrow.config.backbone_channels;
     let f = crate::prune::backbone::flops_fraction(&narrow.config, kept);
     assert!((f - 0.5).abs() < 0.05, "{kept:?} keeps {f} of the FLOPs");
@@ -158,20 +178,24 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
     // forgotten: no more inspections after pruning
     w.send(InspectCommand::Forget).unwrap();
     assert!(matches!(w.recv_event(), Some(InspectEvent::Forgotten)));
-    // a Keep of another position than the worker's is refused (a model came in between)
-    let keep = |sparsity| {
+    // a Keep of another position or model than the worker's is refused (a model came in
+    // between); the first model the worker was given is its model 1
+    let keep = |sparsity, model_id| {
         InspectCommand::Keep(KeepRequest {
             data: DataSource::Mnist,
             images: 64,
             epochs: 1,
             pruning: (sparsity, PruneMethod::Capsules),
+            model_id,
         })
     };
-    w.send(keep(0.75)).unwrap();
-    assert!(
-        matches!(w.recv_event(), Some(InspectEvent::KeepFailed(InspectError::Prune(m))) if m.contains("changed before it started"))
-    );
-    w.send(keep(0.5)).unwrap();
+    for stale in [keep(0.75, 1), keep(0.5, 2)] {
+        w.send(stale).unwrap();
+        assert!(
+            matches!(w.recv_event(), Some(InspectEvent::KeepFailed(InspectError::Prune(m))) if m.contains("changed before it started"))
+        );
+    }
+    w.send(keep(0.5, 1)).unwrap();
     let mut progress = 0;
     let kept = loop {
         match w.recv_event() {
@@ -184,6 +208,7 @@ fn structured_pruning_is_kept_fine_tuned_and_reset_in_the_background() {
         }
     };
     assert_eq!(progress, 2);
+    assert_eq!(kept.model_id, 2, "a kept model is a new model");
     assert_eq!(kept.alive.iter().filter(|a| **a).count(), 144);
     let Some(InspectEvent::Pruned(after)) = w.recv_event() else {
         panic!("no evaluation after keep")
@@ -283,7 +308,11 @@ fn only_newer_commands_of_a_kind_before_the_next_barrier_skip_one() {
     let batch = [
         sparsity(0.1),
         sparsity(0.2),
-        InspectCommand::Export("a.safetensors".into()),
+        InspectCommand::Export {
+            path: "a.safetensors".into(),
+            model_id: 1,
+            pruning: (0.2, PruneMethod::Capsules),
+        },
         sparsity(0.3),
         InspectCommand::Load("b.safetensors".into()),
         InspectCommand::PickTestImage(1),
