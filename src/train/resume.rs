@@ -62,6 +62,10 @@ pub struct RunState {
     pub param_ids: Vec<u64>,
     /// Metrics of every epoch so far.
     pub history: Vec<EpochMetrics>,
+    /// Fallbacks to the last finite state so far (the run gives up after a few; records
+    /// written before this field count none).
+    #[serde(default)]
+    pub rollbacks: usize,
 }
 
 /// A resume record: borrowed when written (no copy of the request, whose resume point may
@@ -272,6 +276,7 @@ mod tests {
             masks_active: false,
             param_ids: vec![],
             history: vec![],
+            rollbacks: 0,
         };
         let err = write_resume(dir.path(), &req, &state, b"adam").unwrap_err();
         assert!(err.to_string().contains("epoch-3.json"), "{err}");

@@ -213,6 +213,7 @@ impl Run<'_> {
             .then(|| Masks::from_nonzero(&l.model.valid()).to_device(&l.ad));
         l.history = s.history.clone();
         l.global_step = s.global_step;
+        l.rollbacks = s.rollbacks;
         l.first_epoch = s.epoch + 1;
         l.last_good = l.model.clone();
         if !l.history.is_empty() {
@@ -457,6 +458,7 @@ impl Run<'_> {
             masks_active: l.pruning.masks.is_some(),
             param_ids: l.model.param_ids(),
             history: l.history.clone(),
+            rollbacks: l.rollbacks,
         };
         let record = l
             .optim

@@ -31,11 +31,19 @@ pub(super) fn load_data(req: &TrainRequest, emit: &Emitter) -> Result<(Dataset, 
     let limits = (req.limit_train, req.limit_test);
     let data = Dataset::load_with(&req.data, limits, &|p| emit.progress(Event::Loading(p)));
     let mut data = data.map_err(|e| TrainError::Data(in_context(&format!("dataset {}", req.data), &e)))?;
+    let needed = req.prune.needs_validation() || req.patience.is_some();
     let held_out = match req.validation {
         Some(n) => n,
-        None if req.prune.needs_validation() || req.patience.is_some() => (data.train.len() / 10).min(5000),
+        None if needed => (data.train.len() / 10).min(5000),
         None => 0,
     };
+    if needed && held_out == 0 {
+        // without one, LOBSTER would never take a threshold step and --patience never stop
+        return Err(TrainError::Refused(format!(
+            "LOBSTER and --patience need a validation split, and 10% of {} training images is none: train on more images or give --validation N",
+            data.train.len()
+        )));
+    }
     if held_out >= data.train.len() {
         return Err(TrainError::Refused(format!(
             "validation split of {held_out} leaves no training images (of {})",

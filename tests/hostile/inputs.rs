@@ -367,6 +367,28 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         train("sparsity 1.5", "--target-sparsity", "1.5"),
         train("validation split with nothing to validate", "--validation", "5")
             .saying("--validation holds out images for --prune lobster or --patience"),
+        // 10% of 9 images is none: --patience would never stop the run
+        Case::new(
+            "numbers",
+            "patience with too few images to validate on",
+            Refuse,
+            &[
+                &"train",
+                &"--preset",
+                &"tiny",
+                &"--limit-train",
+                &"9",
+                &"--limit-test",
+                &"16",
+                &"--device",
+                &"cpu",
+                &"--patience",
+                &"1",
+                &"--out",
+                &out,
+            ],
+        )
+        .saying("need a validation split"),
         train("an empty dataset name", "--data", "").saying("give mnist, fashion-mnist, cifar10 or a folder"),
         train(
             "no decoder for an --init model",
