@@ -291,7 +291,22 @@ fn prune_panel_stops_following_the_run_once_a_model_is_loaded() {
     h.run();
     assert!(h.state().0.follow_run, "a run's checkpoints are shown");
     assert!(h.query_by_label("Follow the run").is_none());
+    // a load that fails leaves the run's model in use, still followed
     h.get_by_label("Load model").click();
+    h.run();
+    assert!(!h.state().0.follow_run);
+    let failed = InspectError::Load("typo.safetensors: no such file".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(failed)));
+    assert!(h.state().0.follow_run, "a failed load does not stop following");
+    h.get_by_label("Load model").click();
+    h.run();
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&tiny_net(
+            1, 28,
+        )))));
     h.run();
     assert!(!h.state().0.follow_run, "a loaded model is not replaced");
     h.state_mut().0.on_event(&checkpoint(2));
@@ -310,6 +325,15 @@ fn prune_panel_stops_following_the_run_once_a_model_is_loaded() {
         .0
         .on_event(&AppEvent::Inspect(pruned(vec![true; 10], 0.5)));
     h.run();
+    h.get_by_label("Keep").click();
+    h.run();
+    assert!(!h.state().0.follow_run);
+    // ... unless it is cancelled (the model in use did not change)
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::KeepCancelled));
+    h.run();
+    assert!(h.state().0.follow_run, "a cancelled Keep does not stop following");
     h.get_by_label("Keep").click();
     h.run();
     assert!(!h.state().0.follow_run);

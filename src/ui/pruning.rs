@@ -8,7 +8,7 @@ use super::dialogs::{self, OpenDialog};
 use super::training::error_line;
 use crate::data::DataSource;
 use crate::inspect::builtin::BUILTIN_MODELS;
-use crate::inspect::{InspectCommand, InspectEvent, KeepRequest, PruneMethod, SliderResult};
+use crate::inspect::{InspectCommand, InspectError, InspectEvent, KeepRequest, PruneMethod, SliderResult};
 use crate::train::Event;
 
 /// The pruning panel's state.
@@ -43,6 +43,9 @@ pub struct PrunePanel {
     /// keeping a model turns it off, so a run going on in the background does not replace
     /// it; a new run or "Follow the run" turns it on.
     pub follow_run: bool,
+    /// Whether the run was followed before a load or Keep that has not answered yet: a
+    /// failed or cancelled one follows again as before.
+    follow_before: Option<bool>,
     /// The newest checkpoint of the app's run.
     pub run_checkpoint: Option<(std::path::PathBuf, usize)>,
 }
@@ -66,6 +69,7 @@ impl Default for PrunePanel {
             backbone: false,
             dialog: None,
             follow_run: true,
+            follow_before: None,
             run_checkpoint: None,
         }
     }
@@ -90,7 +94,7 @@ impl PrunePanel {
         if let Some((name, bytes)) = BUILTIN_MODELS.get(i)
             && self.send(InspectCommand::LoadBytes { name, bytes }, cmds)
         {
-            self.follow_run = false;
+            self.stop_following();
             self.status = Some(format!("loading the built-in {name}..."));
         }
     }
@@ -99,7 +103,7 @@ impl PrunePanel {
     pub fn load_model(&mut self, cmds: &mut dyn Commands) {
         let path = std::path::PathBuf::from(&self.model_path);
         if self.send(InspectCommand::Load(path.clone()), cmds) {
-            self.follow_run = false;
+            self.stop_following();
             self.status = Some(format!("loading {}...", path.display()));
         }
     }
@@ -133,7 +137,7 @@ impl PrunePanel {
             model_id: self.model_id,
         };
         if self.send(InspectCommand::Keep(req), cmds) {
-            self.follow_run = false;
+            self.stop_following();
             self.tuning = Some((0, 1));
             self.status = Some(format!("fine-tuning under the mask on {data}..."));
         }
@@ -154,6 +158,21 @@ impl PrunePanel {
             method: self.method,
         };
         self.send(c, cmds);
+    }
+
+    /// A load or Keep was sent: the run's checkpoints stop replacing the model, unless it
+    /// fails (see [`Self::follow_again`]).
+    fn stop_following(&mut self) {
+        self.follow_before.get_or_insert(self.follow_run);
+        self.follow_run = false;
+    }
+
+    /// The load or Keep that stopped following failed or was cancelled: the model in use
+    /// is still the one it was, so the run is followed as before.
+    fn follow_again(&mut self) {
+        if let Some(before) = self.follow_before.take() {
+            self.follow_run = before;
+        }
     }
 
     /// "Follow the run": the run's newest checkpoint becomes the model in use, and so
@@ -189,16 +208,19 @@ impl PrunePanel {
             InspectEvent::Pruned(r) => self.slider = Some(r.clone()),
             InspectEvent::Tuning { done, total } => self.tuning = Some((*done, *total)),
             InspectEvent::KeepCancelled => {
+                self.follow_again();
                 self.tuning = None;
                 self.status =
                     Some("Keep cancelled: the slider's pruning is as it was, not fine-tuned".into());
             }
             InspectEvent::Kept(m) => {
+                self.follow_before = None;
                 self.model_id = m.model_id;
                 self.tuning = None;
                 self.status = Some("kept: fine-tuned under the mask".into());
             }
             InspectEvent::ModelReady(m) => {
+                self.follow_before = None;
                 self.model_id = m.model_id;
                 self.model_dataset = m.info.dataset.clone();
                 let alive = m.alive.iter().filter(|a| **a).count();
@@ -224,6 +246,7 @@ impl PrunePanel {
                 ));
             }
             InspectEvent::KeepFailed(err) => {
+                self.follow_again();
                 self.tuning = None;
                 self.status = None;
                 self.error = Some(err.to_string());
@@ -231,6 +254,9 @@ impl PrunePanel {
             // a failed export or load queued before a Keep leaves its progress as it is; else
             // its "loading..." or "exporting..." ends with it
             InspectEvent::Failed(err) if !err.about_the_image() => {
+                if matches!(err, InspectError::Load(_)) {
+                    self.follow_again();
+                }
                 if self.tuning.is_none() {
                     self.status = None;
                 }
