@@ -402,6 +402,26 @@ fn canvas_panel_inspects_drawings_and_forgets_them_on_clear() {
     h.run();
     assert!(matches!(h.state().1.inspect.last(), Some(InspectCommand::Forget)));
     assert!(h.state().0.canvas.input.iter().all(|v| *v == 0.0));
+    // a test digit asked for before "Clear" and answered after it stays away
+    let picked = |label| {
+        AppEvent::Inspect(InspectEvent::Picked {
+            pixels: vec![1.0; 784],
+            label,
+        })
+    };
+    h.state_mut().0.on_event(&picked(7));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Forgotten));
+    h.run();
+    assert!(h.state().0.canvas.input.iter().all(|v| *v == 0.0));
+    assert_eq!(h.state().0.picked_label, None);
+    // one asked for after it is shown
+    h.get_by_label("Random test digit").click();
+    h.run();
+    h.state_mut().0.on_event(&picked(3));
+    h.run();
+    assert_eq!(h.state().0.picked_label, Some(3));
     let refused = InspectError::ImageSize { got: 3, want: 784 };
     h.state_mut()
         .0

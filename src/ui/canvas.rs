@@ -135,6 +135,9 @@ pub struct CanvasPanel {
     /// The last error about the image (loading it, or the worker refusing it).
     pub error: Option<String>,
     next_digit: usize,
+    /// "Clear" was sent and no image asked for since: an image the worker picked or read
+    /// for an earlier request is not shown (until the worker answers "Clear").
+    cleared: bool,
 }
 
 impl CanvasPanel {
@@ -150,6 +153,13 @@ impl CanvasPanel {
     }
 
     fn send(&mut self, c: InspectCommand, cmds: &mut dyn Commands) {
+        match c {
+            InspectCommand::Forget => self.cleared = true,
+            InspectCommand::Inspect(_)
+            | InspectCommand::PickTestImage(_)
+            | InspectCommand::LoadImage { .. } => self.cleared = false,
+            _ => {}
+        }
         self.error = cmds.inspect(c).err().map(|e| e.to_string());
     }
 
@@ -209,6 +219,9 @@ impl CanvasPanel {
                 }
                 self.model = Some((**m).clone());
             }
+            // the answer to a request made before "Clear"
+            InspectEvent::Picked { .. } | InspectEvent::ImageLoaded(_) if self.cleared => {}
+            InspectEvent::Forgotten => self.cleared = false,
             InspectEvent::Picked { pixels, label } => {
                 self.canvas.clear();
                 self.canvas.input = pixels.clone();
