@@ -178,8 +178,9 @@ fn finished_line(event: &Event, out: &Path) -> String {
         (false, true) => "stopped early (no better validation loss within --patience epochs)",
         (false, false) => "finished",
     };
+    // a resumed run's epochs count its earlier sessions; the time is this session's
     format!(
-        "{how} after {epochs} epoch(s) in {wall_s:.1} s; test accuracy {acc}; model in {}",
+        "{how} after epoch {epochs} ({wall_s:.1} s this time); test accuracy {acc}; model in {}",
         out.join("model.safetensors").display()
     )
 }

@@ -237,12 +237,17 @@ impl TrainingPanel {
             Event::Finished {
                 stopped,
                 test_accuracy,
+                early_stopped,
                 ..
             } => {
                 t.running = false;
                 t.paused = false;
                 let acc = test_accuracy.map_or_else(|| "-".into(), |a| format!("{a:.4}"));
-                let how = if *stopped { "stopped" } else { "finished" };
+                let how = match (stopped, early_stopped) {
+                    (true, _) => "stopped",
+                    (false, true) => "stopped early (no better validation loss)",
+                    (false, false) => "finished",
+                };
                 t.status = format!("{how}; test accuracy {acc}");
             }
             Event::Failed(err) => {
