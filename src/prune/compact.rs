@@ -74,11 +74,73 @@ fn conv1_channels_kept(
     (kept, values)
 }
 
-/// Builds the compact network of a dense (masked) network. A network that is already
-/// compact is returned as it is.
+/// The dense network a compact one stands for: its kept weights at their original places
+/// and zeros elsewhere (a dropped conv1 channel gets a zero filter and bias, a removed
+/// type zero filters and biases, a removed capsule a zero row of W). It computes what the
+/// compact network computes: a folded conv1 channel's constant is already in the primary
+/// bias, and a capsule without votes does not change the routing of the others.
+///
+/// # Shapes
+/// conv1 `[K1, C, k1, k1]` -> `[C1, C, k1, k1]`, primary `[L * D, K1, k2, k2]` ->
+/// `[T * D, C1, k2, k2]`, W `[K, D, J * E]` -> `[N, D, J * E]`
+fn expand(model: &CapsNet, k: &Compaction) -> CapsNet {
+    let c = &model.config;
+    let (d, cells) = (c.primary_dim, model.geometry().cells());
+    let [conv1_w, pw, digit] = super::mask::prunable_weights(model);
+    let conv1_b = HostTensor::from_tensor(model.conv1_bias.val());
+    let pb = HostTensor::from_tensor(model.primary_bias.val());
+    let (kept, c1) = (k.conv1_channels.len(), c.conv1_channels);
+    let filter = conv1_w.values.len() / kept.max(1);
+    let mut w1 = vec![0.0; c1 * filter];
+    let mut b1 = vec![0.0; c1];
+    for (i, &ch) in k.conv1_channels.iter().enumerate() {
+        w1[ch * filter..(ch + 1) * filter].copy_from_slice(&conv1_w.values[i * filter..(i + 1) * filter]);
+        b1[ch] = conv1_b.values[i];
+    }
+    let k2 = pw.shape[2] * pw.shape[3];
+    let mut w2 = vec![0.0; c.types * d * c1 * k2];
+    let mut b2 = vec![0.0; c.types * d];
+    for (lt, &t) in k.live_types.iter().enumerate() {
+        for dd in 0..d {
+            let (from, to) = (lt * d + dd, t * d + dd);
+            b2[to] = pb.values[from];
+            for (i, &ch) in k.conv1_channels.iter().enumerate() {
+                let src = (from * kept + i) * k2;
+                let dst = (to * c1 + ch) * k2;
+                w2[dst..dst + k2].copy_from_slice(&pw.values[src..src + k2]);
+            }
+        }
+    }
+    let row = digit.values.len() / k.capsules.len().max(1);
+    let mut w3 = vec![0.0; c.types * cells * row];
+    for (r, &i) in k.capsules.iter().enumerate() {
+        w3[i * row..(i + 1) * row].copy_from_slice(&digit.values[r * row..(r + 1) * row]);
+    }
+    let device = model.digit_weight.val().device();
+    let param = |values: Vec<f32>, shape: Vec<usize>| TensorData::new(values, shape);
+    CapsNet {
+        conv1_weight: Param::from_data(
+            param(w1, [vec![c1], conv1_w.shape[1..].to_vec()].concat()),
+            &device,
+        ),
+        conv1_bias: Param::from_data(param(b1, vec![c1]), &device),
+        primary_weight: Param::from_data(
+            param(w2, vec![c.types * d, c1, pw.shape[2], pw.shape[3]]),
+            &device,
+        ),
+        primary_bias: Param::from_data(param(b2, vec![c.types * d]), &device),
+        digit_weight: Param::from_data(param(w3, vec![c.types * cells, d, row / d.max(1)]), &device),
+        compact: None,
+        ..model.clone()
+    }
+}
+
+/// Builds the compact network of a dense (masked) network. A compact network is compacted
+/// again (what its record keeps, as a dense network), so capsules, types and conv1
+/// channels that died since are dropped too.
 pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
-    if model.compact.is_some() {
-        return Ok(model.clone());
+    if let Some(k) = &model.compact {
+        return compact(&expand(model, k));
     }
     let c = &model.config;
     let cells = model.geometry().cells();
@@ -178,6 +240,55 @@ mod tests {
             let b = small.forward(x, false);
             assert!(max_diff(a.lengths, b.lengths) < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_compact_network_pruned_further_compacts_again() {
+        let dev = Device::flex();
+        let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
+        let mut masks = magnitude_masks(&net, 0.5);
+        masks.primary.values.iter_mut().for_each(|v| *v = 1.0);
+        masks.conv1.values.iter_mut().for_each(|v| *v = 1.0);
+        // a whole type dead from the start, so that the first compaction selects capsules
+        let (cells, w_row) = (
+            net.geometry().cells(),
+            masks.digit.values.len() / masks.digit.shape[0],
+        );
+        masks.digit.values[..cells * w_row]
+            .iter_mut()
+            .for_each(|v| *v = 0.0);
+        let small = compact(&apply_masks(net, &masks.to_device(&dev))).unwrap();
+        let first = small.compact.clone().unwrap();
+        // the compact network loses five capsules' W rows and its first live type's filters
+        let mut w = HostTensor::from_tensor(small.digit_weight.val());
+        let row = w.values.len() / w.shape[0];
+        w.values[..5 * row].iter_mut().for_each(|v| *v = 0.0);
+        let mut pw = HostTensor::from_tensor(small.primary_weight.val());
+        let mut pb = HostTensor::from_tensor(small.primary_bias.val());
+        let per = pw.values.len() / pw.shape[0];
+        let d = small.config.primary_dim;
+        pw.values[..d * per].iter_mut().for_each(|v| *v = 0.0);
+        pb.values[..d].iter_mut().for_each(|v| *v = 0.0);
+        let mut pruned = small.clone();
+        pruned.digit_weight = Param::from_tensor(w.to_tensor(&dev));
+        pruned.primary_weight = Param::from_tensor(pw.to_tensor(&dev));
+        pruned.primary_bias = Param::from_tensor(pb.to_tensor(&dev));
+
+        let smaller = compact(&pruned).unwrap();
+        let second = smaller.compact.clone().unwrap();
+        assert_eq!(smaller.capsules(), survival(&pruned).map.alive_count());
+        assert!(smaller.capsules() < small.capsules());
+        assert!(!second.live_types.contains(&first.live_types[0]));
+        assert!(second.capsules.iter().all(|i| first.capsules.contains(i)));
+        let data = crate::data::Dataset::load(&crate::data::DataSource::Mnist).unwrap();
+        let (x, _) = data.test.batch(&(0..20).collect::<Vec<_>>(), &dev);
+        let a = pruned.forward(x.clone(), false).lengths;
+        let b = smaller.forward(x.clone(), false).lengths;
+        assert!(max_diff(a, b.clone()) < 1e-5);
+        // compacting a compact network that lost nothing changes nothing
+        let again = compact(&smaller).unwrap();
+        assert_eq!(again.compact, smaller.compact);
+        assert!(max_diff(again.forward(x, false).lengths, b) < 1e-6);
     }
 
     #[test]
