@@ -83,7 +83,16 @@ fn conv1_channels_kept(
 /// # Shapes
 /// conv1 `[K1, C, k1, k1]` -> `[C1, C, k1, k1]`, primary `[L * D, K1, k2, k2]` ->
 /// `[T * D, C1, k2, k2]`, W `[K, D, J * E]` -> `[N, D, J * E]`
-fn expand(model: &CapsNet, k: &Compaction) -> CapsNet {
+///
+/// A network that is not compact is returned as it is.
+pub fn expand(model: &CapsNet) -> CapsNet {
+    match &model.compact {
+        Some(k) => expand_record(model, k),
+        None => model.clone(),
+    }
+}
+
+fn expand_record(model: &CapsNet, k: &Compaction) -> CapsNet {
     let c = &model.config;
     let (d, cells) = (c.primary_dim, model.geometry().cells());
     let [conv1_w, pw, digit] = super::mask::prunable_weights(model);
@@ -139,8 +148,8 @@ fn expand(model: &CapsNet, k: &Compaction) -> CapsNet {
 /// again (what its record keeps, as a dense network), so capsules, types and conv1
 /// channels that died since are dropped too.
 pub fn compact(model: &CapsNet) -> Result<CapsNet, CompactError> {
-    if let Some(k) = &model.compact {
-        return compact(&expand(model, k));
+    if model.compact.is_some() {
+        return compact(&expand(model));
     }
     let c = &model.config;
     let cells = model.geometry().cells();

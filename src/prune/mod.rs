@@ -11,7 +11,7 @@ pub mod mask;
 pub mod method;
 pub mod survival;
 
-pub use compact::{CompactError, compact};
+pub use compact::{CompactError, compact, expand};
 pub use magnitude::{magnitude_masks, max_magnitude, threshold_masks};
 pub use mask::{DeviceMasks, Masks, PRUNABLE, apply_masks};
 pub use method::{PruneMethod, prune_to};

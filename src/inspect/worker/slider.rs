@@ -47,11 +47,9 @@ impl State {
                 Ok(apply_masks(dense.clone(), &masks.to_device(&self.device)))
             }
             PruneMethod::Capsules => {
-                if dense.compact.is_some() {
-                    return Err(refuse(
-                        "capsule pruning needs a dense model: load its dense original".into(),
-                    ));
-                }
+                // a compact model is ranked and pruned as the dense network it stands for
+                // (its removed capsules rank last and stay removed)
+                let dense = &crate::prune::expand(dense);
                 if self.importance.is_none() {
                     let held = self.held().ok_or_else(|| {
                         refuse("capsule pruning ranks capsules on held-out images: none loaded".into())

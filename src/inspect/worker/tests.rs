@@ -326,3 +326,32 @@ fn only_newer_commands_of_a_kind_before_the_next_barrier_skip_one() {
         [true, false, false, false, true, true, false, false]
     );
 }
+
+#[test]
+fn a_compact_model_is_pruned_by_capsules_as_its_dense_network() {
+    let dev = Device::flex();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 2, &dev).unwrap();
+    let capsules = net.capsules();
+    let norms = crate::prune::capsules::w_norms(&net);
+    let half = crate::prune::capsules::prune_capsules(net, &norms, 0.5);
+    let half = crate::prune::compact(&half).unwrap();
+    assert!(half.compact.is_some());
+    let mut data = Dataset::load(&DataSource::Mnist).unwrap();
+    data.test.truncate(64);
+    let w = Inspector::spawn(dev, None).unwrap();
+    w.send(InspectCommand::SetModel(Box::new(half))).unwrap();
+    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
+    w.send(InspectCommand::SetSparsity {
+        sparsity: 0.75,
+        method: PruneMethod::Capsules,
+    })
+    .unwrap();
+    let answer = w.recv_event();
+    let Some(InspectEvent::Pruned(p)) = answer else {
+        panic!("capsule pruning of a compact model: {answer:?}")
+    };
+    // three quarters of the dense network's capsules gone: the half already removed and
+    // half of the rest
+    assert_eq!(p.alive_capsules, capsules / 4);
+}
