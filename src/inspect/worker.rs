@@ -399,13 +399,13 @@ impl State {
         ]
     }
 
-    /// Makes `model` the one the slider prunes, unpruned for now.
     /// Whether the worker is at the model and slider position a request names (what the
     /// screen showed when it was sent).
     fn shows(&self, model_id: u64, pruning: (f64, PruneMethod)) -> bool {
         self.model_id == model_id && same_pruning(self.slider, pruning)
     }
 
+    /// Makes `model` the one the slider prunes, unpruned for now (a new model number).
     fn set_dense(&mut self, model: CapsNet) {
         self.model_id += 1;
         self.refine = None;
