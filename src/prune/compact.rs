@@ -78,13 +78,12 @@ fn conv1_channels_kept(
 /// and zeros elsewhere (a dropped conv1 channel gets a zero filter and bias, a removed
 /// type zero filters and biases, a removed capsule a zero row of W). It computes what the
 /// compact network computes: a folded conv1 channel's constant is already in the primary
-/// bias, and a capsule without votes does not change the routing of the others.
+/// bias, and a capsule without votes does not change the routing of the others. A network
+/// that is not compact is returned as it is.
 ///
 /// # Shapes
 /// conv1 `[K1, C, k1, k1]` -> `[C1, C, k1, k1]`, primary `[L * D, K1, k2, k2]` ->
 /// `[T * D, C1, k2, k2]`, W `[K, D, J * E]` -> `[N, D, J * E]`
-///
-/// A network that is not compact is returned as it is.
 pub fn expand(model: &CapsNet) -> CapsNet {
     match &model.compact {
         Some(k) => expand_record(model, k),
@@ -92,6 +91,7 @@ pub fn expand(model: &CapsNet) -> CapsNet {
     }
 }
 
+/// [`expand`] of a network compacted as `k` records.
 fn expand_record(model: &CapsNet, k: &Compaction) -> CapsNet {
     let c = &model.config;
     let (d, cells) = (c.primary_dim, model.geometry().cells());
