@@ -222,6 +222,13 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
     h.run();
     assert!(has_label(&h, "fine-tuning step 3/10"));
     assert_eq!(h.get_by_label("Keep").rect(), keep_rect, "the buttons stay put");
+    // no export of the model a Keep is about to replace
+    h.get_by_label("Export compact").click();
+    h.run();
+    assert!(matches!(
+        h.state().1.inspect.last(),
+        Some(InspectCommand::Keep(_))
+    ));
     h.get_by_label("Cancel").click();
     h.run();
     assert_eq!(h.state().1.cancels, 1);
@@ -270,6 +277,30 @@ fn prune_panel_sends_slider_moves_keeps_and_cancels() {
     h.run();
     assert!(!has_label(&h, "exporting to"));
     assert!(has_label(&h, "changed before the export started"));
+}
+
+#[test]
+fn an_export_after_a_failed_slider_move_names_the_unpruned_model() {
+    let mut h = harness(PrunePanel::default(), |p, ui, c| p.ui(ui, c));
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::ModelReady(summary(&tiny_net(
+            1, 28,
+        )))));
+    h.run();
+    // the slider moved, but its pruning failed: no result on screen, the worker unmoved
+    h.state_mut().0.sparsity = 0.4;
+    let failed = InspectError::Prune("no held-out images".into());
+    h.state_mut()
+        .0
+        .on_event(&AppEvent::Inspect(InspectEvent::Failed(failed)));
+    h.get_by_label("Export compact").click();
+    h.run();
+    assert!(
+        matches!(h.state().1.inspect.last(), Some(InspectCommand::Export { pruning, .. }) if pruning.0 == 0.0),
+        "{:?}",
+        h.state().1.inspect
+    );
 }
 
 #[test]

@@ -487,8 +487,7 @@ impl State {
                 reason,
             })]
         };
-        // one test image: an image folder then decodes no more of a split Keep does not use
-        let data = match Dataset::load_with(&req.data, (Some(req.images), Some(1)), &|_| {}) {
+        let data = match Dataset::load_with(&req.data, (Some(req.images), None), &|_| {}) {
             Ok(d) => d,
             Err(e) => return refuse(e.to_string()),
         };

@@ -266,8 +266,19 @@ mod tests {
         masks.digit.values[..cells * w_row]
             .iter_mut()
             .for_each(|v| *v = 0.0);
+        // conv1 channels 0 and 3 read by no primary filter: the first compaction drops them,
+        // so the second must put the others back at their own places
+        let [_, c1, kh, kw] = masks.primary.shape[..] else {
+            panic!("primary mask shape")
+        };
+        for (i, v) in masks.primary.values.iter_mut().enumerate() {
+            if [0, 3].contains(&(i / (kh * kw) % c1)) {
+                *v = 0.0;
+            }
+        }
         let small = compact(&apply_masks(net, &masks.to_device(&dev))).unwrap();
         let first = small.compact.clone().unwrap();
+        assert!(!first.conv1_channels.contains(&0) && !first.conv1_channels.contains(&3));
         // the compact network loses five capsules' W rows and its first live type's filters
         let mut w = HostTensor::from_tensor(small.digit_weight.val());
         let row = w.values.len() / w.shape[0];
@@ -289,6 +300,12 @@ mod tests {
         assert!(smaller.capsules() < small.capsules());
         assert!(!second.live_types.contains(&first.live_types[0]));
         assert!(second.capsules.iter().all(|i| first.capsules.contains(i)));
+        assert!(
+            second
+                .conv1_channels
+                .iter()
+                .all(|c| first.conv1_channels.contains(c))
+        );
         let data = crate::data::Dataset::load(&crate::data::DataSource::Mnist).unwrap();
         let (x, _) = data.test.batch(&(0..20).collect::<Vec<_>>(), &dev);
         let a = pruned.forward(x.clone(), false).lengths;

@@ -144,11 +144,12 @@ impl PrunePanel {
     }
 
     /// The slider position of the result on screen (its sparsity is what it reached, so
-    /// the position is what it came from).
+    /// the position is what it came from); with no result on screen, the model is shown
+    /// unpruned (a move that failed left the worker where it was).
     fn on_screen(&self) -> (f64, PruneMethod) {
         self.slider
             .as_ref()
-            .map_or((self.sparsity, self.method), |r| (r.requested, r.method))
+            .map_or((0.0, self.method), |r| (r.requested, r.method))
     }
 
     /// The slider or the method changed.
@@ -358,7 +359,11 @@ impl PrunePanel {
             ui.text_edit_singleline(&mut self.model_path).labelled_by(l.id);
         });
         ui.horizontal(|ui| {
-            if ui.button("Export compact").clicked() {
+            // during a Keep the model on screen is about to be replaced by the kept one
+            if ui
+                .add_enabled(self.tuning.is_none(), egui::Button::new("Export compact"))
+                .clicked()
+            {
                 self.export(cmds);
             }
             if ui.button("Load model").clicked() {
