@@ -249,6 +249,17 @@ fn at_most_1000(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses LOBSTER's `--pwe`: a whole number, or -1 (EIDOSLAB's spelling of 0: a threshold
+/// step after every epoch).
+fn pwe(s: &str) -> Result<usize, String> {
+    match s.trim() {
+        "-1" => Ok(0),
+        t => t
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not a whole number (or -1, the same as 0)")),
+    }
+}
+
 /// Parses a number of training epochs: 1 to [`MAX_EPOCHS`].
 fn epochs(s: &str) -> Result<usize, String> {
     match positive(s)? {
@@ -321,9 +332,9 @@ pub struct TrainArgs {
     /// LOBSTER's regularisation strength.
     #[arg(long, default_value_t = 1e-4)]
     pub lambda: f64,
-    /// LOBSTER: epochs without validation improvement before a threshold step (0: after
-    /// every epoch).
-    #[arg(long, default_value_t = 2)]
+    /// LOBSTER: epochs without validation improvement before a threshold step (0, or -1 as
+    /// in EIDOSLAB's configs: after every epoch).
+    #[arg(long, default_value_t = 2, value_parser = pwe, allow_negative_numbers = true)]
     pub pwe: usize,
     /// LOBSTER: tolerated relative increase of the validation loss by a threshold step.
     #[arg(long, default_value_t = 0.0)]
@@ -432,4 +443,25 @@ pub struct BenchArgs {
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn pwe_takes_eidoslabs_minus_one_for_every_epoch() {
+        let parse = |v: &str| match Cli::try_parse_from(["sparsecaps", "train", "--out", "r", "--pwe", v]) {
+            Ok(Cli {
+                command: Some(Commands::Train(t)),
+                ..
+            }) => Ok(t.pwe),
+            Ok(_) => Err("not train".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(parse("-1"), Ok(0));
+        assert_eq!(parse("3"), Ok(3));
+        assert!(parse("-2").unwrap_err().contains("or -1"));
+    }
 }
