@@ -7,4 +7,4 @@ pub mod tensors;
 pub use model_file::{
     FORMAT_VERSION, ModelFileError, ModelInfo, load_model, load_model_bytes, save_model, save_model_as,
 };
-pub use tensors::{TensorFile, TensorFileError, write_atomic};
+pub use tensors::{TensorFile, TensorFileError, write_atomic, write_json_atomic};

@@ -68,20 +68,29 @@ pub fn densify(file: &mut TensorFile) -> Result<(), SparseError> {
         name: "*".into(),
         reason: format!("bad shape list: {e}"),
     })?;
-    // a model holds at most MAX_PARAMS values in all, so the dense tensors may not add up to
-    // more (checked before any is allocated): a crafted list of huge tensors would otherwise
-    // allocate many GiB before the model's own checks run
-    let total = shapes.values().fold(0usize, |sum, shape| {
-        let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        sum.saturating_add(n.unwrap_or(usize::MAX))
-    });
-    if total > crate::model::validate::MAX_PARAMS && shapes.len() > 1 {
+    // each tensor's size, and their sum, before anything is allocated: a model holds at most
+    // MAX_PARAMS values in all, and a crafted list of huge tensors would otherwise allocate
+    // many GiB before the model's own checks run
+    let limit = crate::model::validate::MAX_PARAMS;
+    let mut sizes = Vec::with_capacity(shapes.len());
+    for (name, shape) in &shapes {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= limit)
+            .ok_or_else(|| SparseError {
+                name: name.clone(),
+                reason: "declared shape is larger than any model's tensor".into(),
+            })?;
+        sizes.push(n);
+    }
+    if sizes.iter().fold(0usize, |sum, &n| sum.saturating_add(n)) > limit {
         return Err(SparseError {
             name: "*".into(),
             reason: "the sparse tensors declare more values than any model holds".into(),
         });
     }
-    for (name, shape) in shapes {
+    for ((name, shape), n) in shapes.into_iter().zip(sizes) {
         let err = |reason: &str| SparseError {
             name: name.clone(),
             reason: reason.to_string(),
@@ -94,11 +103,6 @@ pub fn densify(file: &mut TensorFile) -> Result<(), SparseError> {
             .tensors
             .remove(&format!("{name}.values"))
             .ok_or_else(|| err("values missing"))?;
-        let n = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= crate::model::validate::MAX_PARAMS)
-            .ok_or_else(|| err("declared shape is larger than any model's tensor"))?;
         if mask.len() != n.div_ceil(8) {
             return Err(err("mask size does not match the shape"));
         }

@@ -237,6 +237,26 @@ fn half_bytes(name: &str, values: &[f32]) -> Result<Vec<u8>, TensorFileError> {
     Ok(bytes)
 }
 
+/// Writes `value` as JSON (`pretty`: indented) to `path` with [`write_atomic`]. A value
+/// serde cannot write (a path that is not UTF-8) is an error naming the file, never an
+/// empty file in place of the last good one.
+pub fn write_json_atomic(
+    path: &Path,
+    value: &impl serde::Serialize,
+    pretty: bool,
+) -> Result<(), TensorFileError> {
+    let json = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    let json = json.map_err(|e| TensorFileError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(path, json.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
     let io = |source| TensorFileError::Io {

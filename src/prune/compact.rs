@@ -79,15 +79,15 @@ fn conv1_channels_kept(
 /// type zero filters and biases, a removed capsule a zero row of W). It computes what the
 /// compact network computes: a folded conv1 channel's constant is already in the primary
 /// bias, and a capsule without votes does not change the routing of the others. A network
-/// that is not compact is returned as it is.
+/// that is not compact is returned as it is (borrowed, not copied).
 ///
 /// # Shapes
 /// conv1 `[K1, C, k1, k1]` -> `[C1, C, k1, k1]`, primary `[L * D, K1, k2, k2]` ->
 /// `[T * D, C1, k2, k2]`, W `[K, D, J * E]` -> `[N, D, J * E]`
-pub fn expand(model: &CapsNet) -> CapsNet {
+pub fn expand(model: &CapsNet) -> std::borrow::Cow<'_, CapsNet> {
     match &model.compact {
-        Some(k) => expand_record(model, k),
-        None => model.clone(),
+        Some(k) => std::borrow::Cow::Owned(expand_record(model, k)),
+        None => std::borrow::Cow::Borrowed(model),
     }
 }
 
@@ -211,28 +211,42 @@ mod tests {
         (a - b).abs().max().into_scalar::<f32>()
     }
 
+    /// Magnitude masks at `sparsity` that prune W only: the (small) conv filters stay, so
+    /// conv1's channels stay in use.
+    fn w_masks(net: &CapsNet, sparsity: f64) -> crate::prune::Masks {
+        let mut masks = magnitude_masks(net, sparsity);
+        masks.primary.values.iter_mut().for_each(|v| *v = 1.0);
+        masks.conv1.values.iter_mut().for_each(|v| *v = 1.0);
+        masks
+    }
+
+    /// `model` with the filters and biases of its first primary capsule type (in its own
+    /// order: the first live type of a compact model) zeroed: that type dies.
+    fn without_first_type(mut model: CapsNet) -> CapsNet {
+        let d = model.config.primary_dim;
+        let dev = model.primary_bias.val().device();
+        let mut pw = HostTensor::from_tensor(model.primary_weight.val());
+        let mut pb = HostTensor::from_tensor(model.primary_bias.val());
+        let per = pw.values.len() / pw.shape[0];
+        pw.values[..d * per].iter_mut().for_each(|v| *v = 0.0);
+        pb.values[..d].iter_mut().for_each(|v| *v = 0.0);
+        model.primary_weight = Param::from_tensor(pw.to_tensor(&dev));
+        model.primary_bias = Param::from_tensor(pb.to_tensor(&dev));
+        model
+    }
+
     #[test]
     fn compact_equals_masked_dense_and_shrinks() {
         let dev = Device::flex();
         let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
-        let mut masks = magnitude_masks(&net, 0.95);
-        // keep the (small) conv filters so conv1 channels stay in use; W is pruned
-        masks.primary.values.iter_mut().for_each(|v| *v = 1.0);
-        masks.conv1.values.iter_mut().for_each(|v| *v = 1.0);
-        let mut pruned = apply_masks(net, &masks.to_device(&dev));
+        let masks = w_masks(&net, 0.95);
         // kill a whole type and a conv1 channel with a positive bias (folded)
-        let mut pw = HostTensor::from_tensor(pruned.primary_weight.val());
-        let mut pb = HostTensor::from_tensor(pruned.primary_bias.val());
-        let per = pw.values.len() / pw.shape[0];
-        pw.values[..8 * per].iter_mut().for_each(|v| *v = 0.0);
-        pb.values[..8].iter_mut().for_each(|v| *v = 0.0);
+        let mut pruned = without_first_type(apply_masks(net, &masks.to_device(&dev)));
         let mut c1 = HostTensor::from_tensor(pruned.conv1_weight.val());
         let f = c1.values.len() / c1.shape[0];
         c1.values[..f].iter_mut().for_each(|v| *v = 0.0);
         let mut b1 = HostTensor::from_tensor(pruned.conv1_bias.val());
         b1.values[0] = 0.3;
-        pruned.primary_weight = Param::from_tensor(pw.to_tensor(&dev));
-        pruned.primary_bias = Param::from_tensor(pb.to_tensor(&dev));
         pruned.conv1_weight = Param::from_tensor(c1.to_tensor(&dev));
         pruned.conv1_bias = Param::from_tensor(b1.to_tensor(&dev));
 
@@ -255,9 +269,7 @@ mod tests {
     fn a_compact_network_pruned_further_compacts_again() {
         let dev = Device::flex();
         let net = CapsNet::init(&Preset::Tiny.config(), 9, &dev).unwrap();
-        let mut masks = magnitude_masks(&net, 0.5);
-        masks.primary.values.iter_mut().for_each(|v| *v = 1.0);
-        masks.conv1.values.iter_mut().for_each(|v| *v = 1.0);
+        let mut masks = w_masks(&net, 0.5);
         // a whole type dead from the start, so that the first compaction selects capsules
         let (cells, w_row) = (
             net.geometry().cells(),
@@ -283,16 +295,8 @@ mod tests {
         let mut w = HostTensor::from_tensor(small.digit_weight.val());
         let row = w.values.len() / w.shape[0];
         w.values[..5 * row].iter_mut().for_each(|v| *v = 0.0);
-        let mut pw = HostTensor::from_tensor(small.primary_weight.val());
-        let mut pb = HostTensor::from_tensor(small.primary_bias.val());
-        let per = pw.values.len() / pw.shape[0];
-        let d = small.config.primary_dim;
-        pw.values[..d * per].iter_mut().for_each(|v| *v = 0.0);
-        pb.values[..d].iter_mut().for_each(|v| *v = 0.0);
-        let mut pruned = small.clone();
+        let mut pruned = without_first_type(small.clone());
         pruned.digit_weight = Param::from_tensor(w.to_tensor(&dev));
-        pruned.primary_weight = Param::from_tensor(pw.to_tensor(&dev));
-        pruned.primary_bias = Param::from_tensor(pb.to_tensor(&dev));
 
         let smaller = compact(&pruned).unwrap();
         let second = smaller.compact.clone().unwrap();

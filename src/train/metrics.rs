@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::messages::{EpochMetrics, TrainRequest};
-use crate::export::{TensorFileError, write_atomic};
+use crate::export::{TensorFileError, write_atomic, write_json_atomic};
 use crate::model::CapsNetConfig;
 
 /// Header of `metrics.csv`.
@@ -63,12 +63,7 @@ pub fn write_run_config(
         device_used: device,
         model,
     };
-    let path = dir.join("config.json");
-    let json = serde_json::to_string_pretty(&cfg).map_err(|e| TensorFileError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e),
-    })?;
-    write_atomic(&path, json.as_bytes())
+    write_json_atomic(&dir.join("config.json"), &cfg, true)
 }
 
 #[cfg(test)]

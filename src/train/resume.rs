@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::{EpochMetrics, TrainError, TrainRequest};
 use super::plateau::Plateau;
-use crate::export::{TensorFileError, write_atomic};
+use crate::export::{TensorFileError, write_atomic, write_json_atomic};
 
 /// Folder of the resume files inside a run folder.
 pub const RESUME_DIR: &str = "resume";
@@ -124,14 +124,8 @@ pub fn write_resume(
         state: Cow::Borrowed(state),
     };
     write_atomic(&optimizer_path(dir, state.epoch), optimizer)?;
-    let path = state_path(dir, state.epoch);
-    // an unwritable record (a path that is not UTF-8) fails the checkpoint; an empty file
-    // would replace the last good record with one that cannot be resumed
-    let json = serde_json::to_string(&file).map_err(|e| TensorFileError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e),
-    })?;
-    write_atomic(&path, json.as_bytes())
+    // an unwritable record (a path that is not UTF-8) fails the checkpoint
+    write_json_atomic(&state_path(dir, state.epoch), &file, false)
 }
 
 /// Removes the resume pairs of epochs other than `keep` (after the model of `keep` is

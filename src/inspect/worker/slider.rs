@@ -49,7 +49,8 @@ impl State {
             PruneMethod::Capsules => {
                 // a compact model is ranked and pruned as the dense network it stands for
                 // (its removed capsules rank last and stay removed)
-                let dense = &crate::prune::expand(dense);
+                let expanded = crate::prune::expand(dense);
+                let dense: &CapsNet = &expanded;
                 if self.importance.is_none() {
                     let held = self.held().ok_or_else(|| {
                         refuse("capsule pruning ranks capsules on held-out images: none loaded".into())

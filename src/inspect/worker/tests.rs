@@ -91,9 +91,13 @@ fn the_slider_narrows_a_backbone_and_exports_the_narrow_network() {
 
 /// A worker using a fresh `tiny` network (seed 3), its `ModelReady` received.
 fn worker_with_a_tiny_model() -> WorkerHandle<InspectCommand, InspectEvent> {
-    let dev = Device::flex();
-    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &dev).unwrap();
-    let w = Inspector::spawn(dev, None).unwrap();
+    let net = CapsNet::init(&crate::model::Preset::Tiny.config(), 3, &Device::flex()).unwrap();
+    worker_with(net)
+}
+
+/// An inspection worker on the CPU holding `net` (its ModelReady answer taken).
+fn worker_with(net: CapsNet) -> WorkerHandle<InspectCommand, InspectEvent> {
+    let w = Inspector::spawn(Device::flex(), None).unwrap();
     w.send(InspectCommand::SetModel(Box::new(net))).unwrap();
     assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
     w
@@ -338,9 +342,7 @@ fn a_compact_model_is_pruned_by_capsules_as_its_dense_network() {
     assert!(half.compact.is_some());
     let mut data = Dataset::load(&DataSource::Mnist).unwrap();
     data.test.truncate(64);
-    let w = Inspector::spawn(dev, None).unwrap();
-    w.send(InspectCommand::SetModel(Box::new(half))).unwrap();
-    assert!(matches!(w.recv_event(), Some(InspectEvent::ModelReady(_))));
+    let w = worker_with(half);
     w.send(InspectCommand::SetHeldOut(Box::new(data.test))).unwrap();
     w.send(InspectCommand::SetSparsity {
         sparsity: 0.75,
