@@ -22,6 +22,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 pub use super::backbone_plan::{BackboneKind, BackbonePlan, BlockSpec, ConvSpec, plan};
+use super::fast_conv;
 use super::params::{HostTensor, ParamsError};
 use crate::rng::Rng;
 
@@ -66,12 +67,16 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let k = self.weight.dims()[2];
         let (s, p) = (self.stride, k / 2);
-        let y = conv2d(
-            x,
-            self.weight.val(),
-            None,
-            ConvOptions::new([s, s], [p, p], [1, 1], self.groups),
-        );
+        let y = if self.groups == 1 {
+            fast_conv::conv2d(x, self.weight.val(), s, p)
+        } else {
+            conv2d(
+                x,
+                self.weight.val(),
+                None,
+                ConvOptions::new([s, s], [p, p], [1, 1], self.groups),
+            )
+        };
         self.bn.forward(y)
     }
 
