@@ -1,12 +1,11 @@
 //! The CapsNet module: conv1, primary capsules, class capsules with dynamic routing,
 //! and the reconstruction decoder.
 
+use super::fast_conv;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 
 use super::backbone::Backbone;
 use super::config::{CapsNetConfig, ConfigError, Geometry};
@@ -237,11 +236,12 @@ impl CapsNet {
             Some(b) => b.forward(images),
             None => images,
         };
-        relu(conv2d(
+        relu(fast_conv::conv2d_bias(
             features,
             self.conv1_weight.val(),
-            Some(self.conv1_bias.val()),
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            self.conv1_bias.val(),
+            1,
+            0,
         ))
     }
 

@@ -206,13 +206,38 @@ fn im2col(
     cols
 }
 
+/// Whether [`conv2d`] takes its own backward pass for `x` (a flex autodiff tensor).
+fn own_backward(x: &Tensor<4>) -> bool {
+    x.is_autodiff() && x.device() == Device::flex()
+}
+
+/// `conv2d(x, weight) + bias` with one group; on a flex autodiff device the weight
+/// gradient is [`weight_grad`] and the bias is added afterwards.
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]`, `bias`: `[O]` -> `[B, O, Ho, Wo]`
+pub fn conv2d_bias(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    if own_backward(&x) {
+        let outputs = bias.dims()[0];
+        conv2d(x, weight, stride, padding) + bias.reshape([1, outputs, 1, 1])
+    } else {
+        burn::tensor::module::conv2d(x, weight, Some(bias), options(stride, padding))
+    }
+}
+
 /// `conv2d(x, weight)` without bias and with one group; on a flex autodiff device its
 /// weight gradient is [`weight_grad`].
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]` -> `[B, O, Ho, Wo]`
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
-    if x.is_autodiff() && x.device() == Device::flex() {
+    if own_backward(&x) {
         let out = <Dispatch as Im2colConv>::conv2d_im2col(
             x.into_dispatch(),
             weight.into_dispatch(),

@@ -9,9 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use super::fast_conv;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 
 use super::CapsNet;
 
@@ -103,12 +102,7 @@ impl CapsNet {
         let c = &self.config;
         let s = c.primary_stride;
         if form == PrimaryConv::Conv {
-            return conv2d(
-                h,
-                self.primary_weight.val(),
-                Some(self.primary_bias.val()),
-                ConvOptions::new([s, s], [0, 0], [1, 1], 1),
-            );
+            return fast_conv::conv2d_bias(h, self.primary_weight.val(), self.primary_bias.val(), s, 0);
         }
         let [b, c1, ..] = h.dims();
         let k = c.primary_kernel;
