@@ -331,6 +331,36 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     assert_eq!(a["alive_capsules"], b["alive_capsules"]);
     assert!((a["sparsity"].as_f64().unwrap() - 0.95).abs() < 1e-4, "{a}");
 
+    // a compact model prunes further, from its dense layout
+    let further = run.join("further.safetensors");
+    let out = sparsecaps(&[
+        "prune",
+        "--model",
+        &s(&compact),
+        "--sparsity",
+        "0.97",
+        "--method",
+        "magnitude",
+        "--limit-test",
+        "500",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&further),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a compact model"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = eval(&further);
+    assert!((c["sparsity"].as_f64().unwrap() - 0.97).abs() < 1e-3, "{c}");
+    assert!(
+        c["alive_capsules"].as_u64().unwrap() <= b["alive_capsules"].as_u64().unwrap(),
+        "{c} {b}"
+    );
+
     // a compact model trains as it is: still compact, its pruned weights still zero
     let train_from = |init: &Path, dir: &str, more: &[&str]| {
         let mut args = vec!["train", "--init"];

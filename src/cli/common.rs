@@ -38,18 +38,23 @@ pub struct Loaded {
 }
 
 /// Loads a model file and a dataset: `data` if given, else the one the model was trained
-/// on, else MNIST. With `dense_only`, a compact model is refused (`verb` names the command).
-/// Fails if the images do not fit the model's input.
+/// on, else MNIST. With `dense_for`, a compact model is expanded to its dense layout (its
+/// pruned weights zero) and a line says so (`dense_for` names the command). Fails if the
+/// images do not fit the model's input.
 pub fn load_with_data(
     path: &Path,
     data: Option<DataSource>,
     limits: (Option<usize>, Option<usize>),
     device: &Device,
-    dense_only: Option<&str>,
+    dense_for: Option<&str>,
 ) -> anyhow::Result<Loaded> {
-    let (model, info) = load_model(path, device)?;
-    if let (Some(verb), Some(_)) = (dense_only, &model.compact) {
-        anyhow::bail!("{} is a compact model; {verb} its dense original", path.display());
+    let (mut model, info) = load_model(path, device)?;
+    if let (Some(verb), Some(_)) = (dense_for, &model.compact) {
+        model = crate::prune::expand(&model).into_owned();
+        eprintln!(
+            "{} is a compact model: {verb} works on its dense layout, its pruned weights zero",
+            path.display()
+        );
     }
     let source = data
         .or_else(|| info.dataset.as_deref().and_then(|d| d.parse().ok()))
