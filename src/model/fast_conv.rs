@@ -117,34 +117,58 @@ pub fn weight_grad(
     stride: usize,
     padding: usize,
 ) -> FlexTensor {
-    if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
-        return Flex::conv2d_weight_backward(x, weight, grad, options(stride, padding));
-    }
     let [batch, channels, height, width] = dims4(&x);
     let [outputs, _, k, _] = dims4(&weight);
     let [_, _, out_h, out_w] = dims4(&grad);
+    let per_image = channels * k * k * out_h * out_w;
+    if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || per_image == 0 || batch == 0 {
+        return Flex::conv2d_weight_backward(x, weight, grad, options(stride, padding));
+    }
     let x = x.to_contiguous();
-    let cols = im2col(
-        x.storage::<f32>(),
-        [batch, channels, height, width],
-        [out_h, out_w],
-        k,
-        stride,
-        padding,
-    );
-    let positions = batch * out_h * out_w;
-    let cols = FlexTensor::from_data(TensorData::new(cols, [channels * k * k, positions]));
-    // [B, O, Ho, Wo] -> [B·Ho·Wo, O]
+    let x_values = x.storage::<f32>();
+    // [B, O, Ho, Wo] -> [B·Ho·Wo, O], rows in the columns' (b, i, j) order
     let grad = Flex::float_reshape(
         Flex::float_permute(grad, &[0, 2, 3, 1]),
-        Shape::new([positions, outputs]),
-    );
-    let grad_t = Flex::float_matmul(cols, grad); // [C·k·k, O]
+        Shape::new([batch * out_h * out_w, outputs]),
+    )
+    .to_contiguous();
+    let grad_values = grad.storage::<f32>();
+    let (image_len, grad_len) = (channels * height * width, out_h * out_w * outputs);
+    // the columns of a few images at a time, at most MAX_COLUMN_VALUES (but one image's)
+    let images = (MAX_COLUMN_VALUES / per_image).clamp(1, batch);
+    let mut sum: Option<FlexTensor> = None;
+    for first in (0..batch).step_by(images) {
+        let n = images.min(batch - first);
+        let cols = im2col(
+            &x_values[first * image_len..(first + n) * image_len],
+            [n, channels, height, width],
+            [out_h, out_w],
+            k,
+            stride,
+            padding,
+        );
+        let positions = n * out_h * out_w;
+        let cols = FlexTensor::from_data(TensorData::new(cols, [channels * k * k, positions]));
+        let rows = grad_values[first * grad_len..(first + n) * grad_len].to_vec();
+        let rows = FlexTensor::from_data(TensorData::new(rows, [positions, outputs]));
+        let part = Flex::float_matmul(cols, rows); // [C·k·k, O]
+        sum = Some(match sum {
+            Some(total) => Flex::float_add(total, part),
+            None => part,
+        });
+    }
+    let Some(grad_t) = sum else {
+        return Flex::conv2d_weight_backward(x, weight, grad, options(stride, padding));
+    };
     Flex::float_reshape(
         Flex::float_swap_dims(grad_t, 0, 1),
         Shape::new([outputs, channels, k, k]),
     )
 }
+
+/// The most values one im2col buffer holds (128 MiB of f32): larger batches are unrolled a
+/// few images at a time and their products summed.
+const MAX_COLUMN_VALUES: usize = 1 << 25;
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     let shape = t.layout().shape();
@@ -206,9 +230,11 @@ fn im2col(
     cols
 }
 
-/// Whether [`conv2d`] takes its own backward pass for `x` (a flex autodiff tensor).
-fn own_backward(x: &Tensor<4>) -> bool {
-    x.is_autodiff() && x.device() == Device::flex()
+/// Whether [`conv2d`] takes its own backward pass: `x` is a flex autodiff tensor and the
+/// kernel is square.
+fn own_backward(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
+    let [.., kh, kw] = weight.dims();
+    kh == kw && x.is_autodiff() && x.device() == Device::flex()
 }
 
 /// `conv2d(x, weight) + bias` with one group; on a flex autodiff device the weight
@@ -223,7 +249,7 @@ pub fn conv2d_bias(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    if own_backward(&x) {
+    if own_backward(&x, &weight) {
         let outputs = bias.dims()[0];
         conv2d(x, weight, stride, padding) + bias.reshape([1, outputs, 1, 1])
     } else {
@@ -237,7 +263,7 @@ pub fn conv2d_bias(
 /// # Shapes
 /// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]` -> `[B, O, Ho, Wo]`
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
-    if own_backward(&x) {
+    if own_backward(&x, &weight) {
         let out = <Dispatch as Im2colConv>::conv2d_im2col(
             x.into_dispatch(),
             weight.into_dispatch(),
@@ -255,75 +281,125 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    /// Input and weight gradients of `sum(conv(x, w) · g)` with `conv` as given.
-    fn grads_of(
-        conv: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
-        x: &Tensor<4>,
-        w: &Tensor<4>,
-        g: &Tensor<4>,
-    ) -> (Vec<f32>, Vec<f32>) {
-        let ad = Device::flex().autodiff();
-        let xa = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
-        let wa = Tensor::<4>::from_data(w.to_data(), &ad).require_grad();
-        let ga = Tensor::<4>::from_data(g.to_data(), &ad);
-        let grads = (conv(xa.clone(), wa.clone()) * ga).sum().backward();
-        let take = |t: &Tensor<4>| -> Vec<f32> {
-            t.grad(&grads)
-                .expect("a gradient")
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .expect("f32")
-        };
-        (take(&xa), take(&wa))
+    fn random(shape: [usize; 4]) -> Tensor<4> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex())
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().expect("f32")
     }
 
     fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
         a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
     }
 
+    /// The gradients of `sum(conv(x, w, bias) · g)` for `x` (when it requires one), `w`
+    /// and `bias`, on a flex autodiff device.
+    fn grads_of(
+        conv: impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>,
+        (x, w, bias, g): (&Tensor<4>, &Tensor<4>, &Tensor<1>, &Tensor<4>),
+        x_grad: bool,
+    ) -> [Option<Vec<f32>>; 3] {
+        let ad = Device::flex().autodiff();
+        let mut xa = Tensor::<4>::from_data(x.to_data(), &ad);
+        if x_grad {
+            xa = xa.require_grad();
+        }
+        let wa = Tensor::<4>::from_data(w.to_data(), &ad).require_grad();
+        let ba = Tensor::<1>::from_data(bias.to_data(), &ad).require_grad();
+        let ga = Tensor::<4>::from_data(g.to_data(), &ad);
+        let grads = (conv(xa.clone(), wa.clone(), ba.clone()) * ga).sum().backward();
+        [
+            xa.grad(&grads).map(host),
+            wa.grad(&grads).map(host),
+            ba.grad(&grads).map(host),
+        ]
+    }
+
     #[test]
     fn gradients_match_burns_conv2d() {
-        let device = Device::flex();
-        // (channels, outputs, size, kernel, stride, padding): 3x3 same, strided, 1x1,
-        // unpadded, and a kernel wider than the padding on a non-square step.
-        for (c, o, size, k, s, p) in [
-            (3, 4, 7, 3, 1, 1),
-            (2, 5, 8, 3, 2, 1),
-            (4, 3, 5, 1, 1, 0),
-            (2, 2, 9, 3, 1, 0),
-            (1, 3, 11, 5, 2, 1),
-        ] {
-            let x = Tensor::<4>::random([2, c, size, size], Distribution::Normal(0.0, 1.0), &device);
-            let w = Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device);
-            let out = (size + 2 * p - k) / s + 1;
-            let g = Tensor::<4>::random([2, o, out, out], Distribution::Normal(0.0, 1.0), &device);
-            let ours = grads_of(|x, w| conv2d(x, w, s, p), &x, &w, &g);
-            let burns = grads_of(
-                |x, w| burn::tensor::module::conv2d(x, w, None, options(s, p)),
-                &x,
-                &w,
-                &g,
-            );
-            let case = format!("c{c} o{o} size{size} k{k} s{s} p{p}");
-            assert!(max_rel_diff(&burns.0, &ours.0) < 1e-5, "input grad, {case}");
-            assert!(max_rel_diff(&burns.1, &ours.1) < 1e-5, "weight grad, {case}");
+        // (channels, outputs, height x width, kernel, stride, padding): 3x3 same, strided,
+        // 1x1, unpadded, padding >= kernel, stride > kernel, conv1's and the primary
+        // convolution's 9x9 (stride 1 and 2, no padding); inputs not square
+        let cases = [
+            (3, 4, [7, 10], 3, 1, 1),
+            (2, 5, [8, 9], 3, 2, 1),
+            (4, 3, [5, 6], 1, 1, 0),
+            (2, 2, [9, 7], 3, 1, 0),
+            (1, 3, [11, 12], 5, 2, 1),
+            (2, 3, [5, 4], 1, 1, 1),
+            (2, 3, [6, 7], 3, 1, 3),
+            (3, 2, [7, 8], 1, 2, 0),
+            (1, 4, [14, 13], 9, 1, 0),
+            (3, 4, [20, 21], 9, 2, 0),
+        ];
+        for (case, (c, o, [h, w], k, s, p)) in cases.into_iter().enumerate() {
+            let (x, weight, bias) = (random([2, c, h, w]), random([o, c, k, k]), random([1, 1, 1, o]));
+            let bias: Tensor<1> = bias.reshape([o]);
+            let (out_h, out_w) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+            let g = random([2, o, out_h, out_w]);
+            let ad = Device::flex().autodiff();
+            let probe = Tensor::<4>::from_data(x.to_data(), &ad);
+            assert!(own_backward(&probe, &weight), "case {case} takes burn's path");
+            for x_grad in [true, false] {
+                let inputs = (&x, &weight, &bias, &g);
+                let ours = grads_of(|x, w, b| conv2d_bias(x, w, b, s, p), inputs, x_grad);
+                let burns = grads_of(
+                    |x, w, b| burn::tensor::module::conv2d(x, w, Some(b), options(s, p)),
+                    inputs,
+                    x_grad,
+                );
+                for (name, (a, b)) in ["input", "weight", "bias"].iter().zip(burns.iter().zip(&ours)) {
+                    match (a, b) {
+                        (Some(a), Some(b)) => {
+                            let d = max_rel_diff(a, b);
+                            assert!(d < 1e-5, "{name} grad, case {case}: {d}");
+                        }
+                        (None, None) => assert!(*name == "input" && !x_grad),
+                        _ => panic!("{name} grad present on one side only, case {case}"),
+                    }
+                }
+            }
         }
     }
 
     #[test]
-    fn forward_is_burns_conv2d() {
-        let device = Device::flex().autodiff();
-        let x = Tensor::<4>::random([2, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device);
-        let w = Tensor::<4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
-        let ours: Vec<f32> = conv2d(x.clone(), w.clone(), 2, 1)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("f32");
-        let burns: Vec<f32> = burn::tensor::module::conv2d(x, w, None, options(2, 1))
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("f32");
-        assert_eq!(ours, burns);
+    fn large_batches_are_unrolled_in_parts_with_the_same_weight_gradient() {
+        // 64 x 3 x 3 x 9 x 9 column values per image: a few more images than one buffer holds
+        let (c, k, size) = (64, 3, 9);
+        let per_image = c * k * k * size * size;
+        let batch = MAX_COLUMN_VALUES / per_image + 3;
+        let x = random([batch, c, size, size]);
+        let w = random([2, c, k, k]);
+        let bias: Tensor<1> = random([1, 1, 1, 2]).reshape([2]);
+        let g = random([batch, 2, size, size]);
+        let inputs = (&x, &w, &bias, &g);
+        let [_, ours, _] = grads_of(|x, w, b| conv2d_bias(x, w, b, 1, 1), inputs, false);
+        let [_, burns, _] = grads_of(
+            |x, w, b| burn::tensor::module::conv2d(x, w, Some(b), options(1, 1)),
+            inputs,
+            false,
+        );
+        let d = max_rel_diff(&burns.expect("burn's"), &ours.expect("ours"));
+        assert!(d < 1e-4, "{d}");
+    }
+
+    #[test]
+    fn other_devices_and_non_square_kernels_take_burns_path() {
+        let x = random([1, 2, 5, 5]);
+        assert!(!own_backward(&x, &random([3, 2, 3, 3])), "flex without autodiff");
+        let ad = Tensor::<4>::from_data(x.to_data(), &Device::flex().autodiff());
+        assert!(!own_backward(&ad, &random([3, 2, 3, 1])), "a 3x1 kernel");
+        let w = random([3, 2, 3, 1]);
+        let ours = host(conv2d(
+            ad.clone(),
+            Tensor::from_data(w.to_data(), &ad.device()),
+            1,
+            0,
+        ));
+        let burns = host(burn::tensor::module::conv2d(x, w, None, options(1, 0)));
+        assert!(max_rel_diff(&burns, &ours) < 1e-6);
     }
 }
