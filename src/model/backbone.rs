@@ -22,8 +22,8 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 pub use super::backbone_plan::{BackboneKind, BackbonePlan, BlockSpec, ConvSpec, plan};
-use super::fast_conv;
 use super::params::{HostTensor, ParamsError};
+use super::{fast_bn, fast_conv};
 use crate::rng::Rng;
 
 /// A convolution without bias followed by BatchNorm.
@@ -77,7 +77,7 @@ impl ConvBn {
                 ConvOptions::new([s, s], [p, p], [1, 1], self.groups),
             )
         };
-        self.bn.forward(y)
+        fast_bn::batch_norm(&self.bn, y)
     }
 
     /// The BatchNorm modules' running statistics as host tensors (mean, var).

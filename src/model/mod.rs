@@ -6,6 +6,7 @@ pub mod backbone_plan;
 pub mod buffers;
 pub mod capsnet;
 pub mod config;
+pub mod fast_bn;
 pub mod fast_conv;
 pub mod loss;
 pub mod params;
