@@ -123,15 +123,15 @@ impl FastBatchNorm for Flex {
         let (gamma, beta) = (host(&gamma), host(&beta));
         let inv = inv_std(&stats, channels, epsilon);
         let scale: Vec<f32> = (0..channels).map(|c| gamma[c] * inv[c]).collect();
-        let shift: Vec<f32> = (0..channels).map(|c| beta[c] - stats[c] * scale[c]).collect();
         let shape: Vec<usize> = x.layout().shape().iter().copied().collect();
         let x = x.to_contiguous();
         let mut out = x.storage::<f32>().to_vec();
         if plane > 0 {
             out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
                 let c = i % channels;
-                let (a, b) = (scale[c], shift[c]);
-                p.iter_mut().for_each(|v| *v = *v * a + b);
+                // centred first: a tiny variance makes the scale large
+                let (mean, a, b) = (stats[c], scale[c], beta[c]);
+                p.iter_mut().for_each(|v| *v = (*v - mean) * a + b);
             });
         }
         tensor(out, shape)
