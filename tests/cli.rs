@@ -280,21 +280,24 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let pruned = run.join("pruned.safetensors");
     let compact = run.join("compact.safetensors");
-    let out = sparsecaps(&[
-        "prune",
-        "--model",
-        &s(model),
-        "--sparsity",
-        "0.95",
-        "--method",
-        "magnitude",
-        "--limit-test",
-        "500",
-        "--device",
-        "cpu",
-        "--out",
-        &s(&pruned),
-    ]);
+    let prune = |model: &Path, sparsity: &str, out: &Path| {
+        sparsecaps(&[
+            "prune",
+            "--model",
+            &s(model),
+            "--sparsity",
+            sparsity,
+            "--method",
+            "magnitude",
+            "--limit-test",
+            "500",
+            "--device",
+            "cpu",
+            "--out",
+            &s(out),
+        ])
+    };
+    let out = prune(model, "0.95", &pruned);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = sparsecaps(&[
         "export",
@@ -333,21 +336,7 @@ fn prune_export_and_inspect(run: &Path, model: &Path) {
 
     // a compact model prunes further, from its dense layout
     let further = run.join("further.safetensors");
-    let out = sparsecaps(&[
-        "prune",
-        "--model",
-        &s(&compact),
-        "--sparsity",
-        "0.97",
-        "--method",
-        "magnitude",
-        "--limit-test",
-        "500",
-        "--device",
-        "cpu",
-        "--out",
-        &s(&further),
-    ]);
+    let out = prune(&compact, "0.97", &further);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is a compact model"),

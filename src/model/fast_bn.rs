@@ -313,19 +313,10 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fast_conv::tests::{host as values, max_rel_diff};
     use burn::module::Module;
     use burn::nn::BatchNormConfig;
     use burn::tensor::Distribution;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_into_vec_as::<f32>().expect("f32")
-    }
-
-    fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-    }
 
     /// Output, running mean and variance after two steps, and the gradients of x, gamma
     /// and beta of `sum(bn(x) · g)` at the second step.

@@ -277,7 +277,7 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
@@ -285,11 +285,13 @@ mod tests {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex())
     }
 
-    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    /// A tensor's values on the host.
+    pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_into_vec_as::<f32>().expect("f32")
     }
 
-    fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    /// The largest difference between `a` and `b`, relative to `a`'s largest magnitude.
+    pub(crate) fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
         a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
