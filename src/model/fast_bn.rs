@@ -13,7 +13,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::BatchNorm;
@@ -61,8 +60,18 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-fn is_f32(tensors: &[&FlexTensor]) -> bool {
-    tensors.iter().all(|t| t.dtype() == DType::F32)
+/// The sum of `f(0..n)` in eight f32 lanes (vectorisable, and more accurate than one
+/// running sum), added up in f64.
+fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(i + l);
+        }
+    }
+    let tail: f64 = (full..n).map(|i| f(i) as f64).sum();
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
 /// Per channel: `1 / sqrt(var + epsilon)`.
@@ -76,30 +85,29 @@ fn inv_std(stats: &[f32], channels: usize, epsilon: f64) -> Vec<f32> {
 impl FastBatchNorm for Flex {
     fn bn_stats(x: FlexTensor) -> FlexTensor {
         let [batch, channels, plane] = planes(&x);
-        if !is_f32(&[&x]) || batch * plane == 0 {
-            let c = channels;
-            let ones = tensor(vec![1.0; c], vec![c]);
-            let zeros = tensor(vec![0.0; c], vec![c]);
-            let r = Flex::batch_norm_train(x, ones, zeros, 1e-5);
-            let mut values = host(&r.mean);
-            values.extend(host(&r.variance));
-            return tensor(values, vec![2, c]);
-        }
         let x = x.to_contiguous();
         let values = x.storage::<f32>();
         let count = (batch * plane) as f64;
+        // per plane its mean and its sum of squared deviations, merged in f64 (Chan et
+        // al.): no cancellation when a channel's mean is large against its spread
         let per_channel: Vec<(f32, f32)> = (0..channels)
             .into_par_iter()
             .map(|c| {
-                let (mut sum, mut squares) = (0f64, 0f64);
-                for b in 0..batch {
-                    let p = &values[(b * channels + c) * plane..][..plane];
-                    let (s, q) = p.iter().fold((0f32, 0f32), |(s, q), &v| (s + v, q + v * v));
-                    sum += s as f64;
-                    squares += q as f64;
-                }
-                let mean = sum / count;
-                ((mean) as f32, (squares / count - mean * mean).max(0.0) as f32)
+                let parts: Vec<(f64, f64)> = (0..batch)
+                    .map(|b| {
+                        let p = &values[(b * channels + c) * plane..][..plane];
+                        let mean = lane_sum(p.len(), |i| p[i]) / plane as f64;
+                        let m = mean as f32;
+                        let squares = lane_sum(p.len(), |i| (p[i] - m) * (p[i] - m));
+                        (mean, squares)
+                    })
+                    .collect();
+                let mean = parts.iter().map(|p| p.0).sum::<f64>() / batch as f64;
+                let squares: f64 = parts
+                    .iter()
+                    .map(|&(m, q)| q + plane as f64 * (m - mean) * (m - mean))
+                    .sum();
+                (mean as f32, (squares / count) as f32)
             })
             .collect();
         let mut out: Vec<f32> = per_channel.iter().map(|m| m.0).collect();
@@ -115,10 +123,6 @@ impl FastBatchNorm for Flex {
         epsilon: f64,
     ) -> FlexTensor {
         let [_, channels, plane] = planes(&x);
-        if !is_f32(&[&x, &gamma, &beta, &stats]) {
-            let (mean, var) = split_stats(stats, channels);
-            return Flex::batch_norm(x, gamma, beta, mean, var, epsilon);
-        }
         let stats = host(&stats);
         let (gamma, beta) = (host(&gamma), host(&beta));
         let inv = inv_std(&stats, channels, epsilon);
@@ -138,15 +142,6 @@ impl FastBatchNorm for Flex {
     }
 }
 
-/// `[2, C]` statistics as mean and variance, each `[C]`.
-fn split_stats(stats: FlexTensor, channels: usize) -> (FlexTensor, FlexTensor) {
-    let values = host(&stats);
-    (
-        tensor(values[..channels].to_vec(), vec![channels]),
-        tensor(values[channels..].to_vec(), vec![channels]),
-    )
-}
-
 /// Gradients of training-mode BatchNorm: `(x, gamma, beta)`.
 ///
 /// # Shapes
@@ -159,11 +154,6 @@ fn bn_backward(
     grad: FlexTensor,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let [batch, channels, plane] = planes(&x);
-    if !is_f32(&[&x, &gamma, &stats, &grad]) || batch * plane == 0 {
-        let (mean, var) = split_stats(stats, channels);
-        let r = Flex::batch_norm_train_backward(x, gamma, mean, var, epsilon, grad);
-        return (r.x_grad, r.gamma_grad, r.beta_grad);
-    }
     let shape: Vec<usize> = x.layout().shape().iter().copied().collect();
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let (xs, gs) = (x.storage::<f32>(), grad.storage::<f32>());
@@ -179,12 +169,8 @@ fn bn_backward(
             for b in 0..batch {
                 let at = (b * channels + c) * plane;
                 let (xp, gp) = (&xs[at..at + plane], &gs[at..at + plane]);
-                let (s, t) = xp
-                    .iter()
-                    .zip(gp)
-                    .fold((0f32, 0f32), |(s, t), (&x, &g)| (s + g, t + g * (x - mean)));
-                dy += s as f64;
-                dy_xhat += t as f64 * inv as f64;
+                dy += lane_sum(plane, |i| gp[i]);
+                dy_xhat += lane_sum(plane, |i| gp[i] * (xp[i] - mean)) * inv as f64;
             }
             (dy as f32, dy_xhat as f32)
         })
@@ -283,10 +269,13 @@ impl<C: CheckpointStrategy> FastBatchNorm for Autodiff<Flex, C> {
 /// - `x`: `[B, C, H, W]` -> `[B, C, H, W]`
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let training = bn.training.val().is_enabled() && x.is_autodiff();
-    if !(training && x.device() == Device::flex()) {
+    let [_, channels, ..] = x.dims();
+    // burn's own path for anything else, and for what it checks or handles (a channel
+    // count that does not fit, an empty batch, other float types)
+    let fits = channels == bn.gamma.dims()[0] && x.shape().num_elements() > 0;
+    if !(training && fits && x.dtype() == DType::F32 && x.device() == Device::flex()) {
         return bn.forward(x);
     }
-    let channels = x.dims()[1];
     let stats = Tensor::<2>::from_dispatch(<Dispatch as FastBatchNorm>::bn_stats(
         x.clone().detach().into_dispatch(),
     ));
@@ -349,8 +338,15 @@ mod tests {
     #[test]
     fn matches_burns_batchnorm_forward_statistics_and_gradients() {
         let device = Device::flex();
-        for shape in [[4, 3, 5, 6], [2, 16, 8, 8], [1, 2, 1, 1]] {
-            let x = Tensor::<4>::random(shape, Distribution::Normal(0.5, 2.0), &device);
+        // (shape, mean, std of x): a large mean against the spread, as after a ReLU
+        let cases = [
+            ([4, 3, 5, 6], 0.5, 2.0),
+            ([2, 16, 8, 8], 0.5, 2.0),
+            ([1, 2, 1, 1], 0.5, 2.0),
+            ([4, 3, 32, 32], 50.0, 0.5),
+        ];
+        for (shape, mean, std) in cases {
+            let x = Tensor::<4>::random(shape, Distribution::Normal(mean, std), &device);
             let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
             // gamma and beta away from 1 and 0
             let c = shape[1];
@@ -384,5 +380,40 @@ mod tests {
         let out = values(batch_norm(&valid, plain.clone()));
         assert!(max_rel_diff(&values(plain), &out) < 1e-4);
         assert_eq!(values(valid.running_mean.value()), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn statistics_match_f64_sums_when_the_mean_dwarfs_the_spread() {
+        let x = Tensor::<4>::random([8, 2, 32, 32], Distribution::Normal(100.0, 0.1), &Device::flex());
+        let host_x = values(x.clone());
+        let stats = values(Tensor::<2>::from_dispatch(<Dispatch as FastBatchNorm>::bn_stats(
+            x.into_dispatch(),
+        )));
+        let plane = 32 * 32;
+        for c in 0..2 {
+            let v: Vec<f64> = (0..8)
+                .flat_map(|b| host_x[(b * 2 + c) * plane..][..plane].iter().map(|&v| v as f64))
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            assert!(
+                (stats[c] as f64 - mean).abs() < 1e-4,
+                "mean {} vs {mean}",
+                stats[c]
+            );
+            let rel = (stats[2 + c] as f64 - var).abs() / var;
+            assert!(rel < 1e-3, "variance {} vs {var}", stats[2 + c]);
+        }
+    }
+
+    #[test]
+    fn a_frozen_layer_keeps_its_running_statistics() {
+        let ad = Device::flex().autodiff();
+        let mut bn = BatchNormConfig::new(3).init(&ad);
+        bn.training = burn::module::Param::from_bool(false);
+        let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(3.0, 2.0), &ad);
+        let out = values(batch_norm(&bn, x.clone()));
+        assert_eq!(out, values(bn.forward(x)));
+        assert_eq!(values(bn.running_mean.value()), vec![0.0; 3]);
     }
 }
