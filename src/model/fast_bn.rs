@@ -268,12 +268,12 @@ impl<C: CheckpointStrategy> FastBatchNorm for Autodiff<Flex, C> {
 /// # Shapes
 /// - `x`: `[B, C, H, W]` -> `[B, C, H, W]`
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let training = bn.training.val().is_enabled() && x.is_autodiff();
     let [_, channels, ..] = x.dims();
     // burn's own path for anything else, and for what it checks or handles (a channel
     // count that does not fit, an empty batch, other float types)
     let fits = channels == bn.gamma.dims()[0] && x.shape().num_elements() > 0;
-    if !(training && fits && x.dtype() == DType::F32 && x.device() == Device::flex()) {
+    let training = bn.training.val().is_enabled() && super::fast_conv::on_flex_autodiff(&x);
+    if !(training && fits && x.dtype() == DType::F32) {
         return bn.forward(x);
     }
     let stats = Tensor::<2>::from_dispatch(<Dispatch as FastBatchNorm>::bn_stats(

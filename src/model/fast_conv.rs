@@ -136,8 +136,8 @@ pub fn weight_grad(
     let (image_len, grad_len) = (channels * height * width, out_h * out_w * outputs);
     // the columns of a few images at a time, at most MAX_COLUMN_VALUES (but one image's)
     let images = (MAX_COLUMN_VALUES / per_image).clamp(1, batch);
-    let mut sum: Option<FlexTensor> = None;
-    for first in (0..batch).step_by(images) {
+    // [C·k·k, O] of up to `images` images starting at `first`
+    let part = |first: usize| {
         let n = images.min(batch - first);
         let cols = im2col(
             &x_values[first * image_len..(first + n) * image_len],
@@ -151,15 +151,13 @@ pub fn weight_grad(
         let cols = FlexTensor::from_data(TensorData::new(cols, [channels * k * k, positions]));
         let rows = grad_values[first * grad_len..(first + n) * grad_len].to_vec();
         let rows = FlexTensor::from_data(TensorData::new(rows, [positions, outputs]));
-        let part = Flex::float_matmul(cols, rows); // [C·k·k, O]
-        sum = Some(match sum {
-            Some(total) => Flex::float_add(total, part),
-            None => part,
-        });
-    }
-    let Some(grad_t) = sum else {
-        return Flex::conv2d_weight_backward(x, weight, grad, options(stride, padding));
+        Flex::float_matmul(cols, rows)
     };
+    // batch >= 1: the first part always exists
+    let mut grad_t = part(0);
+    for first in (images..batch).step_by(images) {
+        grad_t = Flex::float_add(grad_t, part(first));
+    }
     Flex::float_reshape(
         Flex::float_swap_dims(grad_t, 0, 1),
         Shape::new([outputs, channels, k, k]),
@@ -230,11 +228,17 @@ fn im2col(
     cols
 }
 
+/// Whether `x` is a flex tensor with autodiff, where this module's and [`super::fast_bn`]'s
+/// own backward passes apply (device equality ignores autodiff).
+pub(super) fn on_flex_autodiff(x: &Tensor<4>) -> bool {
+    x.is_autodiff() && x.device() == Device::flex()
+}
+
 /// Whether [`conv2d`] takes its own backward pass: `x` is a flex autodiff tensor and the
 /// kernel is square.
 fn own_backward(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
     let [.., kh, kw] = weight.dims();
-    kh == kw && x.is_autodiff() && x.device() == Device::flex()
+    kh == kw && on_flex_autodiff(x)
 }
 
 /// `conv2d(x, weight) + bias` with one group; on a flex autodiff device the weight
