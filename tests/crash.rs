@@ -218,6 +218,15 @@ fn a_run_too_short_to_give_up_saves_only_finite_weights_and_metrics() {
     if let Ok(metrics) = std::fs::read_to_string(run_dir.join("metrics.csv")) {
         let lower = metrics.to_lowercase();
         assert!(!lower.contains("nan") && !lower.contains("inf"), "{metrics}");
+        // an epoch whose only step was rolled back has no training loss: an empty cell,
+        // never a made-up 0
+        for row in metrics.lines().skip(1) {
+            let train_loss = row.split(',').nth(1).unwrap();
+            assert!(
+                train_loss.is_empty() || train_loss.parse::<f64>().unwrap() > 0.0,
+                "{metrics}"
+            );
+        }
     }
     let model = run_dir.join("model.safetensors");
     if model.exists() {
@@ -228,5 +237,36 @@ fn a_run_too_short_to_give_up_saves_only_finite_weights_and_metrics() {
         ] {
             assert!(w.values.iter().all(|v| v.is_finite()), "non-finite weights saved");
         }
+    }
+}
+
+#[test]
+fn an_epoch_whose_every_step_rolled_back_reports_no_training_loss() {
+    // a learning rate past f32's range makes every update non-finite: each epoch's only
+    // step is rolled back, the weights stay at their initial values and the test pass is
+    // finite
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let out = tiny_train(
+        &run_dir,
+        &["--limit-train", "16", "--epochs", "2", "--lr", "1e45"],
+    )
+    .output()
+    .unwrap();
+    let lines = stderr_lines(&out);
+    assert!(out.status.success(), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("epoch 2: no training step kept (all rolled back)")),
+        "{lines:?}"
+    );
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = metrics.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{metrics}");
+    for row in rows {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(&cells[1..3], ["", ""], "{metrics}");
+        assert!(cells[3].parse::<f64>().unwrap().is_finite(), "{metrics}");
     }
 }

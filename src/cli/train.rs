@@ -130,10 +130,12 @@ fn report_line(event: &Event) -> Option<String> {
     Some(match event {
         Event::Evaluating { epoch } => format!("epoch {epoch}: evaluating on the test set..."),
         Event::Epoch(m) => format!(
-            "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | sparsity {:.4}, capsules {}/{} | {:.1} s",
+            "epoch {}: {} | test loss {:.4} acc {:.4} | sparsity {:.4}, capsules {}/{} | {:.1} s",
             m.epoch,
-            m.train_loss,
-            m.train_accuracy,
+            match (m.train_loss, m.train_accuracy) {
+                (Some(loss), Some(acc)) => format!("train loss {loss:.4} acc {acc:.4}"),
+                _ => "no training step kept (all rolled back)".to_string(),
+            },
             m.test_loss,
             m.test_accuracy,
             m.sparsity,

@@ -228,10 +228,11 @@ pub enum Command {
 pub struct EpochMetrics {
     /// Epoch number, from 1.
     pub epoch: usize,
-    /// Mean training loss.
-    pub train_loss: f64,
-    /// Training accuracy (0..1) over the epoch's batches.
-    pub train_accuracy: f64,
+    /// Mean training loss over the epoch's kept batches; `None` when every batch window of
+    /// the epoch was rolled back, so no training step of it survived.
+    pub train_loss: Option<f64>,
+    /// Training accuracy (0..1) over the epoch's kept batches; `None` as for `train_loss`.
+    pub train_accuracy: Option<f64>,
     /// Test loss.
     pub test_loss: f64,
     /// Test accuracy (0..1).

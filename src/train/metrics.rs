@@ -12,17 +12,19 @@ use crate::model::CapsNetConfig;
 pub const CSV_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,epoch_s,\
 sparsity,sparsity_conv1,sparsity_primary,sparsity_digit,alive_capsules,capsules,alive_types";
 
-/// Renders the metrics of all epochs so far as CSV.
+/// Renders the metrics of all epochs so far as CSV. An epoch without a kept training step
+/// leaves its two training cells empty.
 pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
+    let cell = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.6}"));
     let mut s = String::from(CSV_HEADER);
     s.push('\n');
     for m in rows {
         let [s1, s2, s3] = m.layer_sparsity;
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.4e},{:.3},{:.6},{s1:.6},{s2:.6},{s3:.6},{},{},{}\n",
+            "{},{},{},{:.6},{:.6},{:.4e},{:.3},{:.6},{s1:.6},{s2:.6},{s3:.6},{},{},{}\n",
             m.epoch,
-            m.train_loss,
-            m.train_accuracy,
+            cell(m.train_loss),
+            cell(m.train_accuracy),
             m.test_loss,
             m.test_accuracy,
             m.lr,
@@ -74,8 +76,8 @@ mod tests {
     fn csv_has_one_row_per_epoch() {
         let m = EpochMetrics {
             epoch: 1,
-            train_loss: 0.5,
-            train_accuracy: 0.8,
+            train_loss: Some(0.5),
+            train_accuracy: Some(0.8),
             test_loss: 0.4,
             test_accuracy: 0.9,
             lr: 1e-3,
@@ -87,9 +89,17 @@ mod tests {
             alive_types: 2,
             alive: vec![true; 12],
         };
-        let csv = metrics_csv(&[m.clone(), EpochMetrics { epoch: 2, ..m }]);
+        let rolled_back = EpochMetrics {
+            epoch: 3,
+            train_loss: None,
+            train_accuracy: None,
+            ..m.clone()
+        };
+        let csv = metrics_csv(&[m.clone(), EpochMetrics { epoch: 2, ..m }, rolled_back]);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
+        assert!(lines[3].starts_with("3,,,0.400000,0.900000,"), "{}", lines[3]);
+        assert_eq!(lines[0].split(',').count(), lines[3].split(',').count());
         assert_eq!(lines[0], CSV_HEADER);
         assert!(lines[2].starts_with("2,0.500000,0.800000,0.400000,0.900000,"));
         assert!(

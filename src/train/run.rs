@@ -404,10 +404,11 @@ impl Run<'_> {
             )));
         }
         let surv = survival(&valid);
+        let kept = (sums.images > 0).then_some(sums.images as f64);
         let metrics = EpochMetrics {
             epoch,
-            train_loss: sums.loss / sums.images.max(1) as f64,
-            train_accuracy: sums.correct / sums.images.max(1) as f64,
+            train_loss: kept.map(|n| sums.loss / n),
+            train_accuracy: kept.map(|n| sums.correct / n),
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
             lr: self.lr * req.lr_decay.powi(epoch as i32 - 1),
