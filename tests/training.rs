@@ -514,19 +514,22 @@ fn two_epochs_straight_equal_one_epoch_then_a_resume() {
 }
 
 #[test]
-fn a_resumed_run_keeps_its_device_unless_told_another() {
+fn a_resumed_run_keeps_its_device_unless_told_another_and_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     cli_train(&run, &["--epochs", "1"]);
-    let device = || {
-        let config = std::fs::read_to_string(run.join("config.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&config).unwrap();
-        v["device"].as_str().unwrap().to_string()
+    let config = || -> serde_json::Value {
+        let text = std::fs::read_to_string(run.join("config.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
     };
+    let device = || config()["device"].as_str().unwrap().to_string();
     assert_eq!(device(), "cpu");
     let o = cli_resume(&run, "2");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(device(), "cpu");
+    // a run from fresh weights still says so: the checkpoint it resumed from is not its
+    // `init`
+    assert!(config()["init"].is_null(), "{}", config());
     // auto picks the CPU on a machine without a hardware GPU, so the run trains either way
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
         .args(["train", "--epochs", "3", "--device", "auto", "--resume"])

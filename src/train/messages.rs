@@ -149,14 +149,18 @@ pub struct TrainRequest {
     /// Stop after this many epochs without a better validation loss (a validation split
     /// is then held out as for LOBSTER).
     pub patience: Option<usize>,
-    /// Continue a run from its last checkpoint (`init` names that checkpoint's model).
+    /// Continue a run from its last checkpoint (whose model replaces `init`'s, which keeps
+    /// naming the file the run first started from).
     #[serde(skip)]
     pub resume: Option<Box<ResumePoint>>,
 }
 
-/// Where a resumed run starts: the loop state and Adam's record of its last checkpoint.
+/// Where a resumed run starts: the model, the loop state and Adam's record of its last
+/// checkpoint.
 #[derive(Clone)]
 pub struct ResumePoint {
+    /// The checkpoint's `model.safetensors`.
+    pub model: PathBuf,
     /// The loop state.
     pub state: super::resume::RunState,
     /// The optimiser record (burnpack bytes).
@@ -166,6 +170,7 @@ pub struct ResumePoint {
 impl std::fmt::Debug for ResumePoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResumePoint")
+            .field("model", &self.model)
             .field("epoch", &self.state.epoch)
             .field("optimizer_bytes", &self.optimizer.len())
             .finish()

@@ -239,8 +239,8 @@ pub fn resume_request(
             dir.display()
         )));
     }
-    req.init = Some(model);
     req.resume = Some(Box::new(super::messages::ResumePoint {
+        model,
         state: r.state,
         optimizer: r.optimizer,
     }));

@@ -62,9 +62,9 @@ pub(super) fn kept_zeros(model: &CapsNet, ad: &Device) -> Option<DeviceMasks> {
     (masks.sparsity() > 0.0).then(|| masks.to_device(ad))
 }
 
-/// A fresh network of the preset for the data, or the `init` model (dense, pruned or
-/// compact), on `ad`, with the preset its checkpoints name (an `--init` file's own, which
-/// `--preset` does not change).
+/// A fresh network of the preset for the data, or the model a resumed run's checkpoint or
+/// `init` names (dense, pruned or compact), on `ad`, with the preset its checkpoints name
+/// (the file's own, which `--preset` does not change).
 pub(super) fn build_model(
     req: &TrainRequest,
     data: &Dataset,
@@ -72,7 +72,8 @@ pub(super) fn build_model(
     ad: &Device,
 ) -> Result<(CapsNet, Option<String>), TrainError> {
     let mut preset = Some(req.preset.to_string());
-    let model = match &req.init {
+    let start = req.resume.as_ref().map(|r| &r.model).or(req.init.as_ref());
+    let model = match start {
         Some(path) => {
             let (m, info) = crate::export::load_model(path, device)?;
             data.check_fits(m.config.input(), m.config.classes)
