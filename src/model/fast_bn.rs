@@ -18,7 +18,11 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::DType;
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use super::par_fill::par_filled;
 
 /// Training-mode BatchNorm as a backend extension, so that autodiff on flex carries its own
 /// backward pass.
@@ -129,15 +133,17 @@ impl FastBatchNorm for Flex {
         let scale: Vec<f32> = (0..channels).map(|c| gamma[c] * inv[c]).collect();
         let shape: Vec<usize> = x.layout().shape().iter().copied().collect();
         let x = x.to_contiguous();
-        let mut out = x.storage::<f32>().to_vec();
-        if plane > 0 {
-            out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
-                let c = i % channels;
-                // centred first: a tiny variance makes the scale large
-                let (mean, a, b) = (stats[c], scale[c], beta[c]);
-                p.iter_mut().for_each(|v| *v = (*v - mean) * a + b);
-            });
-        }
+        let xs = x.storage::<f32>();
+        let fill = |i: usize, out: &mut [MaybeUninit<f32>]| {
+            let c = i % channels;
+            // centred first: a tiny variance makes the scale large
+            let (mean, a, b) = (stats[c], scale[c], beta[c]);
+            for (o, &v) in out.iter_mut().zip(&xs[i * plane..]) {
+                o.write((v - mean) * a + b);
+            }
+        };
+        // SAFETY: chunk i is the plane of x at i · plane, which `fill` writes value by value
+        let out = unsafe { par_filled(xs.len(), plane, fill) };
         tensor(out, shape)
     }
 }
@@ -176,8 +182,7 @@ fn bn_backward(
         })
         .collect();
     let count = (batch * plane) as f32;
-    let mut dx = vec![0f32; xs.len()];
-    dx.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+    let fill = |i: usize, out: &mut [MaybeUninit<f32>]| {
         let c = i % channels;
         let (mean, inv) = (stats[c], inv[c]);
         let (sum_dy, sum_dy_xhat) = sums[c];
@@ -186,9 +191,12 @@ fn bn_backward(
         let at = i * plane;
         for ((o, &x), &g) in out.iter_mut().zip(&xs[at..at + plane]).zip(&gs[at..at + plane]) {
             let xhat = (x - mean) * inv;
-            *o = scale * (g - mean_dy - xhat * mean_dy_xhat);
+            o.write(scale * (g - mean_dy - xhat * mean_dy_xhat));
         }
-    });
+    };
+    // SAFETY: chunk i is the plane at i · plane (x and the gradient have the same shape),
+    // which `fill` writes value by value
+    let dx = unsafe { par_filled(xs.len(), plane, fill) };
     let gamma_grad = sums.iter().map(|s| s.1).collect();
     let beta_grad = sums.iter().map(|s| s.0).collect();
     (

@@ -20,7 +20,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+use super::par_fill::{par_filled, write_all, write_from};
 
 /// The convolution as a backend extension, so that autodiff on flex can carry its own
 /// backward pass.
@@ -187,7 +189,6 @@ fn im2col(
     padding: usize,
 ) -> Vec<f32> {
     let positions = batch * out_h * out_w;
-    let mut cols = vec![0.0f32; channels * k * k * positions];
     // The output columns j whose input column j·stride + kw − padding lies in [0, width).
     let valid_cols = |kw: usize| {
         let first = padding.saturating_sub(kw).div_ceil(stride).min(out_w);
@@ -197,35 +198,35 @@ fn im2col(
             .min(out_w);
         (first, end.max(first))
     };
-    cols.par_chunks_mut(positions).enumerate().for_each(|(row, dst)| {
+    let fill = |row: usize, dst: &mut [MaybeUninit<f32>]| {
         let (c, kh, kw) = (row / (k * k), (row / k) % k, row % k);
         let (j0, j1) = valid_cols(kw);
-        if j0 == j1 {
-            return;
-        }
         for b in 0..batch {
             let plane = &x[(b * channels + c) * height * width..][..height * width];
             for i in 0..out_h {
-                let Some(ih) = (i * stride + kh).checked_sub(padding) else {
+                let out = &mut dst[(b * out_h + i) * out_w..][..out_w];
+                let ih = (i * stride + kh).checked_sub(padding).filter(|ih| *ih < height);
+                let Some(ih) = ih.filter(|_| j0 < j1) else {
+                    write_all(out, 0.0);
                     continue;
                 };
-                if ih >= height {
-                    continue;
-                }
                 let src = &plane[ih * width..][..width];
-                let out = &mut dst[(b * out_h + i) * out_w..][..out_w];
                 let first_in = j0 * stride + kw - padding;
+                write_all(&mut out[..j0], 0.0);
                 if stride == 1 {
-                    out[j0..j1].copy_from_slice(&src[first_in..first_in + (j1 - j0)]);
+                    write_from(&mut out[j0..j1], &src[first_in..first_in + (j1 - j0)]);
                 } else {
                     for (n, value) in out[j0..j1].iter_mut().enumerate() {
-                        *value = src[first_in + n * stride];
+                        value.write(src[first_in + n * stride]);
                     }
                 }
+                write_all(&mut out[j1..], 0.0);
             }
         }
-    });
-    cols
+    };
+    // SAFETY: `fill` writes each of its row's `batch · out_h` runs of `out_w` values whole:
+    // zeros, or zeros, the image's values and zeros (j0 <= j1 <= out_w)
+    unsafe { par_filled(channels * k * k * positions, positions, fill) }
 }
 
 /// Whether `x` is a flex tensor with autodiff, where this module's and [`super::fast_bn`]'s

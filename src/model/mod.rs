@@ -9,6 +9,7 @@ pub mod config;
 pub mod fast_bn;
 pub mod fast_conv;
 pub mod loss;
+mod par_fill;
 pub mod params;
 pub mod primary_conv;
 pub mod routing;
