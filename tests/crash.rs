@@ -218,15 +218,6 @@ fn a_run_too_short_to_give_up_saves_only_finite_weights_and_metrics() {
     if let Ok(metrics) = std::fs::read_to_string(run_dir.join("metrics.csv")) {
         let lower = metrics.to_lowercase();
         assert!(!lower.contains("nan") && !lower.contains("inf"), "{metrics}");
-        // an epoch whose only step was rolled back has no training loss: an empty cell,
-        // never a made-up 0
-        for row in metrics.lines().skip(1) {
-            let train_loss = row.split(',').nth(1).unwrap();
-            assert!(
-                train_loss.is_empty() || train_loss.parse::<f64>().unwrap() > 0.0,
-                "{metrics}"
-            );
-        }
     }
     let model = run_dir.join("model.safetensors");
     if model.exists() {

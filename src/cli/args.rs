@@ -96,6 +96,16 @@ pub struct SweepArgs {
     /// Fine-tune each pruned model for this many epochs (at most 100,000).
     #[arg(long, default_value_t = 0, value_parser = finetune_epochs)]
     pub finetune_epochs: usize,
+    /// Batch size of fine-tuning.
+    #[arg(long, default_value_t = 32, value_parser = positive)]
+    pub batch: usize,
+    /// Learning rate of fine-tuning.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
+    /// images, none for grey ones), none, shift or crop-flip.
+    #[arg(long, default_value = "auto")]
+    pub augment: crate::data::Augment,
     /// Dataset (default: the model's).
     #[arg(long, value_parser = dataset)]
     pub data: Option<DataSource>,
@@ -179,6 +189,10 @@ pub struct PruneArgs {
     /// Learning rate of fine-tuning.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
+    /// images, none for grey ones), none, shift or crop-flip.
+    #[arg(long, default_value = "auto")]
+    pub augment: crate::data::Augment,
     /// Fine-tune on the first N training images only.
     #[arg(long, value_parser = positive)]
     pub limit_train: Option<usize>,

@@ -80,6 +80,14 @@ pub(super) fn check_backbone_target(
     Ok(())
 }
 
+/// Refuses a fine-tuning learning rate that is not a positive number.
+pub(super) fn check_lr(lr: f64) -> anyhow::Result<()> {
+    if !(lr.is_finite() && lr > 0.0) {
+        anyhow::bail!("--lr must be a positive number, not {lr}");
+    }
+    Ok(())
+}
+
 /// `--conv1` prunes the head's conv1 after magnitude or capsule pruning; the backbone
 /// method narrows the backbone instead, so the two do not combine.
 fn refuse_conv1_with_backbone(method: PruneMethod, conv1: f64) -> anyhow::Result<()> {
@@ -144,9 +152,7 @@ fn prune_backbone(
 /// Prunes a model file and writes the pruned (dense, masked) model; backbone pruning
 /// writes the narrowed network.
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        anyhow::bail!("--lr must be a positive number, not {}", args.lr);
-    }
+    check_lr(args.lr)?;
     let backbone = args.method == PruneMethod::Backbone;
     let sparsity = match (args.sparsity, args.flops) {
         (Some(s), None) => s,
@@ -187,6 +193,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         epochs: args.finetune_epochs,
         batch: args.batch,
         lr: args.lr,
+        augment: args.augment,
         ..FinetuneSettings::default()
     };
     let how = (args.method, sparsity, args.conv1);

@@ -123,6 +123,7 @@ fn markdown_row(label: &str, r: &Row, base: &Row) -> String {
 
 /// Runs the sweep.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    super::prune::check_lr(args.lr)?;
     let dev = device::select(args.device)?;
     let Loaded {
         model,
@@ -148,6 +149,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;
+    model.config.check_batch(args.batch)?;
+    if args.finetune_epochs > 0 {
+        model.check_batch_on_device(args.batch)?;
+    }
     crate::fsio::prepare_output_dir(&args.out, &output_files(method, &args.sparsities), &[])?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());
@@ -165,6 +170,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         let conv1 = if s > 0.0 { args.conv1 } else { 0.0 };
         let settings = FinetuneSettings {
             epochs: args.finetune_epochs,
+            batch: args.batch,
+            lr: args.lr,
+            augment: args.augment,
             ..FinetuneSettings::default()
         };
         let pruned = prune_model(

@@ -239,12 +239,26 @@ pub fn resume_request(
             dir.display()
         )));
     }
+    // a run resumed by a version before 2026-11-29 recorded its own checkpoint as its
+    // start; it started from fresh weights or from a file that is not its own model
+    if req.init.as_deref().is_some_and(|init| same_file(init, &model)) {
+        req.init = None;
+    }
     req.resume = Some(Box::new(super::messages::ResumePoint {
         model,
         state: r.state,
         optimizer: r.optimizer,
     }));
     Ok(req)
+}
+
+/// Whether `a` and `b` name the same existing file (the same path if either cannot be
+/// resolved).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,8 @@ struct Loop {
     last_good: CapsNet,
     rollbacks: usize,
     started: Instant,
-    /// The preset the checkpoints name: `--init`'s own (its file's), else `--preset`.
+    /// The preset the checkpoints name: the start file's own (the resumed checkpoint's or
+    /// `--init`'s), else `--preset`.
     preset: Option<String>,
 }
 

@@ -399,6 +399,35 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         .saying("cannot be used with"),
         Case::new(
             "numbers",
+            "sweep fine-tuning at learning rate 0",
+            Refuse,
+            &[&"sweep", &"--model", &model, &"--lr", &"0", &"--out", &out],
+        )
+        .saying("--lr must be a positive number"),
+        Case::new(
+            "numbers",
+            "sweep fine-tuning at batch 0",
+            Refuse,
+            &[&"sweep", &"--model", &model, &"--batch", &"0", &"--out", &out],
+        ),
+        Case::new(
+            "numbers",
+            "prune with an unknown augmentation",
+            Refuse,
+            &[
+                &"prune",
+                &"--model",
+                &model,
+                &"--sparsity",
+                &"0.5",
+                &"--augment",
+                &"sideways",
+                &"--out",
+                &out,
+            ],
+        ),
+        Case::new(
+            "numbers",
             "a file as the dataset folder",
             Refuse,
             &[
