@@ -93,19 +93,9 @@ pub struct SweepArgs {
     /// `prune --conv1`).
     #[arg(long, value_parser = fraction, default_value_t = 0.0)]
     pub conv1: f64,
-    /// Fine-tune each pruned model for this many epochs (at most 100,000).
-    #[arg(long, default_value_t = 0, value_parser = finetune_epochs)]
-    pub finetune_epochs: usize,
-    /// Batch size of fine-tuning.
-    #[arg(long, default_value_t = 32, value_parser = positive)]
-    pub batch: usize,
-    /// Learning rate of fine-tuning.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
-    /// images, none for grey ones), none, shift or crop-flip.
-    #[arg(long, default_value = "auto")]
-    pub augment: crate::data::Augment,
+    /// Fine-tuning of each pruned model.
+    #[command(flatten)]
+    pub finetune: FinetuneArgs,
     /// Dataset (default: the model's).
     #[arg(long, value_parser = dataset)]
     pub data: Option<DataSource>,
@@ -180,19 +170,9 @@ pub struct PruneArgs {
     /// drops them.
     #[arg(long, value_parser = fraction, default_value_t = 0.0)]
     pub conv1: f64,
-    /// Fine-tune for this many epochs under the pruning masks (at most 100,000).
-    #[arg(long, default_value_t = 0, value_parser = finetune_epochs)]
-    pub finetune_epochs: usize,
-    /// Batch size of fine-tuning.
-    #[arg(long, default_value_t = 32, value_parser = positive)]
-    pub batch: usize,
-    /// Learning rate of fine-tuning.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
-    /// images, none for grey ones), none, shift or crop-flip.
-    #[arg(long, default_value = "auto")]
-    pub augment: crate::data::Augment,
+    /// Fine-tuning of the pruned model.
+    #[command(flatten)]
+    pub finetune: FinetuneArgs,
     /// Fine-tune on the first N training images only.
     #[arg(long, value_parser = positive)]
     pub limit_train: Option<usize>,
@@ -287,6 +267,41 @@ fn finetune_epochs(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n <= MAX_EPOCHS => Ok(n),
         _ => Err(format!("'{s}' is not a whole number from 0 to {MAX_EPOCHS}")),
+    }
+}
+
+/// Fine-tuning under the pruning masks (`prune`, `sweep`).
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Fine-tune each pruned model for this many epochs under its pruning masks (at most
+    /// 100,000).
+    #[arg(long = "finetune-epochs", default_value_t = 0, value_parser = finetune_epochs)]
+    pub epochs: usize,
+    /// Batch size of fine-tuning.
+    #[arg(long, default_value_t = 32, value_parser = positive)]
+    pub batch: usize,
+    /// Learning rate of fine-tuning.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
+    /// images, none for grey ones), none, shift or crop-flip.
+    #[arg(long, default_value = "auto")]
+    pub augment: crate::data::Augment,
+}
+
+impl FinetuneArgs {
+    /// The fine-tuning settings; a learning rate that is not a positive number is refused.
+    pub fn settings(&self) -> anyhow::Result<crate::train::finetune::FinetuneSettings> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            anyhow::bail!("--lr must be a positive number, not {}", self.lr);
+        }
+        Ok(crate::train::finetune::FinetuneSettings {
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            augment: self.augment,
+            ..Default::default()
+        })
     }
 }
 

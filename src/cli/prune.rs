@@ -80,14 +80,6 @@ pub(super) fn check_backbone_target(
     Ok(())
 }
 
-/// Refuses a fine-tuning learning rate that is not a positive number.
-pub(super) fn check_lr(lr: f64) -> anyhow::Result<()> {
-    if !(lr.is_finite() && lr > 0.0) {
-        anyhow::bail!("--lr must be a positive number, not {lr}");
-    }
-    Ok(())
-}
-
 /// `--conv1` prunes the head's conv1 after magnitude or capsule pruning; the backbone
 /// method narrows the backbone instead, so the two do not combine.
 fn refuse_conv1_with_backbone(method: PruneMethod, conv1: f64) -> anyhow::Result<()> {
@@ -152,7 +144,7 @@ fn prune_backbone(
 /// Prunes a model file and writes the pruned (dense, masked) model; backbone pruning
 /// writes the narrowed network.
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
-    check_lr(args.lr)?;
+    let settings = args.finetune.settings()?;
     let backbone = args.method == PruneMethod::Backbone;
     let sparsity = match (args.sparsity, args.flops) {
         (Some(s), None) => s,
@@ -180,22 +172,15 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         &dev.device,
         Some("prune"),
     )?;
-    model.config.check_batch(args.batch)?;
-    if args.finetune_epochs > 0 {
-        model.check_batch_on_device(args.batch)?;
+    model.config.check_batch(settings.batch)?;
+    if settings.epochs > 0 {
+        model.check_batch_on_device(settings.batch)?;
     }
     if backbone {
         require_backbone(&args.model, &model)?;
         check_backbone_target(&model.config, sparsity)?;
     }
     eprintln!("device: {dev}");
-    let settings = FinetuneSettings {
-        epochs: args.finetune_epochs,
-        batch: args.batch,
-        lr: args.lr,
-        augment: args.augment,
-        ..FinetuneSettings::default()
-    };
     let how = (args.method, sparsity, args.conv1);
     let pruned = prune_model(model, how, (settings, args.candidates), &data, &dev.device)?;
     let eval = evaluate(&pruned, &data.test, EVAL_BATCH, &dev.device);

@@ -19,7 +19,6 @@ use crate::prune::cost::mflops_per_image;
 use crate::prune::{compact, survival};
 use crate::train::bench::bench;
 use crate::train::evaluate;
-use crate::train::finetune::FinetuneSettings;
 use crate::train::worker::EVAL_BATCH;
 
 /// Header of `sweep.csv`.
@@ -123,7 +122,7 @@ fn markdown_row(label: &str, r: &Row, base: &Row) -> String {
 
 /// Runs the sweep.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
-    super::prune::check_lr(args.lr)?;
+    let settings = args.finetune.settings()?;
     let dev = device::select(args.device)?;
     let Loaded {
         model,
@@ -149,9 +148,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;
-    model.config.check_batch(args.batch)?;
-    if args.finetune_epochs > 0 {
-        model.check_batch_on_device(args.batch)?;
+    model.config.check_batch(settings.batch)?;
+    if settings.epochs > 0 {
+        model.check_batch_on_device(settings.batch)?;
     }
     crate::fsio::prepare_output_dir(&args.out, &output_files(method, &args.sparsities), &[])?;
     eprintln!("device: {dev}");
@@ -168,13 +167,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let mut curves = Curves::default();
     for &s in &args.sparsities {
         let conv1 = if s > 0.0 { args.conv1 } else { 0.0 };
-        let settings = FinetuneSettings {
-            epochs: args.finetune_epochs,
-            batch: args.batch,
-            lr: args.lr,
-            augment: args.augment,
-            ..FinetuneSettings::default()
-        };
         let pruned = prune_model(
             model.clone(),
             (args.method, s, conv1),
