@@ -73,6 +73,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn epoch_metrics_of_older_resume_records_still_read() {
+        // before 2026-11-29 the training loss and accuracy were plain numbers; now `null`
+        // stands for an epoch without a kept step
+        let row = |train: &str| {
+            format!(
+                r#"{{"epoch":3,"train_loss":{train},"train_accuracy":{train},"test_loss":0.4,"test_accuracy":0.9,"lr":0.001,"epoch_s":2.0,"sparsity":0.5,"layer_sparsity":[0.1,0.2,0.3],"alive_capsules":1,"capsules":2,"alive_types":1,"alive":[true,false]}}"#
+            )
+        };
+        let old: EpochMetrics = serde_json::from_str(&row("0.25")).unwrap();
+        assert_eq!((old.train_loss, old.train_accuracy), (Some(0.25), Some(0.25)));
+        let none: EpochMetrics = serde_json::from_str(&row("null")).unwrap();
+        assert_eq!((none.train_loss, none.train_accuracy), (None, None));
+        let again: EpochMetrics = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(again, none);
+    }
+
+    #[test]
     fn csv_has_one_row_per_epoch() {
         let m = EpochMetrics {
             epoch: 1,
