@@ -99,6 +99,27 @@ fn an_all_grey_image_folder_has_one_channel_and_reports_progress() {
     assert!(seen.iter().any(|p| p.done == 6), "{seen:?}");
 }
 
+#[test]
+fn decoding_an_image_folder_stops_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (split, n) in [("train", 40), ("test", 5)] {
+        let d = dir.path().join(split).join("a");
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            png_grey(&d.join(format!("{i}.png")), 4, 4, i as u8);
+        }
+    }
+    let source = DataSource::Dir(dir.path().into());
+    // asked before every file: a stop after ten answers ends it before the 45 files
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let go_on = || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 10;
+    let err = Dataset::load_until(&source, (None, None), &|_| {}, &go_on).unwrap_err();
+    assert_eq!(err.to_string(), "loading was cancelled");
+    assert!(asked.into_inner() <= 12, "decoding went on after the stop");
+    let d = Dataset::load_until(&source, (None, None), &|_| {}, &|| true).unwrap();
+    assert_eq!((d.train.len(), d.test.len()), (40, 5));
+}
+
 /// Builds a dataset in a fresh folder with `build` (which returns the folder to spoil),
 /// applies `edit` there, and checks that loading the fresh folder fails with one line
 /// holding `expected`.

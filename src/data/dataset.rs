@@ -202,6 +202,18 @@ impl Dataset {
         limits: (Option<usize>, Option<usize>),
         progress: &(dyn Fn(LoadProgress) + Sync),
     ) -> Result<Self, DataError> {
+        Self::load_until(source, limits, progress, &|| true)
+    }
+
+    /// [`Self::load_with`] that an image folder's decoding stops (with
+    /// [`super::folder::FolderError::Cancelled`]) once `go_on` returns false; the other
+    /// formats load in a moment and are not interrupted.
+    pub fn load_until(
+        source: &DataSource,
+        limits: (Option<usize>, Option<usize>),
+        progress: &(dyn Fn(LoadProgress) + Sync),
+        go_on: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Self, DataError> {
         let name = source.to_string();
         let dir = match source {
             #[cfg(feature = "embedded-data")]
@@ -227,7 +239,7 @@ impl Dataset {
             return Self::from_idx(name, read_dir_files(&dir)?, limits);
         }
         let (classes, train, test) = if super::folder::is_image_folder(&dir) {
-            super::folder::load(&dir, limits, progress)?
+            super::folder::load(&dir, limits, progress, go_on)?
         } else if let Some(batches) = super::cifar_bin::batches_dir(&dir) {
             super::cifar_bin::load(&batches, limits)?
         } else if dir.is_dir() {

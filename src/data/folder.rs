@@ -49,6 +49,9 @@ pub enum FolderError {
     /// An image cannot be decoded.
     #[error("{0}: cannot decode: {1}")]
     Decode(PathBuf, String),
+    /// The caller asked to stop before every image was decoded.
+    #[error("loading was cancelled")]
+    Cancelled,
     /// Images of different sizes.
     #[error("{path}: {found} pixels (width x height) but {first} is {expected}")]
     SizeMismatch {
@@ -78,11 +81,13 @@ pub fn is_image_folder(dir: &Path) -> bool {
 }
 
 /// Reads an image folder: class names, then the train and test splits, each keeping at
-/// most its limit of images.
+/// most its limit of images. Decoding stops with [`FolderError::Cancelled`] once `go_on`
+/// returns false.
 pub fn load(
     dir: &Path,
     limits: (Option<usize>, Option<usize>),
     progress: &(dyn Fn(LoadProgress) + Sync),
+    go_on: &(dyn Fn() -> bool + Sync),
 ) -> Result<(Vec<String>, Split, Split), FolderError> {
     let train_dir = split_dir(dir, "train")?;
     let test_dir = split_dir(dir, "test")?;
@@ -98,8 +103,8 @@ pub fn load(
     let test_files = interleave(&test_classes, &names, limits.1)?;
     let total = train_files.len() + test_files.len();
     let report = |done: usize| progress(LoadProgress { done, total });
-    let train = decode_split(&train_files, &|d| report(d))?;
-    let test = decode_split(&test_files, &|d| report(train_files.len() + d))?;
+    let train = decode_split(&train_files, &|d| report(d), go_on)?;
+    let test = decode_split(&test_files, &|d| report(train_files.len() + d), go_on)?;
     let (mut train, mut test) = (train, test);
     if train.grey != test.grey {
         // one split has colour: both get three channels
@@ -255,6 +260,7 @@ impl Assembled {
 fn decode_split(
     files: &[(PathBuf, u8)],
     progress: &(dyn Fn(usize) + Sync),
+    go_on: &(dyn Fn() -> bool + Sync),
 ) -> Result<Assembled, FolderError> {
     let Some((first_path, _)) = files.first() else {
         return Err(FolderError::NoClasses(PathBuf::new()));
@@ -268,7 +274,7 @@ fn decode_split(
             image_bytes,
         ));
     }
-    let decoded = decode_parallel(files, progress)?;
+    let decoded = decode_parallel(files, progress, go_on)?;
     let mut grey = true;
     for (d, (path, _)) in decoded.iter().zip(files) {
         if (d.width, d.height) != (first.width, first.height) {
@@ -300,10 +306,12 @@ fn decode_split(
 }
 
 /// Decodes every file, in order, on as many threads as there are cores. The first error
-/// in file order wins, so the message does not depend on thread timing.
+/// in file order wins, so the message does not depend on thread timing; `go_on` is asked
+/// before each file, and a false answer stops all threads with [`FolderError::Cancelled`].
 fn decode_parallel(
     files: &[(PathBuf, u8)],
     progress: &(dyn Fn(usize) + Sync),
+    go_on: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Decoded>, FolderError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -311,9 +319,14 @@ fn decode_parallel(
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
+    let cancelled = AtomicBool::new(false);
     let work = || {
         let mut out = Vec::new();
         while !failed.load(Ordering::Relaxed) {
+            if !go_on() {
+                cancelled.store(true, Ordering::Relaxed);
+                break;
+            }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some((path, _)) = files.get(i) else { break };
             let result = decode_file(path);
@@ -333,6 +346,9 @@ fn decode_parallel(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(FolderError::Cancelled);
+    }
     results.sort_by_key(|(i, _)| *i);
     if results.len() < files.len() && results.iter().all(|(_, r)| r.is_ok()) {
         return Err(FolderError::Io(

@@ -134,7 +134,10 @@ impl Run<'_> {
             name: name.clone(),
             reason,
         });
-        let (data, validation) = load_data(req, self.emit)?;
+        // the app closing also stops an image folder's decoding
+        let closing = self.closing_flag();
+        let go_on = || !closing.load(std::sync::atomic::Ordering::Relaxed);
+        let (data, validation) = load_data(req, self.emit, &go_on)?;
         let ad = device.clone().autodiff();
         let (mut model, preset) = build_model(req, &data, &device, &ad)?;
         let optimizer = check_before_start(req, &mut model)?;

@@ -27,9 +27,13 @@ pub(super) fn resident_validation(validation: &Split, device: &Device) -> Option
 }
 
 /// The dataset with `limit`s applied and the validation split held out of the training set.
-pub(super) fn load_data(req: &TrainRequest, emit: &Emitter) -> Result<(Dataset, Split), TrainError> {
+pub(super) fn load_data(
+    req: &TrainRequest,
+    emit: &Emitter,
+    go_on: &(dyn Fn() -> bool + Sync),
+) -> Result<(Dataset, Split), TrainError> {
     let limits = (req.limit_train, req.limit_test);
-    let data = Dataset::load_with(&req.data, limits, &|p| emit.progress(Event::Loading(p)));
+    let data = Dataset::load_until(&req.data, limits, &|p| emit.progress(Event::Loading(p)), go_on);
     let mut data = data.map_err(|e| TrainError::Data(in_context(&format!("dataset {}", req.data), &e)))?;
     let needed = req.prune.needs_validation() || req.patience.is_some();
     let held_out = match req.validation {

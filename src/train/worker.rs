@@ -113,6 +113,12 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// The flag raised when the app closes, for long work (loading the dataset) to stop
+    /// early.
+    pub(super) fn closing_flag(&self) -> &'a CancelFlag {
+        self.cancel
+    }
+
     fn new(commands: &'a Receiver<Command>, emit: &'a Emitter, cancel: &'a CancelFlag) -> Self {
         Self {
             commands,
