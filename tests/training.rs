@@ -530,17 +530,13 @@ fn a_resumed_run_keeps_its_device_unless_told_another_and_its_start() {
     // a run from fresh weights still says so: the checkpoint it resumed from is not its
     // `init`
     assert!(config()["init"].is_null(), "{}", config());
-    // versions before 2026-11-29 recorded the checkpoint as the start in the resume record:
-    // the next resume drops it
+    // version 1 of the resume record (before 2026-11-29) recorded the checkpoint as the
+    // start: the next resume drops it
     let record = run.join("resume").join("epoch-2.json");
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
-    let request = v
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .find(|x| x.get("init").is_some())
-        .unwrap();
-    request["init"] = serde_json::json!(run.join("model.safetensors"));
+    assert_eq!(v["version"], 2);
+    v["version"] = serde_json::json!(1);
+    v["request"]["init"] = serde_json::json!(run.join("model.safetensors"));
     std::fs::write(&record, serde_json::to_string(&v).unwrap()).unwrap();
     let o = cli_resume(&run, "3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

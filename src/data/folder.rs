@@ -346,7 +346,8 @@ fn decode_parallel(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    if cancelled.load(Ordering::Relaxed) {
+    // a cancel wins over an error another thread met at the same time
+    if cancelled.load(Ordering::Relaxed) || !go_on() {
         return Err(FolderError::Cancelled);
     }
     results.sort_by_key(|(i, _)| *i);

@@ -27,7 +27,8 @@ pub struct FinetuneSettings {
 
 impl Default for FinetuneSettings {
     /// One epoch at batch 32 and lr 1e-3, shuffled with seed 7, augmented as training is by
-    /// default (what `prune`, `sweep` and the app's "Keep" use unless told otherwise).
+    /// default: the app's "Keep" (its epochs from the form); `prune` and `sweep` take all
+    /// but the seed from their command line (`FinetuneArgs`).
     fn default() -> Self {
         Self {
             epochs: 1,

@@ -18,8 +18,9 @@ use crate::export::{TensorFileError, write_atomic, write_json_atomic};
 
 /// Folder of the resume files inside a run folder.
 pub const RESUME_DIR: &str = "resume";
-/// Version of the resume files.
-pub const RESUME_VERSION: u32 = 1;
+/// Version of the resume files. Version 1 (before 2026-11-29) recorded a resumed run's
+/// own checkpoint as its `init`; it still reads, with that `init` dropped.
+pub const RESUME_VERSION: u32 = 2;
 
 /// Why a run cannot be resumed.
 #[derive(Debug, thiserror::Error)]
@@ -175,17 +176,28 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         reason,
     };
     let file: ResumeFile<'static> = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
-    if file.version != RESUME_VERSION || file.state.epoch != epoch {
+    if !(1..=RESUME_VERSION).contains(&file.version) || file.state.epoch != epoch {
         return Err(format(format!(
-            "version {} for epoch {}, expected version {RESUME_VERSION} for epoch {epoch}",
+            "version {} for epoch {}, expected version {RESUME_VERSION} or older for epoch {epoch}",
             file.version, file.state.epoch
         )));
     }
-    let request = TrainRequest {
+    let mut request = TrainRequest {
         out_dir: Some(dir.to_path_buf()),
         resume: None,
         ..file.request.into_owned()
     };
+    // version 1 recorded a resumed run's own checkpoint as its start; the run started from
+    // fresh weights or from another file, which that record no longer names
+    let own_model = dir.join("model.safetensors");
+    if file.version == 1
+        && request
+            .init
+            .as_deref()
+            .is_some_and(|init| same_file(init, &own_model))
+    {
+        request.init = None;
+    }
     let opt_path = optimizer_path(dir, epoch);
     let optimizer =
         crate::fsio::read_capped(&opt_path, crate::fsio::MAX_MODEL_FILE_BYTES * 4).map_err(|e| {
@@ -238,11 +250,6 @@ pub fn resume_request(
             "{} stopped early after epoch {epoch}: its validation loss had not improved for {patience} epochs (--patience {patience}); to train it further, start a new run from its model with --init",
             dir.display()
         )));
-    }
-    // a run resumed by a version before 2026-11-29 recorded its own checkpoint as its
-    // start; it started from fresh weights or from a file that is not its own model
-    if req.init.as_deref().is_some_and(|init| same_file(init, &model)) {
-        req.init = None;
     }
     req.resume = Some(Box::new(super::messages::ResumePoint {
         model,
