@@ -277,30 +277,38 @@ pub struct FinetuneArgs {
     /// 100,000).
     #[arg(long = "finetune-epochs", default_value_t = 0, value_parser = finetune_epochs)]
     pub epochs: usize,
-    /// Batch size of fine-tuning.
-    #[arg(long, default_value_t = 32, value_parser = positive)]
-    pub batch: usize,
-    /// Learning rate of fine-tuning.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Vary the fine-tuning images as `train --augment` does: auto (crop-flip for colour
-    /// images, none for grey ones), none, shift or crop-flip.
-    #[arg(long, default_value = "auto")]
-    pub augment: crate::data::Augment,
+    /// Batch size of fine-tuning (default 32).
+    #[arg(long, value_parser = positive)]
+    pub batch: Option<usize>,
+    /// Learning rate of fine-tuning (default 0.001).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Vary the fine-tuning images as `train --augment` does: auto (the default: crop-flip
+    /// for colour images, none for grey ones), none, shift or crop-flip.
+    #[arg(long)]
+    pub augment: Option<crate::data::Augment>,
 }
 
 impl FinetuneArgs {
-    /// The fine-tuning settings; a learning rate that is not a positive number is refused.
+    /// The fine-tuning settings. A learning rate that is not a positive number is refused,
+    /// and so are fine-tuning options without `--finetune-epochs` (they would do nothing).
     pub fn settings(&self) -> anyhow::Result<crate::train::finetune::FinetuneSettings> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            anyhow::bail!("--lr must be a positive number, not {}", self.lr);
+        let defaults = crate::train::finetune::FinetuneSettings::default();
+        let lr = self.lr.unwrap_or(defaults.lr);
+        if !(lr.is_finite() && lr > 0.0) {
+            anyhow::bail!("--lr must be a positive number, not {lr}");
+        }
+        if self.epochs == 0 && (self.batch.is_some() || self.lr.is_some() || self.augment.is_some()) {
+            anyhow::bail!(
+                "--batch, --lr and --augment set up fine-tuning, which runs only with --finetune-epochs N (1 or more)"
+            );
         }
         Ok(crate::train::finetune::FinetuneSettings {
             epochs: self.epochs,
-            batch: self.batch,
-            lr: self.lr,
-            augment: self.augment,
-            ..Default::default()
+            batch: self.batch.unwrap_or(defaults.batch),
+            lr,
+            augment: self.augment.unwrap_or(defaults.augment),
+            ..defaults
         })
     }
 }

@@ -412,6 +412,13 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         ),
         Case::new(
             "numbers",
+            "sweep fine-tuning options without fine-tuning epochs",
+            Refuse,
+            &[&"sweep", &"--model", &model, &"--lr", &"1e-4", &"--out", &out],
+        )
+        .saying("runs only with --finetune-epochs"),
+        Case::new(
+            "numbers",
             "prune with an unknown augmentation",
             Refuse,
             &[
