@@ -141,6 +141,16 @@ fn prune_backbone(
     Ok(tune(best, settings, data, device))
 }
 
+/// Refuses a fine-tuning batch that does not fit in memory, or (when fine-tuning runs) in
+/// the device's buffers.
+pub(super) fn check_finetune_batch(model: &CapsNet, settings: &FinetuneSettings) -> anyhow::Result<()> {
+    model.config.check_batch(settings.batch)?;
+    if settings.epochs > 0 {
+        model.check_batch_on_device(settings.batch)?;
+    }
+    Ok(())
+}
+
 /// Prunes a model file and writes the pruned (dense, masked) model; backbone pruning
 /// writes the narrowed network.
 pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
@@ -172,10 +182,7 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<()> {
         &dev.device,
         Some("prune"),
     )?;
-    model.config.check_batch(settings.batch)?;
-    if settings.epochs > 0 {
-        model.check_batch_on_device(settings.batch)?;
-    }
+    check_finetune_batch(&model, &settings)?;
     if backbone {
         require_backbone(&args.model, &model)?;
         check_backbone_target(&model.config, sparsity)?;

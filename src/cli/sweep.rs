@@ -148,10 +148,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     // every row times a training step at this batch; fine-tuning takes fewer images
     model.check_batch_on_device(BENCH_BATCH)?;
     base_model.check_batch_on_device(BENCH_BATCH)?;
-    model.config.check_batch(settings.batch)?;
-    if settings.epochs > 0 {
-        model.check_batch_on_device(settings.batch)?;
-    }
+    super::prune::check_finetune_batch(&model, &settings)?;
     crate::fsio::prepare_output_dir(&args.out, &output_files(method, &args.sparsities), &[])?;
     eprintln!("device: {dev}");
     eprintln!("baseline {}", base_path.display());

@@ -488,7 +488,8 @@ impl State {
                 reason,
             })]
         };
-        // "Cancel" also stops the decoding of an image folder (CIFAR-10: 60,000 files)
+        // "Cancel" stops the decoding of an image folder (CIFAR-10: 60,000 files) as well as
+        // the fine-tuning
         let cancel = self.cancel.clone();
         let go_on = move || !cancel.load(std::sync::atomic::Ordering::Relaxed);
         let data = match Dataset::load_until(&req.data, (Some(req.images), None), &|_| {}, &go_on) {
@@ -505,7 +506,6 @@ impl State {
             ..FinetuneSettings::default()
         };
         let mut reported = 0;
-        let cancel = self.cancel.clone();
         let (tuned, completed) = finetune_until(
             pruned,
             &masks,
@@ -518,7 +518,7 @@ impl State {
                     reported = done * 100 / total.max(1);
                     progress(InspectEvent::Tuning { done, total });
                 }
-                !cancel.load(std::sync::atomic::Ordering::Relaxed)
+                go_on()
             },
         );
         if !completed {

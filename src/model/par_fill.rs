@@ -2,9 +2,9 @@
 //!
 //! `vec![0.0; n]` zeroes the whole buffer on the calling thread (mimalloc reuses freed
 //! memory, so it cannot skip the zeroing). For a training step's im2col columns and
-//! BatchNorm's output and input gradient that was a serial `memset` of up to 38 MB per layer while the other
-//! core waited: about 5% of a CIFAR-10 `resnet-caps` step. Here every chunk is written
-//! once, by the thread that computes it.
+//! BatchNorm's output and input gradient that was a serial `memset` of up to 38 MB per
+//! layer while the other core waited: about 5% of a CIFAR-10 `resnet-caps` step. Here
+//! every chunk is written once, by the thread that computes it.
 
 use std::mem::MaybeUninit;
 
