@@ -620,3 +620,26 @@ fn patience_stops_a_run_whose_validation_loss_stops_improving() {
     let after = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(after.lines().count() - 1, rows, "{after}");
 }
+
+#[test]
+fn the_cosine_schedule_halves_the_learning_rate_half_way_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("cosine");
+    cli_train(
+        &run,
+        &["--epochs", "2", "--lr", "2e-3", "--lr-schedule", "cosine"],
+    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lr: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect();
+    // the rate at each epoch's first step: the full rate, then half of it
+    assert_eq!(lr.len(), 2, "{csv}");
+    assert!((lr[0] - 2e-3).abs() < 1e-9, "{csv}");
+    assert!((lr[1] - 1e-3).abs() < 1e-9, "{csv}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["lr_schedule"], "cosine", "{config}");
+}

@@ -335,7 +335,7 @@ pub struct TrainArgs {
     /// Adam state, masks, learning-rate and LOBSTER state, epoch counter and shuffling
     /// (the run's settings are kept: only --epochs and --device may be given with it).
     #[arg(long, conflicts_with_all = [
-        "init", "out", "data", "preset", "batch", "lr", "lr_decay", "seed", "limit_train",
+        "init", "out", "data", "preset", "batch", "lr", "lr_decay", "lr_schedule", "seed", "limit_train",
         "limit_test", "prune", "lambda", "pwe", "twt", "target_sparsity", "lambda_decay",
         "plateau_tolerance", "augment", "no_decoder", "recipe", "patience", "validation",
     ])]
@@ -347,9 +347,13 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Learning-rate decay per epoch.
-    #[arg(long, default_value_t = 0.99)]
-    pub lr_decay: f64,
+    /// Learning-rate decay per epoch of the exponential schedule (default 0.99).
+    #[arg(long)]
+    pub lr_decay: Option<f64>,
+    /// Learning-rate schedule: exponential (--lr-decay per epoch) or cosine (from --lr
+    /// down to 0 over --epochs, every step).
+    #[arg(long, default_value = "exponential", ignore_case = true)]
+    pub lr_schedule: crate::train::schedule::LrSchedule,
     /// Seed of initialisation and shuffling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

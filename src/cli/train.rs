@@ -9,10 +9,13 @@ use std::path::Path;
 use crate::data::{Augment, DataSource};
 use crate::train::messages::{PruneSchedule, check_setting};
 use crate::train::resume::resume_request;
+use crate::train::schedule::LrSchedule;
 use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Epochs of a new run when `--epochs` is not given.
 pub const DEFAULT_EPOCHS: usize = 3;
+/// Learning-rate decay per epoch when `--lr-decay` is not given.
+pub const DEFAULT_LR_DECAY: f64 = 0.99;
 /// Most epochs of a `--recipe rem` run when `--epochs` is not given (its patience of 200
 /// usually ends it first).
 pub const REM_MAX_EPOCHS: usize = 1_000;
@@ -39,7 +42,12 @@ fn check_numbers(args: &TrainArgs) -> anyhow::Result<()> {
     let non_negative = |v: f64| v >= 0.0;
     let fraction = |v: f64| v > 0.0 && v <= 1.0;
     check_setting("--lr", args.lr, "a positive number", |v| v > 0.0)?;
-    check_setting("--lr-decay", args.lr_decay, "in (0, 1]", fraction)?;
+    if let Some(decay) = args.lr_decay {
+        check_setting("--lr-decay", decay, "in (0, 1]", fraction)?;
+        if args.lr_schedule == LrSchedule::Cosine {
+            bail!("--lr-decay sets the exponential schedule; --lr-schedule cosine falls to 0 on its own");
+        }
+    }
     check_setting("--lambda", args.lambda, "a non-negative number", non_negative)?;
     check_setting("--twt", args.twt, "a non-negative number", non_negative)?;
     check_setting("--lambda-decay", args.lambda_decay, "in (0, 1]", fraction)?;
@@ -70,7 +78,8 @@ fn new_request(args: &TrainArgs) -> TrainRequest {
         epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
         batch: args.batch.map_or(args.preset.default_batch(), |b| b as usize),
         lr: args.lr,
-        lr_decay: args.lr_decay,
+        lr_decay: args.lr_decay.unwrap_or(DEFAULT_LR_DECAY),
+        lr_schedule: args.lr_schedule,
         seed: args.seed,
         device: args.device.unwrap_or_default(),
         limit_train: args.limit_train,
@@ -110,6 +119,7 @@ pub fn rem_recipe(req: TrainRequest, epochs: Option<usize>) -> TrainRequest {
         batch: 128,
         lr: 1e-3,
         lr_decay: 0.99,
+        lr_schedule: LrSchedule::Exponential,
         prune: PruneSchedule::Lobster {
             lambda: 1e-4,
             pwe: 0,

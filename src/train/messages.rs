@@ -119,8 +119,11 @@ pub struct TrainRequest {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
-    /// Learning-rate decay per epoch (epoch e, from 1, trains at `lr * decay^(e-1)`).
+    /// Learning-rate decay per epoch (epoch e, from 1, trains at `lr * decay^(e-1)`) of
+    /// the exponential schedule.
     pub lr_decay: f64,
+    /// How the learning rate changes over the run (records without it are exponential).
+    pub lr_schedule: super::schedule::LrSchedule,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
     /// Device choice.
@@ -186,6 +189,7 @@ impl Default for TrainRequest {
             batch: 128,
             lr: 1e-3,
             lr_decay: 0.99,
+            lr_schedule: super::schedule::LrSchedule::Exponential,
             seed: 42,
             device: DeviceChoice::Auto,
             limit_train: None,

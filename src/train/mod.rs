@@ -15,5 +15,6 @@ pub mod plateau;
 pub mod profile;
 pub mod resume;
 mod run;
+pub mod schedule;
 mod setup;
 pub mod threshold;

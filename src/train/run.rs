@@ -235,7 +235,6 @@ impl Run<'_> {
         l: &mut Loop,
         epoch: usize,
     ) -> Result<Option<EpochSums>, TrainError> {
-        let decay = req.lr_decay.powi(epoch as i32 - 1);
         if let PruneSchedule::Lobster {
             lambda, lambda_decay, ..
         } = req.prune
@@ -255,12 +254,16 @@ impl Run<'_> {
             (d, order)
         });
         let mut start = 0;
+        let steps = batches.len();
         for (i, indices) in batches.iter().enumerate() {
+            let factor = req
+                .lr_schedule
+                .factor(req.lr_decay, (epoch, req.epochs), (i, steps));
             if let Flow::Stop = self.poll() {
                 return Ok(None);
             }
             // the base rate may have been changed by a command
-            let lr = self.lr * decay;
+            let lr = self.lr * factor;
             let (images, labels) = match &resident {
                 Some((d, order)) => d.select(order.clone().slice(start..start + indices.len())),
                 None => {
@@ -286,7 +289,7 @@ impl Run<'_> {
             window.images += indices.len();
             l.global_step += 1;
             if first || window.steps == readback || i + 1 == batches.len() {
-                self.read_back(l, &mut window, &mut sums, (epoch, i + 1, batches.len()), decay)?;
+                self.read_back(l, &mut window, &mut sums, (epoch, i + 1, steps), factor)?;
                 window = Window::new();
             }
         }
@@ -301,7 +304,7 @@ impl Run<'_> {
         window: &mut Window,
         sums: &mut EpochSums,
         (epoch, step, steps): (usize, usize, usize),
-        decay: f64,
+        factor: f64,
     ) -> Result<(), TrainError> {
         let Some((loss, hits)) = window.sums.take() else {
             return Ok(());
@@ -314,7 +317,7 @@ impl Run<'_> {
                 return Err(TrainError::Diverged(format!(
                     "training diverged: the loss became non-finite {} times (last at epoch {epoch}, step {step}), even at learning rate {:.3e}; {} (nothing non-finite was saved)",
                     l.rollbacks,
-                    self.lr * decay,
+                    self.lr * factor,
                     lower_lr_advice(l.first_epoch > 1)
                 )));
             }
@@ -324,7 +327,7 @@ impl Run<'_> {
             self.emit.send(Event::RolledBack {
                 epoch,
                 step_in_epoch: step,
-                lr: self.lr * decay,
+                lr: self.lr * factor,
             });
             return Ok(());
         }
@@ -415,7 +418,7 @@ impl Run<'_> {
             train_accuracy: kept.map(|n| sums.correct / n),
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
-            lr: self.lr * req.lr_decay.powi(epoch as i32 - 1),
+            lr: self.lr * req.lr_schedule.factor(req.lr_decay, (epoch, req.epochs), (0, 1)),
             epoch_s: epoch_start.elapsed().as_secs_f64(),
             sparsity: surv.dense_sparsity(&valid.config),
             layer_sparsity: surv.dense_layer_sparsity(&valid.config),

@@ -365,6 +365,11 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
         train("epochs 0", "--epochs", "0"),
         train("epochs 2^64-1", "--epochs", "18446744073709551615").saying("more than 100000 epochs"),
         train("sparsity 1.5", "--target-sparsity", "1.5"),
+        train("learning-rate decay 0", "--lr-decay", "0"),
+        train("a decay with the cosine schedule", "--lr-decay", "0.9")
+            .with_arg("--lr-schedule=cosine")
+            .saying("--lr-schedule cosine falls to 0 on its own"),
+        train("an unknown schedule", "--lr-schedule", "step").saying("possible values: exponential, cosine"),
         train("validation split with nothing to validate", "--validation", "5")
             .saying("--validation holds out images for --prune lobster or --patience"),
         // 10% of 9 images is none: --patience would never stop the run
