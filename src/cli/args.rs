@@ -352,7 +352,12 @@ pub struct TrainArgs {
     pub lr_decay: Option<f64>,
     /// Learning-rate schedule: exponential (--lr-decay per epoch) or cosine (from --lr
     /// down to 0 over --epochs, every step).
-    #[arg(long, default_value = "exponential", ignore_case = true)]
+    #[arg(
+        long,
+        default_value = "exponential",
+        ignore_case = true,
+        conflicts_with = "recipe"
+    )]
     pub lr_schedule: crate::train::schedule::LrSchedule,
     /// Seed of initialisation and shuffling.
     #[arg(long, default_value_t = 42)]

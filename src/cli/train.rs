@@ -25,7 +25,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     check_numbers(&args)?;
     let req = match &args.resume {
         Some(dir) => {
-            let mut req = resume_request(dir, |_| args.epochs)?;
+            let mut req = resume_request(dir, |_, _| args.epochs)?;
             if let Some(device) = args.device {
                 req.device = device;
             }

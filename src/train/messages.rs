@@ -246,7 +246,7 @@ pub struct EpochMetrics {
     pub test_loss: f64,
     /// Test accuracy (0..1).
     pub test_accuracy: f64,
-    /// Learning rate used.
+    /// Learning rate of the epoch's first step.
     pub lr: f64,
     /// Wall time of the epoch including evaluation, seconds.
     pub epoch_s: f64,
@@ -346,8 +346,8 @@ pub enum Event {
         epoch: usize,
         /// Step within the epoch where it was noticed.
         step_in_epoch: usize,
-        /// The learning rate now in use in this epoch (the lowered base rate times the
-        /// epoch's decay).
+        /// The learning rate now in use (the lowered base rate times the schedule's factor
+        /// at this step).
         lr: f64,
     },
     /// A checkpoint was written.

@@ -50,7 +50,7 @@ pub struct RunState {
     pub epoch: usize,
     /// Optimiser steps taken.
     pub global_step: usize,
-    /// Base learning rate (before the per-epoch decay), after any change during the run.
+    /// Base learning rate (before the schedule's factor), after any change during the run.
     pub base_lr: f64,
     /// LOBSTER: the validation loss since the last threshold step.
     pub lobster: Plateau,
@@ -214,13 +214,13 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
 }
 
 /// The request that continues the run in `dir` from its last checkpoint, for
-/// `epochs(done)` epochs in all, given the `done` epochs of the checkpoint (the run's own
-/// count if `None`).
+/// `epochs(done, total)` epochs in all, given the `done` epochs of the checkpoint and the
+/// `total` the run asked for (that total if `None`).
 ///
 /// Used by `train --resume` and by the app's "Resume run...".
 pub fn resume_request(
     dir: &Path,
-    epochs: impl FnOnce(usize) -> Option<usize>,
+    epochs: impl FnOnce(usize, usize) -> Option<usize>,
 ) -> Result<TrainRequest, TrainError> {
     let model = dir.join("model.safetensors");
     let (_, info) = crate::export::load_model(&model, &burn::prelude::Device::flex())
@@ -233,7 +233,7 @@ pub fn resume_request(
     })?;
     let r = read_resume(dir, epoch)?;
     let mut req = r.request;
-    if let Some(n) = epochs(epoch) {
+    if let Some(n) = epochs(epoch, req.epochs) {
         req.epochs = n;
     }
     if req.epochs <= epoch {

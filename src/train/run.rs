@@ -75,6 +75,8 @@ struct EpochSums {
     loss: f64,
     correct: f64,
     images: usize,
+    /// The learning rate of the epoch's first step.
+    first_lr: f64,
 }
 
 /// Loss and correct predictions accumulated on the device since the last read-back.
@@ -264,6 +266,9 @@ impl Run<'_> {
             }
             // the base rate may have been changed by a command
             let lr = self.lr * factor;
+            if i == 0 {
+                sums.first_lr = lr;
+            }
             let (images, labels) = match &resident {
                 Some((d, order)) => d.select(order.clone().slice(start..start + indices.len())),
                 None => {
@@ -418,7 +423,7 @@ impl Run<'_> {
             train_accuracy: kept.map(|n| sums.correct / n),
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
-            lr: self.lr * req.lr_schedule.factor(req.lr_decay, (epoch, req.epochs), (0, 1)),
+            lr: sums.first_lr,
             epoch_s: epoch_start.elapsed().as_secs_f64(),
             sparsity: surv.dense_sparsity(&valid.config),
             layer_sparsity: surv.dense_layer_sparsity(&valid.config),

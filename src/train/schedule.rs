@@ -46,7 +46,7 @@ mod tests {
     fn cosine_falls_from_one_to_zero_over_the_run() {
         let s = LrSchedule::Cosine;
         assert_eq!(s.factor(0.9, (1, 4), (0, 10)), 1.0);
-        // half-way: the second epoch's last step is step 20 of 40
+        // half-way: the third epoch's first step is step 20 of 40
         let mid = s.factor(0.9, (3, 4), (0, 10));
         assert!((mid - 0.5).abs() < 1e-12, "{mid}");
         let last = s.factor(0.9, (4, 4), (9, 10));
@@ -59,7 +59,7 @@ mod tests {
                 prev = f;
             }
         }
-        // past the end (a resumed run whose total shrank) it stays at 0
+        // past the end it stays at 0 (resuming refuses a total below the epochs done)
         assert_eq!(s.factor(0.9, (5, 4), (0, 10)), 0.0);
     }
 }

@@ -70,7 +70,7 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag
             // reading the checkpoint (model and Adam's moments) is the trainer's work, not
             // the UI thread's
             Command::ResumeRun { dir, epochs } => {
-                match super::resume::resume_request(&dir, |done| (epochs > done).then_some(epochs)) {
+                match super::resume::resume_request(&dir, |_, total| (epochs > total).then_some(epochs)) {
                     Ok(req) => req,
                     Err(e) => {
                         emit.send(Event::Failed(e));

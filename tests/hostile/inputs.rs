@@ -370,6 +370,9 @@ pub fn number_cases(dir: &Path, model: &Path) -> Vec<Case> {
             .with_arg("--lr-schedule=cosine")
             .saying("--lr-schedule cosine falls to 0 on its own"),
         train("an unknown schedule", "--lr-schedule", "step").saying("possible values: exponential, cosine"),
+        train("a schedule with the rem recipe", "--lr-schedule", "cosine")
+            .with_arg("--recipe=rem")
+            .saying("cannot be used with"),
         train("validation split with nothing to validate", "--validation", "5")
             .saying("--validation holds out images for --prune lobster or --patience"),
         // 10% of 9 images is none: --patience would never stop the run
