@@ -588,12 +588,7 @@ fn the_rem_recipe_in_miniature_prunes_every_epoch_without_a_decoder() {
     assert_eq!(lobster["twt"], 0.0);
     assert_eq!(lobster["tolerance"], 0.01);
     // a threshold step after every epoch: sparsity from the first epoch on, never falling
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let sparsity: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(7).unwrap().parse().unwrap())
-        .collect();
+    let (csv, sparsity) = metrics_column(&run, "sparsity");
     assert_eq!(sparsity.len(), epochs);
     assert!(sparsity[0] > 0.0, "{csv}");
     assert!(sparsity.windows(2).all(|w| w[1] >= w[0]), "{csv}");
@@ -629,12 +624,7 @@ fn the_cosine_schedule_halves_the_learning_rate_half_way_and_is_recorded() {
         &run,
         &["--epochs", "2", "--lr", "2e-3", "--lr-schedule", "cosine"],
     );
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let lr: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
-        .collect();
+    let (csv, lr) = metrics_column(&run, "lr");
     // the rate at each epoch's first step: the full rate, then half of it
     assert_eq!(lr.len(), 2, "{csv}");
     assert!((lr[0] - 2e-3).abs() < 1e-9, "{csv}");
@@ -642,4 +632,20 @@ fn the_cosine_schedule_halves_the_learning_rate_half_way_and_is_recorded() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["lr_schedule"], "cosine", "{config}");
+}
+
+/// A run's `metrics.csv` and the numbers of its column `name`, one per epoch.
+fn metrics_column(run: &std::path::Path, name: &str) -> (String, Vec<f64>) {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no column {name}: {csv}"));
+    let values = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    (csv, values)
 }
