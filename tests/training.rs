@@ -541,9 +541,18 @@ fn a_resumed_run_keeps_its_device_unless_told_another_and_its_start() {
     let o = cli_resume(&run, "3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(config()["init"].is_null(), "{}", config());
+    // ... also when it was written as typed, relative to another working directory
+    let record = run.join("resume").join("epoch-3.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    v["version"] = serde_json::json!(1);
+    v["request"]["init"] = serde_json::json!("elsewhere/run/model.safetensors");
+    std::fs::write(&record, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = cli_resume(&run, "4");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(config()["init"].is_null(), "{}", config());
     // auto picks the CPU on a machine without a hardware GPU, so the run trains either way
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_sparsecaps"))
-        .args(["train", "--epochs", "4", "--device", "auto", "--resume"])
+        .args(["train", "--epochs", "5", "--device", "auto", "--resume"])
         .arg(&run)
         .output()
         .unwrap();

@@ -492,13 +492,25 @@ impl State {
         // the fine-tuning
         let cancel = self.cancel.clone();
         let go_on = move || !cancel.load(std::sync::atomic::Ordering::Relaxed);
-        let data = match Dataset::load_until(&req.data, (Some(req.images), None), &|_| {}, &go_on) {
+        // a cancel wins over whatever else the load or the check ran into meanwhile
+        let failed = |reason: String| {
+            if go_on() {
+                refuse(reason)
+            } else {
+                vec![InspectEvent::KeepCancelled]
+            }
+        };
+        // one test image is enough to check the folder: Keep trains on the training images
+        let data = match Dataset::load_until(&req.data, (Some(req.images), Some(1)), &|_| {}, &go_on) {
             Ok(d) => d,
             Err(DataError::Folder(FolderError::Cancelled)) => return vec![InspectEvent::KeepCancelled],
-            Err(e) => return refuse(e.to_string()),
+            Err(e) => return failed(e.to_string()),
         };
         if let Err(e) = data.check_fits(pruned.config.input(), pruned.config.classes) {
-            return refuse(e.to_string());
+            return failed(e.to_string());
+        }
+        if !go_on() {
+            return vec![InspectEvent::KeepCancelled];
         }
         let masks = Masks::from_nonzero(&pruned);
         let settings = FinetuneSettings {

@@ -138,11 +138,15 @@ impl FastBatchNorm for Flex {
             let c = i % channels;
             // centred first: a tiny variance makes the scale large
             let (mean, a, b) = (stats[c], scale[c], beta[c]);
-            for (o, &v) in out.iter_mut().zip(&xs[i * plane..]) {
+            // the slice has exactly the chunk's length (it panics otherwise), so the zip
+            // writes every value
+            let len = out.len();
+            for (o, &v) in out.iter_mut().zip(&xs[i * plane..][..len]) {
                 o.write((v - mean) * a + b);
             }
         };
-        // SAFETY: chunk i is the plane of x at i · plane, which `fill` writes value by value
+        // SAFETY: the buffer has x's length and chunk i is x's plane at i · plane, which
+        // `fill` writes value by value over the chunk's whole length
         let out = unsafe { par_filled(xs.len(), plane, fill) };
         tensor(out, shape)
     }

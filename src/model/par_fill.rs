@@ -14,13 +14,15 @@ use rayon::prelude::*;
 /// `i` (the last may be shorter) and writes its values.
 ///
 /// # Safety
-/// `fill` must write every value of the chunk it is given: the values it leaves
-/// unwritten would be read uninitialised.
+/// When `fill` returns, every element of the chunk it was given must hold an initialised
+/// value (one written with `MaybeUninit::write`); an element left as it was would be read
+/// uninitialised. `chunk` must be positive unless `len` is 0.
 pub(super) unsafe fn par_filled(
     len: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
+    assert!(chunk > 0 || len == 0, "par_filled: chunks of 0 values");
     let mut values = Box::<[f32]>::new_uninit_slice(len);
     values
         .par_chunks_mut(chunk.max(1))

@@ -187,14 +187,15 @@ pub fn read_resume(dir: &Path, epoch: usize) -> Result<Resumed, ResumeError> {
         resume: None,
         ..file.request.into_owned()
     };
-    // version 1 recorded a resumed run's own checkpoint as its start; the run started from
-    // fresh weights or from another file, which that record no longer names
+    // version 1 recorded a resumed run's own checkpoint as its start (as typed, perhaps
+    // relative to another working directory); the run started from fresh weights or from
+    // another file, which that record no longer names
     let own_model = dir.join("model.safetensors");
     if file.version == 1
         && request
             .init
             .as_deref()
-            .is_some_and(|init| same_file(init, &own_model))
+            .is_some_and(|init| same_file(init, &own_model) || names_run_model(init, dir))
     {
         request.init = None;
     }
@@ -257,6 +258,15 @@ pub fn resume_request(
         optimizer: r.optimizer,
     }));
     Ok(req)
+}
+
+/// Whether `init` reads `.../RUN/model.safetensors` for the run folder `dir` named RUN.
+fn names_run_model(init: &Path, dir: &Path) -> bool {
+    let run = std::path::absolute(dir).ok();
+    let run_name = run.as_deref().and_then(Path::file_name);
+    init.file_name() == Some(std::ffi::OsStr::new("model.safetensors"))
+        && run_name.is_some()
+        && init.parent().and_then(Path::file_name) == run_name
 }
 
 /// Whether `a` and `b` name the same existing file (the same path if either cannot be

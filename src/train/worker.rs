@@ -87,7 +87,8 @@ fn worker_loop(commands: &Receiver<Command>, emit: &Emitter, cancel: &CancelFlag
             Ok(Err(e)) => emit.send(Event::Failed(e)),
             Err(panic) => emit.send(Event::Failed(super::messages::TrainError::Panicked(panic))),
         }
-        if run.shutdown {
+        // closing the app may have cancelled the run's dataset load: no queued run starts
+        if run.shutdown || cancel.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
     }
