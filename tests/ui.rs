@@ -259,6 +259,13 @@ fn a_dataset_folder_is_chosen_and_built_in_models_load() {
         wait_until(&mut h, 30, "the 95% model's map", |h| {
             has_label(h, "K/N: 28/576 capsules alive, 1/16 types")
         });
+        // the CIFAR-10 model: a ResNet backbone's 1,152 capsules of 32 types, in colour
+        let name = "CIFAR-10 resnet-caps, dense";
+        h.get_by_label(name).click();
+        h.step();
+        wait_until(&mut h, 60, "the CIFAR-10 model's map", |h| {
+            has_label(h, "K/N: 1152/1152 capsules alive, 32/32 types")
+        });
     }
 }
 

@@ -16,6 +16,10 @@ pub static BUILTIN_MODELS: &[(&str, &[u8])] = &[
         "MNIST small, 95% capsules pruned",
         include_bytes!("../../assets/models/mnist-small-95.safetensors"),
     ),
+    (
+        "CIFAR-10 resnet-caps, dense",
+        include_bytes!("../../assets/models/cifar10-resnet-caps.safetensors"),
+    ),
 ];
 
 /// The built-in models: none in this slim build.
