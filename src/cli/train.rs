@@ -7,15 +7,13 @@ use super::progress::Progress;
 use std::path::Path;
 
 use crate::data::{Augment, DataSource};
-use crate::train::messages::{PruneSchedule, check_setting};
+use crate::train::messages::{DEFAULT_LR_DECAY, PruneSchedule, check_setting};
 use crate::train::resume::resume_request;
 use crate::train::schedule::LrSchedule;
 use crate::train::{Command, Event, TrainRequest, Trainer};
 
 /// Epochs of a new run when `--epochs` is not given.
 pub const DEFAULT_EPOCHS: usize = 3;
-/// Learning-rate decay per epoch when `--lr-decay` is not given.
-pub const DEFAULT_LR_DECAY: f64 = 0.99;
 /// Most epochs of a `--recipe rem` run when `--epochs` is not given (its patience of 200
 /// usually ends it first).
 pub const REM_MAX_EPOCHS: usize = 1_000;

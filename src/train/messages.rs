@@ -180,6 +180,10 @@ impl std::fmt::Debug for ResumePoint {
     }
 }
 
+/// Learning-rate decay per epoch of the exponential schedule when none is given (the
+/// default request's, and `train` without `--lr-decay`).
+pub const DEFAULT_LR_DECAY: f64 = 0.99;
+
 impl Default for TrainRequest {
     fn default() -> Self {
         Self {
@@ -188,7 +192,7 @@ impl Default for TrainRequest {
             epochs: 1,
             batch: 128,
             lr: 1e-3,
-            lr_decay: 0.99,
+            lr_decay: DEFAULT_LR_DECAY,
             lr_schedule: super::schedule::LrSchedule::Exponential,
             seed: 42,
             device: DeviceChoice::Auto,

@@ -293,7 +293,7 @@ impl Run<'_> {
             window.steps += 1;
             window.images += indices.len();
             l.global_step += 1;
-            if first || window.steps == readback || i + 1 == batches.len() {
+            if first || window.steps == readback || i + 1 == steps {
                 self.read_back(l, &mut window, &mut sums, (epoch, i + 1, steps), factor)?;
                 window = Window::new();
             }
