@@ -13,6 +13,7 @@ mod par_fill;
 pub mod params;
 pub mod primary_conv;
 pub mod routing;
+mod unroll;
 pub mod validate;
 
 pub use backbone::{Backbone, BackboneKind, BackbonePlan};
