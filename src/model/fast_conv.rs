@@ -272,15 +272,15 @@ pub(super) fn on_flex_autodiff(x: &Tensor<4>) -> bool {
     x.is_autodiff() && x.device() == Device::flex()
 }
 
-/// Whether [`conv2d`] takes its own backward pass: `x` is a flex autodiff tensor and the
-/// kernel is square.
-fn own_backward(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
+/// Whether [`conv2d`] runs its own convolution ([`forward`], and on an autodiff device
+/// [`weight_grad`] in the backward pass): `x` is on the flex device and the kernel is square.
+fn own_conv(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
     let [.., kh, kw] = weight.dims();
-    kh == kw && on_flex_autodiff(x)
+    kh == kw && x.device() == Device::flex()
 }
 
-/// `conv2d(x, weight) + bias` with one group; on a flex autodiff device the weight
-/// gradient is [`weight_grad`] and the bias is added afterwards.
+/// `conv2d(x, weight) + bias` with one group; on the flex device the convolution is
+/// [`conv2d`]'s and the bias is added afterwards.
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]`, `bias`: `[O]` -> `[B, O, Ho, Wo]`
@@ -291,7 +291,7 @@ pub fn conv2d_bias(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    if own_backward(&x, &weight) {
+    if own_conv(&x, &weight) {
         let outputs = bias.dims()[0];
         conv2d(x, weight, stride, padding) + bias.reshape([1, outputs, 1, 1])
     } else {
@@ -299,13 +299,13 @@ pub fn conv2d_bias(
     }
 }
 
-/// `conv2d(x, weight)` without bias and with one group; on a flex autodiff device its
-/// weight gradient is [`weight_grad`].
+/// `conv2d(x, weight)` without bias and with one group; on the flex device with a square
+/// kernel it is [`forward`], and with autodiff its weight gradient is [`weight_grad`].
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]` -> `[B, O, Ho, Wo]`
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
-    if own_backward(&x, &weight) {
+    if own_conv(&x, &weight) {
         let out = <Dispatch as Im2colConv>::conv2d_im2col(
             x.into_dispatch(),
             weight.into_dispatch(),
@@ -387,17 +387,24 @@ pub(crate) mod tests {
         let runs = CASES.iter().map(|&case| (3, case));
         for (batch, (c, o, [h, w], k, s, p)) in runs.chain([(PART_COLUMN_VALUES / per_image + 2, large)]) {
             let (x, weight) = (random([batch, c, h, w]), random([o, c, k, k]));
-            let ad = Device::flex().autodiff();
-            let ours = conv2d(
-                Tensor::from_data(x.to_data(), &ad),
-                Tensor::from_data(weight.to_data(), &ad),
-                s,
-                p,
-            );
-            let burns = burn::tensor::module::conv2d(x, weight, None, options(s, p));
-            assert_eq!(ours.dims(), burns.dims());
-            let d = max_rel_diff(&host(burns), &host(ours));
-            assert!(d < 1e-5, "{c}->{o} {h}x{w} k{k} s{s} p{p}, batch {batch}: {d}");
+            let burns = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options(s, p));
+            let burns = (burns.dims(), host(burns));
+            // inference (flex) and training (flex with autodiff)
+            for device in [Device::flex(), Device::flex().autodiff()] {
+                let ours = conv2d(
+                    Tensor::from_data(x.to_data(), &device),
+                    Tensor::from_data(weight.to_data(), &device),
+                    s,
+                    p,
+                );
+                assert_eq!(ours.dims(), burns.0);
+                let d = max_rel_diff(&burns.1, &host(ours));
+                let autodiff = device.is_autodiff();
+                assert!(
+                    d < 1e-5,
+                    "{c}->{o} {h}x{w} k{k} s{s} p{p}, batch {batch}, autodiff {autodiff}: {d}"
+                );
+            }
         }
     }
 
@@ -410,7 +417,7 @@ pub(crate) mod tests {
             let g = random([2, o, out_h, out_w]);
             let ad = Device::flex().autodiff();
             let probe = Tensor::<4>::from_data(x.to_data(), &ad);
-            assert!(own_backward(&probe, &weight), "case {case} takes burn's path");
+            assert!(own_conv(&probe, &weight), "case {case} takes burn's path");
             for x_grad in [true, false] {
                 let inputs = (&x, &weight, &bias, &g);
                 let ours = grads_of(|x, w, b| conv2d_bias(x, w, b, s, p), inputs, x_grad);
@@ -459,11 +466,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn other_devices_and_non_square_kernels_take_burns_path() {
+    fn non_square_kernels_take_burns_path() {
         let x = random([1, 2, 5, 5]);
-        assert!(!own_backward(&x, &random([3, 2, 3, 3])), "flex without autodiff");
+        assert!(own_conv(&x, &random([3, 2, 3, 3])), "flex without autodiff, 3x3");
         let ad = Tensor::<4>::from_data(x.to_data(), &Device::flex().autodiff());
-        assert!(!own_backward(&ad, &random([3, 2, 3, 1])), "a 3x1 kernel");
+        assert!(!own_conv(&ad, &random([3, 2, 3, 1])), "a 3x1 kernel");
         let w = random([3, 2, 3, 1]);
         let ours = host(conv2d(
             ad.clone(),
