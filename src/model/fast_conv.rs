@@ -1,12 +1,14 @@
-//! A 2-D convolution (no bias, one group) whose weight gradient on the CPU is one im2col
-//! and one matrix product.
+//! A 2-D convolution (no bias, one group) of its own on the CPU: the forward pass and the
+//! weight gradient are im2col and matrix products.
 //!
 //! burn's default weight gradient is itself a convolution, of the input with the output
 //! gradient as its kernel. flex runs that as many thin matrix products: for a CIFAR
 //! ResNet's 3x3 layers it took about 3x the forward pass, most of a training step. Here the
-//! input is unrolled once (`[C·k·k, B·Ho·Wo]`) and multiplied by the output gradient; the
-//! forward pass and the input gradient stay burn's own. On any other device, or without
-//! autodiff, [`conv2d`] is burn's `conv2d`.
+//! input is unrolled (`[C·k·k, B·Ho·Wo]`, a few images at a time) and multiplied by the
+//! output gradient. burn's forward pass converted the batch to channels-last and back
+//! around its product; [`forward`] multiplies the unrolled input by the weights instead.
+//! The input gradient stays burn's. On any other device, or with a kernel that is not
+//! square, [`conv2d`] is burn's `conv2d`.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -117,10 +119,10 @@ impl<C: CheckpointStrategy> Im2colConv for Autodiff<Flex, C> {
 /// - `x`: `[B, C, H, W]`, `weight`: `[O, C, k, k]` -> `[B, O, Ho, Wo]`
 pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
     let [batch, channels, height, width] = dims4(&x);
-    let [outputs, _, k, _] = dims4(&weight);
-    let fits = k <= height + 2 * padding && k <= width + 2 * padding && stride > 0;
-    let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
-    if !fits || !f32s || batch == 0 || outputs == 0 || channels == 0 {
+    let [outputs, inputs, k, kw] = dims4(&weight);
+    let fits = k > 0 && k <= height + 2 * padding && k <= width + 2 * padding && stride > 0;
+    let ours = fits && k == kw && inputs == channels && x.dtype() == DType::F32;
+    if !ours || weight.dtype() != DType::F32 || batch == 0 || outputs == 0 || channels == 0 {
         return Flex::conv2d(x, weight, None, options(stride, padding));
     }
     let (out_h, out_w) = (
@@ -144,11 +146,13 @@ pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize)
     let x = x.to_contiguous();
     let x_values = x.storage::<f32>();
     let image_len = channels * height * width;
-    let images = (PART_COLUMN_VALUES / (rows * spatial)).clamp(1, batch);
+    let result = rows * outputs;
+    let images = (column_budget(result) / (rows * spatial)).clamp(1, batch);
+    let image_out = outputs * spatial;
     // the output of images `first..first + n`: [O, C·k·k] x [C·k·k, n·Ho·Wo], written as
     // [n, O, Ho·Wo]
-    let fill = |part: usize, dst: &mut [MaybeUninit<f32>]| {
-        let (first, n) = (part * images, dst.len() / (outputs * spatial));
+    let part = |first: usize, dst: &mut [MaybeUninit<f32>]| {
+        let n = dst.len() / image_out;
         let cols = im2col(
             &x_values[first * image_len..][..n * image_len],
             shape.with_batch(n),
@@ -163,9 +167,21 @@ pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize)
             }
         }
     };
-    // SAFETY: chunk `part` holds whole images (`n · O · Ho·Wo` values, `n` of them), and
-    // `fill` writes each image's `O` runs of `Ho·Wo` values
-    let values = unsafe { par_filled(batch * outputs * spatial, images * outputs * spatial, fill) };
+    // small results: the parts side by side; wide ones: one after another (each product is
+    // parallel on its own, and only one part's columns are alive at a time)
+    let chunk_images = if result >= WIDE_RESULT_VALUES {
+        batch
+    } else {
+        images
+    };
+    let fill = |chunk: usize, dst: &mut [MaybeUninit<f32>]| {
+        for (i, part_dst) in dst.chunks_mut(images * image_out).enumerate() {
+            part(chunk * chunk_images + i * images, part_dst);
+        }
+    };
+    // SAFETY: chunks and their parts hold whole images (multiples of `O · Ho·Wo` values),
+    // and `part` writes each of its images' `O` runs of `Ho·Wo` values
+    let values = unsafe { par_filled(batch * image_out, chunk_images * image_out, fill) };
     FlexTensor::from_data(TensorData::new(values, [batch, outputs, out_h, out_w]))
 }
 
@@ -223,36 +239,43 @@ pub fn weight_grad(
         let rows = FlexTensor::from_data(TensorData::new(rows, [positions, outputs]));
         Flex::float_matmul(cols, rows)
     };
-    // the parts side by side: a product with a long inner dimension (B·Ho·Wo) and a small
-    // result runs on one core, and a small part's columns stay in cache
-    let parts = batch.div_ceil(images);
-    let grad_t = (0..parts)
-        .into_par_iter()
-        .map(|p| part(p * images))
-        .reduce_with(Flex::float_add);
-    // batch >= 1: there is at least one part, and `reduce_with` always has a sum
-    let grad_t = grad_t.unwrap_or_else(|| part(0));
+    let starts: Vec<usize> = (0..batch).step_by(images).collect();
+    // small results: the parts side by side (a product with a long inner dimension, B·Ho·Wo,
+    // and a small result runs on one core); wide ones: one after another, so that only one
+    // part's columns are alive at a time. Summed in the parts' order either way.
+    let products: Vec<FlexTensor> = if channels * k * k * outputs >= WIDE_RESULT_VALUES {
+        starts.into_iter().map(part).collect()
+    } else {
+        starts.into_par_iter().map(part).collect()
+    };
+    let mut products = products.into_iter();
+    // batch >= 1: there is at least one part, and `part(0)` is never called
+    let first = products.next().unwrap_or_else(|| part(0));
+    let grad_t = products.fold(first, Flex::float_add);
     Flex::float_reshape(
         Flex::float_swap_dims(grad_t, 0, 1),
         Shape::new([outputs, channels, k, k]),
     )
 }
 
-/// The most values one im2col buffer holds (128 MiB of f32): larger batches are unrolled a
-/// few images at a time and their products summed.
+/// The most values one im2col buffer of a wide layer holds (128 MiB of f32): larger
+/// batches are unrolled a few images at a time, one part after another.
 const MAX_COLUMN_VALUES: usize = 1 << 25;
 
-/// The column values unrolled at a time for a small result (4 MiB of f32).
+/// The column values of one part for a small layer (4 MiB of f32), parts side by side.
 const PART_COLUMN_VALUES: usize = 1 << 20;
 
-/// Results of at least this many values (`C·k·k·O`) keep both cores busy in one product.
+/// Layers whose weights have at least this many values (`C·k·k·O`) keep both cores busy in
+/// one product.
 const WIDE_RESULT_VALUES: usize = 1 << 17;
 
-/// How many column values [`weight_grad`] unrolls at a time for a result of `result`
-/// values. A small result (a CIFAR ResNet's layers: `C·k·k·O` of 2k to 37k) has a long
-/// inner dimension (`B·Ho·Wo`), which one matrix product runs on one core: its batch is
-/// cut into parts of a few images, multiplied side by side from cache (4x faster for
-/// a 16-channel 3x3 layer at batch 64). A wide result is parallel enough on its own.
+/// How many column values [`forward`] and [`weight_grad`] unroll at a time for a layer whose
+/// weights have `result` values (`C·k·k·O`). A small layer (a CIFAR ResNet's: 2k to 37k)
+/// makes products that one core runs alone (the weight gradient's inner dimension is
+/// `B·Ho·Wo`), so its batch is cut into parts of a few images multiplied side by side from
+/// cache (4x faster weight gradient for a 16-channel 3x3 layer at batch 64). A wide layer
+/// (the primary convolutions) is parallel enough in one product, done in as few parts as
+/// the buffer allows.
 fn column_budget(result: usize) -> usize {
     if result >= WIDE_RESULT_VALUES {
         MAX_COLUMN_VALUES
@@ -380,12 +403,17 @@ pub(crate) mod tests {
 
     #[test]
     fn outputs_match_burns_conv2d_also_for_batches_unrolled_in_parts() {
-        // the cases at batch 3, and a batch of 16-channel 32x32 images a part's columns
-        // do not hold
-        let per_image = 16 * 9 * 32 * 32;
-        let large = (16, 5, [32, 32], 3, 1, 1);
-        let runs = CASES.iter().map(|&case| (3, case));
-        for (batch, (c, o, [h, w], k, s, p)) in runs.chain([(PART_COLUMN_VALUES / per_image + 2, large)]) {
+        // the cases at batch 3; a small layer (16 -> 5 channels) over more images than one
+        // part's columns hold; a wide layer (128 -> 128) in one part and in two
+        let small = (16, 5, [32, 32], 3, 1, 1);
+        let wide = (128, 128, [16, 16], 3, 1, 1);
+        const { assert!(128 * 9 * 128 >= WIDE_RESULT_VALUES && 16 * 9 * 5 < WIDE_RESULT_VALUES) };
+        let runs = CASES.iter().map(|&case| (3, case)).chain([
+            (PART_COLUMN_VALUES / (16 * 9 * 32 * 32) + 2, small),
+            (3, wide),
+            (MAX_COLUMN_VALUES / (128 * 9 * 16 * 16) + 2, wide),
+        ]);
+        for (batch, (c, o, [h, w], k, s, p)) in runs {
             let (x, weight) = (random([batch, c, h, w]), random([o, c, k, k]));
             let burns = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options(s, p));
             let burns = (burns.dims(), host(burns));

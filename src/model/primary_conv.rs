@@ -1,9 +1,9 @@
 //! The primary-capsule convolution in two equivalent forms, and the choice between them by
 //! device and batch size. It is most of a training step's work (a 9x9 convolution of 256
 //! channels into 256 in the paper preset), and which form is fastest depends on the
-//! backend: burn's convolution on the CPU for large batches; one gather (im2col) and one
-//! matmul for small CPU batches and for every batch on a GPU, where burn's convolution of
-//! this shape is 6x slower.
+//! backend: the convolution of [`fast_conv`] on the CPU for large batches; one gather
+//! (im2col) and one matmul for small CPU batches and for every batch on a GPU, where burn's
+//! convolution of this shape is 6x slower.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,7 +24,7 @@ pub const FORM_VARIABLE: &str = "SPARSECAPS_PRIMARY_CONV";
 /// How the primary convolution is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrimaryConv {
-    /// The backend's convolution.
+    /// The convolution of [`fast_conv::conv2d_bias`] (its own on the CPU, burn's elsewhere).
     Conv,
     /// The receptive fields gathered with one index select (im2col), then one matmul;
     /// under autodiff the gather's backward is a scatter.

@@ -1,6 +1,6 @@
-//! Unrolling images into columns (im2col) for [`super::fast_conv`]'s weight gradient on
-//! the CPU, every value written once, in parallel, without zeroing the buffer first
-//! ([`super::par_fill`]).
+//! Unrolling images into columns (im2col) for [`super::fast_conv`]'s forward pass and
+//! weight gradient on the CPU, every value written once, in parallel, without zeroing the
+//! buffer first ([`super::par_fill`]).
 
 use std::mem::MaybeUninit;
 
