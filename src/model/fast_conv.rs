@@ -129,17 +129,13 @@ pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize)
         (height + 2 * padding - k) / stride + 1,
         (width + 2 * padding - k) / stride + 1,
     );
-    let shape = ConvShape {
-        batch,
-        channels,
-        height,
-        width,
-        out_h,
-        out_w,
-        kernel: k,
+    let shape = ConvShape::new(
+        [batch, channels, height, width],
+        [out_h, out_w],
+        k,
         stride,
         padding,
-    };
+    );
     let spatial = out_h * out_w;
     let rows = shape.rows();
     let weight = Flex::float_reshape(weight, Shape::new([outputs, rows])).to_contiguous();
@@ -213,17 +209,13 @@ pub fn weight_grad(
     .to_contiguous();
     let grad_values = grad.storage::<f32>();
     let (image_len, grad_len) = (channels * height * width, out_h * out_w * outputs);
-    let shape = ConvShape {
-        batch,
-        channels,
-        height,
-        width,
-        out_h,
-        out_w,
-        kernel: k,
+    let shape = ConvShape::new(
+        [batch, channels, height, width],
+        [out_h, out_w],
+        k,
         stride,
         padding,
-    };
+    );
     // the columns of a few images at a time (at least one image's)
     let images = (column_budget(channels * k * k * outputs) / per_image).clamp(1, batch);
     // [C·k·k, O] of up to `images` images starting at `first`

@@ -31,6 +31,28 @@ pub(super) struct ConvShape {
 }
 
 impl ConvShape {
+    /// The geometry of a convolution of `input` (`[B, C, H, W]`) into `output` positions
+    /// (`[Ho, Wo]`).
+    pub fn new(
+        [batch, channels, height, width]: [usize; 4],
+        [out_h, out_w]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        Self {
+            batch,
+            channels,
+            height,
+            width,
+            out_h,
+            out_w,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
     /// Output positions of the whole batch, `B·Ho·Wo`: the columns of the unrolled input.
     pub fn positions(&self) -> usize {
         self.batch * self.out_h * self.out_w
@@ -115,25 +137,9 @@ pub(super) fn im2col(x: &[f32], s: ConvShape) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    fn shape(
-        batch: usize,
-        channels: usize,
-        [height, width]: [usize; 2],
-        k: usize,
-        stride: usize,
-        padding: usize,
-    ) -> ConvShape {
-        ConvShape {
-            batch,
-            channels,
-            height,
-            width,
-            out_h: (height + 2 * padding - k) / stride + 1,
-            out_w: (width + 2 * padding - k) / stride + 1,
-            kernel: k,
-            stride,
-            padding,
-        }
+    fn shape(batch: usize, channels: usize, [h, w]: [usize; 2], k: usize, s: usize, p: usize) -> ConvShape {
+        let out = [(h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1];
+        ConvShape::new([batch, channels, h, w], out, k, s, p)
     }
 
     #[test]
