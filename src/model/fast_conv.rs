@@ -120,30 +120,20 @@ impl<C: CheckpointStrategy> Im2colConv for Autodiff<Flex, C> {
 pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
     let [batch, channels, height, width] = dims4(&x);
     let [outputs, inputs, k, kw] = dims4(&weight);
-    let fits = k > 0 && k <= height + 2 * padding && k <= width + 2 * padding && stride > 0;
-    let ours = fits && k == kw && inputs == channels && x.dtype() == DType::F32;
-    if !ours || weight.dtype() != DType::F32 || batch == 0 || outputs == 0 || channels == 0 {
+    let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
+    let ours = f32s && k == kw && inputs == channels && batch > 0 && outputs > 0 && channels > 0;
+    let shape = ConvShape::of([batch, channels, height, width], k, stride, padding);
+    let Some(shape) = shape.filter(|_| ours) else {
         return Flex::conv2d(x, weight, None, options(stride, padding));
-    }
-    let (out_h, out_w) = (
-        (height + 2 * padding - k) / stride + 1,
-        (width + 2 * padding - k) / stride + 1,
-    );
-    let shape = ConvShape::new(
-        [batch, channels, height, width],
-        [out_h, out_w],
-        k,
-        stride,
-        padding,
-    );
+    };
+    let (out_h, out_w) = (shape.out_h, shape.out_w);
     let spatial = out_h * out_w;
     let rows = shape.rows();
     let weight = Flex::float_reshape(weight, Shape::new([outputs, rows])).to_contiguous();
     let x = x.to_contiguous();
     let x_values = x.storage::<f32>();
     let image_len = channels * height * width;
-    let result = rows * outputs;
-    let images = (column_budget(result) / (rows * spatial)).clamp(1, batch);
+    let Parts { images, side_by_side } = Parts::of(shape, outputs);
     let image_out = outputs * spatial;
     // the output of images `first..first + n`: [O, C·k·k] x [C·k·k, n·Ho·Wo], written as
     // [n, O, Ho·Wo]
@@ -163,13 +153,8 @@ pub fn forward(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize)
             }
         }
     };
-    // small results: the parts side by side; wide ones: one after another (each product is
-    // parallel on its own, and only one part's columns are alive at a time)
-    let chunk_images = if result >= WIDE_RESULT_VALUES {
-        batch
-    } else {
-        images
-    };
+    // one chunk per part side by side, or one chunk doing the parts one after another
+    let chunk_images = if side_by_side { images } else { batch };
     let fill = |chunk: usize, dst: &mut [MaybeUninit<f32>]| {
         for (i, part_dst) in dst.chunks_mut(images * image_out).enumerate() {
             part(chunk * chunk_images + i * images, part_dst);
@@ -216,8 +201,7 @@ pub fn weight_grad(
         stride,
         padding,
     );
-    // the columns of a few images at a time (at least one image's)
-    let images = (column_budget(channels * k * k * outputs) / per_image).clamp(1, batch);
+    let Parts { images, side_by_side } = Parts::of(shape, outputs);
     // [C·k·k, O] of up to `images` images starting at `first`
     let part = |first: usize| {
         let n = images.min(batch - first);
@@ -226,24 +210,23 @@ pub fn weight_grad(
             shape.with_batch(n),
         );
         let positions = n * out_h * out_w;
-        let cols = FlexTensor::from_data(TensorData::new(cols, [channels * k * k, positions]));
+        let cols = FlexTensor::from_data(TensorData::new(cols, [shape.rows(), positions]));
         let rows = grad_values[first * grad_len..(first + n) * grad_len].to_vec();
         let rows = FlexTensor::from_data(TensorData::new(rows, [positions, outputs]));
         Flex::float_matmul(cols, rows)
     };
     let starts: Vec<usize> = (0..batch).step_by(images).collect();
-    // small results: the parts side by side (a product with a long inner dimension, B·Ho·Wo,
-    // and a small result runs on one core); wide ones: one after another, so that only one
-    // part's columns are alive at a time. Summed in the parts' order either way.
-    let products: Vec<FlexTensor> = if channels * k * k * outputs >= WIDE_RESULT_VALUES {
-        starts.into_iter().map(part).collect()
-    } else {
+    let products: Vec<FlexTensor> = if side_by_side {
         starts.into_par_iter().map(part).collect()
+    } else {
+        starts.into_iter().map(part).collect()
     };
-    let mut products = products.into_iter();
-    // batch >= 1: there is at least one part, and `part(0)` is never called
-    let first = products.next().unwrap_or_else(|| part(0));
-    let grad_t = products.fold(first, Flex::float_add);
+    // summed in the parts' order; batch >= 1, so there is at least one part and `part(0)`
+    // is never called
+    let grad_t = products
+        .into_iter()
+        .reduce(Flex::float_add)
+        .unwrap_or_else(|| part(0));
     Flex::float_reshape(
         Flex::float_swap_dims(grad_t, 0, 1),
         Shape::new([outputs, channels, k, k]),
@@ -261,18 +244,38 @@ const PART_COLUMN_VALUES: usize = 1 << 20;
 /// one product.
 const WIDE_RESULT_VALUES: usize = 1 << 17;
 
-/// How many column values [`forward`] and [`weight_grad`] unroll at a time for a layer whose
-/// weights have `result` values (`C·k·k·O`). A small layer (a CIFAR ResNet's: 2k to 37k)
+/// How [`forward`] and [`weight_grad`] unroll a layer's batch: so many images per part,
+/// the parts side by side or one after another.
+///
+/// A small layer (`C·k·k·O` under [`WIDE_RESULT_VALUES`]; a CIFAR ResNet's: 2k to 37k)
 /// makes products that one core runs alone (the weight gradient's inner dimension is
-/// `B·Ho·Wo`), so its batch is cut into parts of a few images multiplied side by side from
-/// cache (4x faster weight gradient for a 16-channel 3x3 layer at batch 64). A wide layer
-/// (the primary convolutions) is parallel enough in one product, done in as few parts as
-/// the buffer allows.
-fn column_budget(result: usize) -> usize {
-    if result >= WIDE_RESULT_VALUES {
-        MAX_COLUMN_VALUES
-    } else {
-        PART_COLUMN_VALUES
+/// `B·Ho·Wo`), so its batch is cut into parts of [`PART_COLUMN_VALUES`] multiplied side by
+/// side from cache (4x faster weight gradient for a 16-channel 3x3 layer at batch 64). A
+/// wide layer (the primary convolutions) is parallel enough in one product: as few parts as
+/// [`MAX_COLUMN_VALUES`] allows, one after another, so that only one part's columns are
+/// alive at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts {
+    /// Images per part (at least one; the last part may hold fewer).
+    images: usize,
+    /// Whether the parts run side by side.
+    side_by_side: bool,
+}
+
+impl Parts {
+    /// The parts of `shape`'s batch for a layer of `outputs` filters.
+    fn of(shape: ConvShape, outputs: usize) -> Self {
+        let side_by_side = shape.rows() * outputs < WIDE_RESULT_VALUES;
+        let budget = if side_by_side {
+            PART_COLUMN_VALUES
+        } else {
+            MAX_COLUMN_VALUES
+        };
+        let per_image = shape.rows() * shape.out_h * shape.out_w;
+        Self {
+            images: (budget / per_image.max(1)).clamp(1, shape.batch.max(1)),
+            side_by_side,
+        }
     }
 }
 
@@ -467,8 +470,14 @@ pub(crate) mod tests {
         let (c, k, size) = (64, 3, 9);
         let per_image = c * k * k * size * size;
         for outputs in [2, 256] {
-            let budget = column_budget(c * k * k * outputs);
+            let budget = if outputs == 2 {
+                PART_COLUMN_VALUES
+            } else {
+                MAX_COLUMN_VALUES
+            };
             let batch = budget / per_image + 3;
+            let at = ConvShape::new([batch, c, size, size], [size, size], k, 1, 1);
+            assert_eq!(Parts::of(at, outputs).side_by_side, outputs == 2);
             let x = random([batch, c, size, size]);
             let w = random([outputs, c, k, k]);
             let bias: Tensor<1> = random([1, 1, 1, outputs]).reshape([outputs]);

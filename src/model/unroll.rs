@@ -53,6 +53,28 @@ impl ConvShape {
         }
     }
 
+    /// The geometry of a convolution of `input` (`[B, C, H, W]`) with a `kernel` side
+    /// kernel; `None` when the kernel or the stride is 0, or the kernel is larger than the
+    /// padded input.
+    pub fn of(input: [usize; 4], kernel: usize, stride: usize, padding: usize) -> Option<Self> {
+        if kernel == 0 || stride == 0 {
+            return None;
+        }
+        let [_, _, height, width] = input;
+        let side = |n: usize| {
+            (n + 2 * padding)
+                .checked_sub(kernel)
+                .map(|span| span / stride + 1)
+        };
+        Some(Self::new(
+            input,
+            [side(height)?, side(width)?],
+            kernel,
+            stride,
+            padding,
+        ))
+    }
+
     /// Output positions of the whole batch, `B·Ho·Wo`: the columns of the unrolled input.
     pub fn positions(&self) -> usize {
         self.batch * self.out_h * self.out_w
@@ -137,17 +159,12 @@ pub(super) fn im2col(x: &[f32], s: ConvShape) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    fn shape(batch: usize, channels: usize, [h, w]: [usize; 2], k: usize, s: usize, p: usize) -> ConvShape {
-        let out = [(h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1];
-        ConvShape::new([batch, channels, h, w], out, k, s, p)
-    }
-
     #[test]
     fn columns_hold_each_window_with_zeros_outside_the_image() {
         // one 2x3 image, 2x2 kernel, padding 1, stride 2: windows whose top left corners
         // are at rows -1, 1 and columns -1, 1
         let x = [1., 2., 3., 4., 5., 6.];
-        let s = shape(1, 1, [2, 3], 2, 2, 1);
+        let s = ConvShape::of([1, 1, 2, 3], 2, 2, 1).expect("a 2x2 kernel fits");
         assert_eq!((s.out_h, s.out_w), (2, 2));
         #[rustfmt::skip]
         let expected = [
@@ -157,5 +174,14 @@ mod tests {
             1., 3., 0., 0., // (1, 1)
         ];
         assert_eq!(im2col(&x, s), expected);
+    }
+
+    #[test]
+    fn shapes_need_a_kernel_that_fits_the_padded_input() {
+        let s = ConvShape::of([2, 3, 7, 10], 3, 2, 1).expect("fits");
+        assert_eq!((s.out_h, s.out_w), (4, 5));
+        assert_eq!(ConvShape::of([1, 1, 4, 9], 7, 1, 1), None, "7 > 4 + 2");
+        assert_eq!(ConvShape::of([1, 1, 4, 4], 0, 1, 0), None, "kernel 0");
+        assert_eq!(ConvShape::of([1, 1, 4, 4], 3, 0, 0), None, "stride 0");
     }
 }
